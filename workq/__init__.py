@@ -1,0 +1,33 @@
+"""workq: Redis-backed background jobs, wire-compatible with gocraft/work."""
+
+from workq.enqueuer import Enqueuer
+from workq.errors import (
+    ArgError,
+    ConnectionFailed,
+    MalformedJob,
+    NotDeleted,
+    NotRetried,
+    Retry,
+    WorkqError,
+)
+from workq.handler import JobHandler, JobOptions
+from workq.job import DeadJob, Job, RetryJob, ScheduledJob
+from workq.worker_pool import WorkerPool
+
+__all__ = [
+    "ArgError",
+    "ConnectionFailed",
+    "DeadJob",
+    "Enqueuer",
+    "Job",
+    "JobHandler",
+    "JobOptions",
+    "MalformedJob",
+    "NotDeleted",
+    "NotRetried",
+    "Retry",
+    "RetryJob",
+    "ScheduledJob",
+    "WorkerPool",
+    "WorkqError",
+]

@@ -1,0 +1,37 @@
+"""The exception hierarchy: everything workq raises on purpose derives from `WorkqError`."""
+
+from __future__ import annotations
+
+
+class WorkqError(Exception):
+    """Base class of workq's own errors."""
+
+
+class ConnectionFailed(WorkqError):
+    """Redis could not be reached or dropped the connection; the operation may be retried."""
+
+
+class MalformedJob(WorkqError, ValueError):
+    """Bytes found where a job should be are not a valid job (bad JSON, missing or mistyped fields)."""
+
+
+class ArgError(WorkqError, ValueError):
+    """A job argument is missing or of the wrong type (returned by `Job.arg_error()`)."""
+
+
+class NotDeleted(WorkqError):
+    """Nothing matched the job to delete."""
+
+
+class NotRetried(WorkqError):
+    """Nothing matched the job to retry."""
+
+
+class Retry(Exception):
+    """Raise from a handler to run the job again in `in_seconds` without counting a failure."""
+
+    def __init__(self, in_seconds: float = 0) -> None:
+        if in_seconds < 0:
+            raise ValueError(f"Retry(in_seconds={in_seconds}): the delay cannot be negative")
+        super().__init__(f"retry in {in_seconds} s")
+        self.in_seconds = in_seconds

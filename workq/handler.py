@@ -1,0 +1,86 @@
+"""A registered job: its options (gocraft/work's JobOptions) and the decorated handler users keep calling."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from workq.backoff import Backoff
+from workq.job import Job, ScheduledJob
+
+if TYPE_CHECKING:
+    from workq.enqueuer import Enqueuer
+
+MAX_PRIORITY = 100_000
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a job name is fetched, limited and retried; validated when the job is registered."""
+
+    priority: int = 1
+    max_fails: int = 4
+    skip_dead: bool = False
+    max_concurrency: int = 0
+    backoff: Backoff | None = None
+    timeout: float = 0
+
+    def __post_init__(self) -> None:
+        _check_int("priority", self.priority, 1, MAX_PRIORITY)
+        _check_int("max_fails", self.max_fails, 1, None)
+        _check_int("max_concurrency", self.max_concurrency, 0, None)
+        if not isinstance(self.skip_dead, bool):
+            raise TypeError(f"skip_dead must be a bool, got {type(self.skip_dead).__name__}")
+        if self.backoff is not None and not callable(self.backoff):
+            raise TypeError("backoff must be a callable taking the job and returning seconds")
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or self.timeout < 0:
+            raise ValueError(f"timeout must be a number of seconds >= 0 (0 = none), got {self.timeout!r}")
+
+
+def _check_int(option: str, value: object, low: int, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{option} must be an int, got {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        limit = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{option} must be {limit}, got {value}")
+
+
+def check_handler(name: str, fn: object) -> Callable[[Job], object]:
+    """A handler is called as `fn(job)`; refuse at registration anything that cannot be."""
+    if not callable(fn):
+        raise TypeError(f"handler for job {name!r} must be callable, got {type(fn).__name__}")
+    try:
+        inspect.signature(fn).bind(Job(name=name))
+    except TypeError as exc:
+        raise TypeError(f"handler for job {name!r} must accept one argument, the Job: {exc}") from None
+    except ValueError:
+        pass  # builtins without a signature: trust them
+    return fn
+
+
+class JobHandler:
+    """What `@pool.job(...)` returns: still the plain function, plus `.enqueue(**args)` and `.enqueue_in`."""
+
+    def __init__(
+        self, name: str, fn: Callable[[Job], object], options: JobOptions, enqueuer: Callable[[], Enqueuer]
+    ) -> None:
+        functools.update_wrapper(self, fn)
+        self.name = name
+        self.fn = fn
+        self.options = options
+        self._enqueuer = enqueuer
+
+    def __call__(self, job: Job) -> Any:
+        return self.fn(job)
+
+    def enqueue(self, **args: Any) -> Job:
+        return self._enqueuer().enqueue(self.name, args)
+
+    def enqueue_in(self, seconds: float, **args: Any) -> ScheduledJob:
+        return self._enqueuer().enqueue_in(self.name, seconds, args)
+
+    def __repr__(self) -> str:
+        return f"<workq job {self.name!r} → {getattr(self.fn, '__qualname__', self.fn)!r}>"

@@ -1,0 +1,79 @@
+"""Every Redis key of a namespace, named as gocraft/work names them (see docs/wire-format.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def key_prefix(namespace: str) -> str:
+    """`ns` → `ns:`; an empty namespace or one already ending in `:` is used as is."""
+    if namespace == "" or namespace.endswith(":"):
+        return namespace
+    return namespace + ":"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key builder for one namespace. A namespace in braces (`{app}`) puts every key in one cluster slot."""
+
+    namespace: str
+
+    @property
+    def prefix(self) -> str:
+        return key_prefix(self.namespace)
+
+    def queue(self, job_name: str) -> str:
+        return f"{self.prefix}jobs:{job_name}"
+
+    @property
+    def queue_prefix(self) -> str:
+        """Prefix of every queue key; a queue key minus this prefix is its job name."""
+        return f"{self.prefix}jobs:"
+
+    def in_progress(self, job_name: str, pool_id: str) -> str:
+        return f"{self.prefix}jobs:{job_name}:{pool_id}:inprogress"
+
+    def paused(self, job_name: str) -> str:
+        return f"{self.prefix}jobs:{job_name}:paused"
+
+    def lock(self, job_name: str) -> str:
+        return f"{self.prefix}jobs:{job_name}:lock"
+
+    def lock_info(self, job_name: str) -> str:
+        return f"{self.prefix}jobs:{job_name}:lock_info"
+
+    def max_concurrency(self, job_name: str) -> str:
+        return f"{self.prefix}jobs:{job_name}:max_concurrency"
+
+    @property
+    def retry(self) -> str:
+        return f"{self.prefix}retry"
+
+    @property
+    def scheduled(self) -> str:
+        return f"{self.prefix}scheduled"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}dead"
+
+    @property
+    def known_jobs(self) -> str:
+        return f"{self.prefix}known_jobs"
+
+    @property
+    def worker_pools(self) -> str:
+        return f"{self.prefix}worker_pools"
+
+    def worker_pool(self, pool_id: str) -> str:
+        return f"{self.prefix}worker_pools:{pool_id}"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}worker:{worker_id}"
+
+    def unique(self, job_name: str, key_json: str) -> str:
+        return f"{self.prefix}unique:{job_name}:{key_json}"
+
+    @property
+    def last_periodic_enqueue(self) -> str:
+        return f"{self.prefix}last_periodic_enqueue"

@@ -1,0 +1,61 @@
+"""Requeuer: moves due retry and scheduled jobs back to their queues, with `t` reset to now."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import cast
+
+from redis import Redis
+
+from workq.errors import MalformedJob
+from workq.job import Job, check_job_name, malformed_job_record
+from workq.keys import Keys
+from workq.scripts import Scripts
+
+logger = logging.getLogger("workq")
+
+BATCH = 100
+
+
+class Requeuer:
+    """Moves every due member of the retry and scheduled sets, whatever its job name (gocraft fix: never drops
+    names this pool does not handle). Safe to run in every pool at once: each member moves exactly once."""
+
+    def __init__(self, client: Redis, keys: Keys, scripts: Scripts, clock: Callable[[], float]) -> None:
+        self._client = client
+        self._keys = keys
+        self._scripts = scripts
+        self._clock = clock
+
+    def requeue_due(self) -> int:
+        """Move what is due now; returns how many jobs moved."""
+        return sum(self._drain_set(zset) for zset in (self._keys.retry, self._keys.scheduled))
+
+    def _drain_set(self, zset: str) -> int:
+        moved = 0
+        while True:
+            now = int(self._clock())
+            members = cast(list[bytes], self._client.zrangebyscore(zset, "-inf", now, start=0, num=BATCH))
+            if not members:
+                return moved
+            keys: list[str] = [zset]
+            args: list[str | bytes | int] = [now]
+            for member in members:
+                destination, filed, kind = self._destination(zset, member, now)
+                keys.append(destination)
+                args.extend((member, filed, kind))
+            moved += int(self._scripts.requeue(keys=keys, args=args))
+            if len(members) < BATCH:
+                return moved
+
+    def _destination(self, zset: str, member: bytes, now: int) -> tuple[str, str | bytes, str]:
+        try:
+            job = Job.from_json(member)
+            check_job_name(job.name)
+        except (MalformedJob, ValueError, TypeError) as exc:
+            reason = f"malformed job in {zset}: {exc}"
+            logger.error("%s; moved to the dead queue: %r", reason, member[:200])
+            return self._keys.dead, malformed_job_record("unknown", member, reason, now).to_json(), "dead"
+        job.enqueued_at = now
+        return self._keys.queue(job.name), job.to_json(), "queue"

@@ -1,0 +1,24 @@
+"""The Lua scripts, one per atomic operation, registered on a client (EVALSHA with a NOSCRIPT fallback)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from redis import Redis
+from redis.commands.core import Script
+
+
+def _source(name: str) -> str:
+    return resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Scripts:
+    fetch: Script
+    ack: Script
+    requeue: Script
+
+    @classmethod
+    def register(cls, client: Redis) -> Scripts:
+        return cls(**{name: client.register_script(_source(name)) for name in cls.__dataclass_fields__})

@@ -1,0 +1,21 @@
+-- fetch: take the next job for this pool, trying job names in the given (priority-sampled) order.
+-- KEYS: for each job name, six keys: queue, this pool's in-progress list, paused flag, lock (jobs of the name
+--       in flight across pools), lock_info (per-pool in-flight hash), max_concurrency (cap; 0 or missing = none)
+-- ARGV[1]: pool id
+-- Returns {job bytes, 1-based index of the job name's group}, or false when nothing can be fetched.
+local pool_id = ARGV[1]
+for group = 1, #KEYS / 6 do
+  local base = (group - 1) * 6
+  local queue = KEYS[base + 1]
+  if redis.call('llen', queue) > 0 and redis.call('exists', KEYS[base + 3]) == 0 then
+    local cap = tonumber(redis.call('get', KEYS[base + 6]) or '0') or 0
+    local running = tonumber(redis.call('get', KEYS[base + 4]) or '0') or 0
+    if cap <= 0 or running < cap then
+      local payload = redis.call('rpoplpush', queue, KEYS[base + 2])
+      redis.call('incr', KEYS[base + 4])
+      redis.call('hincrby', KEYS[base + 5], pool_id, 1)
+      return {payload, group}
+    end
+  end
+end
+return false

@@ -1,0 +1,242 @@
+"""One worker thread: fetch → middleware chain → ack, retry, reschedule or dead; never dies on a bad job."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from redis import Redis
+
+from workq.backoff import default_backoff
+from workq.connection import REDIS_FAULTS
+from workq.errors import MalformedJob, Retry
+from workq.handler import JobOptions
+from workq.job import Job, malformed_job_record
+from workq.keys import Keys
+from workq.priority_sampler import PrioritySampler
+from workq.scripts import Scripts
+
+logger = logging.getLogger("workq")
+
+IDLE_WAITS = (0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""Seconds an idle worker waits after each consecutive empty fetch: quick to notice work, cheap when idle."""
+
+ACK_GIVE_UP_WHEN_STOPPING = 10.0
+"""While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A job name as one pool runs it: its chain, options and the Redis keys its fetch and ack touch."""
+
+    name: str
+    chain: Callable[[Job], None]
+    options: JobOptions
+    queue_key: str
+    in_progress_key: str
+    lock_key: str
+    lock_info_key: str
+    fetch_keys: tuple[str, ...]
+
+    @classmethod
+    def build(
+        cls, keys: Keys, pool_id: str, name: str, chain: Callable[[Job], None], options: JobOptions
+    ) -> Registration:
+        queue = keys.queue(name)
+        in_progress = keys.in_progress(name, pool_id)
+        lock, lock_info = keys.lock(name), keys.lock_info(name)
+        return cls(
+            name=name,
+            chain=chain,
+            options=options,
+            queue_key=queue,
+            in_progress_key=in_progress,
+            lock_key=lock,
+            lock_info_key=lock_info,
+            fetch_keys=(queue, in_progress, keys.paused(name), lock, lock_info, keys.max_concurrency(name)),
+        )
+
+
+class InFlight:
+    """Counts workers between the start of a fetch and the end of its ack, so `drain()` cannot miss a job."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._count -= 1
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What every worker thread of one pool shares."""
+
+    client: Redis
+    keys: Keys
+    scripts: Scripts
+    pool_id: str
+    registrations: Mapping[str, Registration]
+    sampler: PrioritySampler[Registration]
+    clock: Callable[[], float]
+    rng: random.Random
+    stopping: threading.Event
+    in_flight: InFlight
+
+
+class Worker:
+    """Runs jobs one at a time until the pool starts stopping; the job in hand is always finished first."""
+
+    def __init__(self, worker_id: str, context: WorkerContext) -> None:
+        self.worker_id = worker_id
+        self._context = context
+
+    def run(self) -> None:
+        context = self._context
+        idle_round = 0
+        while not context.stopping.is_set():
+            try:
+                with context.in_flight:
+                    fetched = self._fetch()
+                    if fetched is not None:
+                        self._process(*fetched)
+            except REDIS_FAULTS as exc:
+                logger.warning("worker %s: Redis unavailable (%s); retrying", self.worker_id, exc)
+                fetched = None
+                idle_round = len(IDLE_WAITS) - 1
+            except Exception:
+                logger.exception("worker %s: unexpected error; continuing", self.worker_id)
+                fetched = None
+            if fetched is None:
+                context.stopping.wait(IDLE_WAITS[min(idle_round, len(IDLE_WAITS) - 1)])
+                idle_round += 1
+            else:
+                idle_round = 0
+
+    def _fetch(self) -> tuple[bytes, Registration] | None:
+        context = self._context
+        order = context.sampler.sample()
+        keys = [key for registration in order for key in registration.fetch_keys]
+        result = context.scripts.fetch(keys=keys, args=[context.pool_id])
+        if not result:
+            return None
+        payload, group = result
+        return _as_bytes(payload), order[int(group) - 1]
+
+    def _process(self, payload: bytes, registration: Registration) -> None:
+        try:
+            job = Job.from_json(payload)
+        except MalformedJob as exc:
+            self._bury_malformed(payload, registration, exc)
+            return
+        try:
+            registration.chain(job)
+        except Retry as retry:
+            run_at = math.ceil(self._context.clock() + retry.in_seconds)
+            self._ack(registration, payload, self._context.keys.scheduled, run_at, job.to_json())
+        except (KeyboardInterrupt, SystemExit) as exc:
+            logger.error(
+                "job %s %s raised %s: returning it to its queue and stopping the pool",
+                job.name,
+                job.id,
+                type(exc).__name__,
+            )
+            self._ack(registration, payload, registration.queue_key, None, payload)
+            self._context.stopping.set()
+        except BaseException as exc:
+            self._failed(job, payload, registration, exc)
+        else:
+            self._ack(registration, payload)
+
+    def _failed(self, job: Job, payload: bytes, registration: Registration, exc: BaseException) -> None:
+        context, options = self._context, registration.options
+        now = int(context.clock())
+        job.fails += 1
+        job.last_err = _describe(exc)
+        job.failed_at = now
+        attempt = f"job {job.name} {job.id} failed (fails={job.fails}, max_fails={options.max_fails})"
+        if job.fails < options.max_fails:
+            delay = self._backoff(job, options)
+            logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
+            self._ack(registration, payload, context.keys.retry, now + delay, job.to_json())
+        elif options.skip_dead:
+            logger.error("%s; out of retries, discarded (skip_dead)", attempt, exc_info=exc)
+            self._ack(registration, payload)
+        else:
+            logger.error("%s; out of retries, moved to the dead queue", attempt, exc_info=exc)
+            self._ack(registration, payload, context.keys.dead, now, job.to_json())
+
+    def _backoff(self, job: Job, options: JobOptions) -> int:
+        if options.backoff is None:
+            return default_backoff(job, self._context.rng)
+        try:
+            delay = options.backoff(job)
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0:
+                raise TypeError(f"backoff returned {delay!r}, not seconds >= 0")
+            return math.ceil(delay)
+        except Exception:
+            logger.exception("backoff for job %s failed; using the default", job.name)
+            return default_backoff(job, self._context.rng)
+
+    def _bury_malformed(self, payload: bytes, registration: Registration, exc: MalformedJob) -> None:
+        now = int(self._context.clock())
+        reason = f"malformed job payload in queue {registration.name}: {exc}"
+        logger.error("%s; moved to the dead queue: %r", reason, payload[:200])
+        dead = malformed_job_record(registration.name, payload, reason, now)
+        self._ack(registration, payload, self._context.keys.dead, now, dead.to_json())
+
+    def _ack(
+        self,
+        registration: Registration,
+        payload: bytes,
+        destination: str | None = None,
+        score: int | None = None,
+        filed: str | bytes = "",
+    ) -> None:
+        """Finish the job in one script call, retrying through Redis faults (the job stays in progress meanwhile)."""
+        context = self._context
+        keys = [registration.in_progress_key, registration.lock_key, registration.lock_info_key]
+        if destination is not None:
+            keys.append(destination)
+        args = [context.pool_id, payload, "" if score is None else score, filed]
+        wait, waited = 0.05, 0.0
+        while True:
+            try:
+                context.scripts.ack(keys=keys, args=args)
+                return
+            except REDIS_FAULTS as exc:
+                if context.stopping.is_set() and waited >= ACK_GIVE_UP_WHEN_STOPPING:
+                    logger.error(
+                        "could not finish job in %s (%s); it stays in progress for recovery",
+                        registration.in_progress_key,
+                        exc,
+                    )
+                    return
+                logger.warning("could not finish a %s job (%s); retrying in %.2f s", registration.name, exc, wait)
+                time.sleep(wait)
+                waited += wait
+                wait = min(wait * 2, 2.0)
+
+
+def _as_bytes(payload: bytes | str) -> bytes:
+    return payload if isinstance(payload, bytes) else payload.encode("utf-8")
+
+
+def _describe(exc: BaseException) -> str:
+    """The error text stored in `err`: the exception's one-line summary, as gocraft stores `err.Error()`."""
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()

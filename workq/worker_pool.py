@@ -1,0 +1,306 @@
+"""WorkerPool: job registration and options, and the lifecycle of its worker threads and background loops."""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import overload
+
+from redis import Redis
+
+from workq.background import BackgroundLoop
+from workq.backoff import Backoff
+from workq.connection import resolve_namespace, resolve_redis, translated_faults
+from workq.enqueuer import Enqueuer
+from workq.errors import WorkqError
+from workq.handler import JobHandler, JobOptions, check_handler
+from workq.job import Job, check_job_name
+from workq.keys import Keys
+from workq.middleware import Middleware, build_chain
+from workq.priority_sampler import PrioritySampler
+from workq.requeuer import Requeuer
+from workq.scripts import Scripts
+from workq.worker import InFlight, Registration, Worker, WorkerContext
+
+logger = logging.getLogger("workq")
+
+REQUEUE_INTERVAL = 1.0
+DRAIN_POLL = 0.05
+
+HandlerFn = Callable[[Job], object]
+
+
+class WorkerPool:
+    """`concurrency` threads running the registered jobs of one namespace.
+
+    Register jobs with `@pool.job(...)` and middlewares with `@pool.middleware`, then `start()` (or `with pool:`).
+    """
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        redis: Redis | str | None = None,
+        concurrency: int = 10,
+        *,
+        heartbeat_interval: float = 5.0,
+        dead_after: float | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._namespace = namespace
+        self._redis_arg = redis
+        self._client: Redis | None = None
+        self._enqueuer: Enqueuer | None = None
+        self.concurrency = _positive_int("concurrency", concurrency)
+        if heartbeat_interval <= 0:
+            raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.dead_after = float(dead_after) if dead_after is not None else max(60.0, 12 * self.heartbeat_interval)
+        if self.dead_after <= 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"dead_after ({self.dead_after} s) must exceed twice heartbeat_interval ({self.heartbeat_interval} s)"
+            )
+        self.pool_id = secrets.token_hex(12)
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._handlers: dict[str, JobHandler] = {}
+        self._middlewares: list[Middleware] = []
+        self._stopping = threading.Event()
+        self._in_flight = InFlight()
+        self._threads: list[threading.Thread] = []
+        self._loops: list[BackgroundLoop] = []
+        self._started = False
+
+    # --- configuration -------------------------------------------------------------------------------------
+
+    def configure(
+        self, *, namespace: str | None = None, redis: Redis | str | None = None, concurrency: int | None = None
+    ) -> None:
+        """Override connection settings before `start()` (what `workq worker --redis-url ...` does)."""
+        self._refuse_if_started("configure")
+        if namespace is not None:
+            self._namespace = namespace
+        if redis is not None:
+            self._redis_arg = redis
+            self._client = None
+            self._enqueuer = None
+        if concurrency is not None:
+            self.concurrency = _positive_int("concurrency", concurrency)
+
+    @property
+    def namespace(self) -> str:
+        return resolve_namespace(self._namespace)
+
+    @property
+    def redis(self) -> Redis:
+        if self._client is None:
+            self._client = resolve_redis(self._redis_arg)
+        return self._client
+
+    @property
+    def enqueuer(self) -> Enqueuer:
+        """An Enqueuer on the pool's namespace and connection, used by `handler.enqueue(...)`."""
+        if self._enqueuer is None or self._enqueuer.namespace != self.namespace:
+            self._enqueuer = Enqueuer(self.namespace, self.redis, clock=self._clock)
+        return self._enqueuer
+
+    @property
+    def job_names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    @overload
+    def job(
+        self,
+        name: str,
+        fn: None = None,
+        *,
+        priority: int = ...,
+        max_fails: int = ...,
+        skip_dead: bool = ...,
+        max_concurrency: int = ...,
+        backoff: Backoff | None = ...,
+        timeout: float = ...,
+    ) -> Callable[[HandlerFn], JobHandler]: ...
+
+    @overload
+    def job(
+        self,
+        name: str,
+        fn: HandlerFn,
+        *,
+        priority: int = ...,
+        max_fails: int = ...,
+        skip_dead: bool = ...,
+        max_concurrency: int = ...,
+        backoff: Backoff | None = ...,
+        timeout: float = ...,
+    ) -> JobHandler: ...
+
+    def job(
+        self,
+        name: str,
+        fn: HandlerFn | None = None,
+        *,
+        priority: int = 1,
+        max_fails: int = 4,
+        skip_dead: bool = False,
+        max_concurrency: int = 0,
+        backoff: Backoff | None = None,
+        timeout: float = 0,
+    ) -> JobHandler | Callable[[HandlerFn], JobHandler]:
+        """Register `fn` as the handler of `name`, or return a decorator that does when `fn` is omitted."""
+        check_job_name(name)
+        options = JobOptions(
+            priority=priority,
+            max_fails=max_fails,
+            skip_dead=skip_dead,
+            max_concurrency=max_concurrency,
+            backoff=backoff,
+            timeout=timeout,
+        )
+
+        def register(handler_fn: HandlerFn) -> JobHandler:
+            self._refuse_if_started("register a job")
+            if name in self._handlers:
+                raise ValueError(f"job {name!r} is already registered on this pool")
+            handler = JobHandler(name, check_handler(name, handler_fn), options, lambda: self.enqueuer)
+            self._handlers[name] = handler
+            return handler
+
+        return register if fn is None else register(fn)
+
+    def middleware(self, fn: Middleware) -> Middleware:
+        """Add `fn(job, next)` to the chain; middlewares run in registration order before the handler."""
+        self._refuse_if_started("add a middleware")
+        if not callable(fn):
+            raise TypeError(f"a middleware must be callable as fn(job, next), got {type(fn).__name__}")
+        self._middlewares.append(fn)
+        return fn
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker threads and background loops; returns at once. Raises `ConnectionFailed` if Redis
+        cannot be reached."""
+        self._refuse_if_started("start")
+        if not self._handlers:
+            raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
+        client, keys = self.redis, Keys(self.namespace)
+        scripts = Scripts.register(client)
+        registrations = {
+            name: Registration.build(keys, self.pool_id, name, build_chain(self._middlewares, handler), handler.options)
+            for name, handler in self._handlers.items()
+        }
+        self._announce(client, keys)
+        self._stopping.clear()
+        context = WorkerContext(
+            client=client,
+            keys=keys,
+            scripts=scripts,
+            pool_id=self.pool_id,
+            registrations=registrations,
+            sampler=PrioritySampler([(r, r.options.priority) for r in registrations.values()], self._rng),
+            clock=self._clock,
+            rng=self._rng,
+            stopping=self._stopping,
+            in_flight=self._in_flight,
+        )
+        self._threads = []
+        for index in range(self.concurrency):
+            worker = Worker(secrets.token_hex(12), context)
+            thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        requeuer = Requeuer(client, keys, scripts, self._clock)
+        self._loops = [BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeuer.requeue_due, rng=self._rng)]
+        for loop in self._loops:
+            loop.start()
+        self._started = True
+        logger.info(
+            "worker pool %s started: namespace=%r concurrency=%d jobs=%s",
+            self.pool_id,
+            self.namespace,
+            self.concurrency,
+            ",".join(self.job_names),
+        )
+
+    def _announce(self, client: Redis, keys: Keys) -> None:
+        """Record this pool's job names and their concurrency caps, as gocraft/work pools do at start."""
+        pipe = client.pipeline(transaction=False)
+        pipe.sadd(keys.known_jobs, *self._handlers)
+        for name, handler in self._handlers.items():
+            pipe.set(keys.max_concurrency(name), handler.options.max_concurrency)
+        with translated_faults(client):
+            pipe.execute()
+
+    def request_stop(self) -> None:
+        """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def wait_for_stop_request(self, timeout: float | None = None) -> bool:
+        """Block until `request_stop()` (or a handler raising SystemExit/KeyboardInterrupt); True if requested."""
+        return self._stopping.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop fetching, let every in-flight job finish, stop the background loops; returns when done."""
+        if not self._started:
+            return
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join()
+        for loop in self._loops:
+            loop.stop()
+        self._threads, self._loops, self._started = [], [], False
+        logger.info("worker pool %s stopped: jobs=%s", self.pool_id, ",".join(self.job_names))
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Return once this pool's queues are empty and no job is in flight; `TimeoutError` after `timeout` s.
+
+        Jobs waiting in the retry or scheduled sets are not waited for.
+        """
+        if not self._started:
+            raise WorkqError("drain() needs a started pool")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        queue_keys = [Keys(self.namespace).queue(name) for name in self._handlers]
+        while True:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in queue_keys:
+                pipe.llen(key)
+            with translated_faults(self.redis):
+                queued = sum(pipe.execute())
+            # Queues first, then workers: a job popped after the read is counted by the worker holding it.
+            if queued == 0 and self._in_flight.count == 0:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"drain: {queued} queued, {self._in_flight.count} in flight after {timeout} s")
+            time.sleep(DRAIN_POLL)
+
+    def __enter__(self) -> WorkerPool:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _refuse_if_started(self, action: str) -> None:
+        if self._started:
+            raise WorkqError(f"cannot {action} on a running pool; stop() it first")
+
+
+def _positive_int(option: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{option} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{option} must be >= 1, got {value}")
+    return value
