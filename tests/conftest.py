@@ -1,0 +1,53 @@
+"""Shared fixtures: a real Redis for integration tests, a fresh fakeredis server for unit tests, and a namespace
+of its own for every test, whose keys are deleted afterwards."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+import redis
+
+TEST_REDIS_URL = os.environ.get("WORKQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the integration tests use; missing Redis fails under CI and skips elsewhere."""
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        message = f"no Redis at {TEST_REDIS_URL} ({exc}); set WORKQ_TEST_REDIS_URL or start redis-server"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace no other test uses; every key under it is deleted when the test ends."""
+    name = f"workq-test-{secrets.token_hex(6)}"
+    yield name
+    if "redis_url" in request.fixturenames:
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture
+def fake_redis() -> fakeredis.FakeRedis:
+    """A fakeredis client on a server of its own (a Lua global on a shared server would leak between tests)."""
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
