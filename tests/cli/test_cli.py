@@ -1,0 +1,148 @@
+"""The `workq` command as users run it: real subprocesses against the real Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from support import wait_until
+from workq import Enqueuer, Job
+
+APP_DIR = Path(__file__).parent
+UNREACHABLE = "redis://127.0.0.1:1/0"
+
+
+def workq(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workq", *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=APP_DIR,
+        env=env,
+    )
+
+
+@pytest.fixture
+def worker(redis_url: str, namespace: str) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workq",
+            "worker",
+            "worker_app:pool",
+            "--redis-url",
+            redis_url,
+            "--namespace",
+            namespace,
+        ],
+        cwd=APP_DIR,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.wait(10)
+    assert process.stderr is not None
+    process.stderr.close()
+
+
+def test_enqueue_prints_the_job_and_queues_it(redis_url: str, namespace: str, redis_client: redis.Redis) -> None:
+    result = workq("enqueue", "quick", "--args", '{"user": 7}', "--redis-url", redis_url, "--namespace", namespace)
+    assert result.returncode == 0, result.stderr
+    printed = Job.from_json(result.stdout)
+    assert printed.name == "quick" and printed.args == {"user": 7}
+    assert redis_client.lrange(f"{namespace}:jobs:quick", 0, -1) == [result.stdout.strip().encode()]
+
+
+def test_enqueue_reads_url_and_namespace_from_the_environment(
+    redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    env = {**os.environ, "WORKQ_REDIS_URL": redis_url, "WORKQ_NAMESPACE": namespace}
+    result = workq("enqueue", "quick", env=env)
+    assert result.returncode == 0, result.stderr
+    assert redis_client.llen(f"{namespace}:jobs:quick") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["enqueue", "quick", "--args", "{oops"], "--args is not valid JSON"),
+        (["enqueue", "quick", "--args", "[1, 2]"], "--args must be a JSON object"),
+        (["enqueue", "bad name"], "cannot hold ':', spaces"),
+        (["worker", "no_colon"], "expected MODULE:ATTR"),
+        (["worker", "no_such_module:pool"], "cannot import 'no_such_module'"),
+        (["worker", "worker_app:nothing"], "has no attribute 'nothing'"),
+        (["worker", "worker_app:blocking"], "not a workq.WorkerPool"),
+        (["worker", "worker_app:pool", "--concurrency", "0"], "concurrency must be >= 1"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(argv: list[str], message: str) -> None:
+    result = workq(*argv, "--redis-url", UNREACHABLE)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("workq: ")
+
+
+@pytest.mark.parametrize("argv", [["enqueue", "quick"], ["worker", "worker_app:pool"]])
+def test_unreachable_redis_is_one_clear_line_and_exit_1(argv: list[str]) -> None:
+    result = workq(*argv, "--redis-url", UNREACHABLE)
+    assert result.returncode == 1
+    assert result.stderr.startswith("workq: cannot reach Redis at 127.0.0.1:1/0")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_worker_runs_enqueued_jobs(
+    worker: subprocess.Popen[str], redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    jobs = Enqueuer(namespace, redis_url).enqueue_many("quick", [{"n": n} for n in range(20)])
+    for job in jobs:
+        wait_until(lambda job=job: redis_client.get(f"{namespace}:test:finished:{job.id}"), what=f"job {job.id}")
+    assert all(redis_client.get(f"{namespace}:test:finished:{job.id}") == b"1" for job in jobs)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_job_finishes_that_job_and_exits_0(
+    worker: subprocess.Popen[str], signum: int, redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    enqueuer = Enqueuer(namespace, redis_url)
+    job = enqueuer.enqueue("blocking")
+    wait_until(lambda: redis_client.exists(f"{namespace}:test:started:{job.id}"), what="the job to start")
+    worker.send_signal(signum)
+    later = enqueuer.enqueue("quick")
+    with pytest.raises(subprocess.TimeoutExpired):
+        worker.wait(timeout=0.5)  # the blocked job holds the worker open
+    redis_client.set(f"{namespace}:test:release", 1)
+    assert worker.wait(timeout=20) == 0
+    assert redis_client.get(f"{namespace}:test:finished:{job.id}") == b"1"
+    assert not redis_client.exists(f"{namespace}:test:finished:{later.id}"), "a job was fetched after the signal"
+    assert redis_client.llen(f"{namespace}:jobs:quick") == 1
+    assert [key for key in redis_client.scan_iter(f"{namespace}:jobs:*:inprogress")] == []
+    assert worker.stderr is not None
+    log = worker.stderr.read()
+    assert "started" in log and "stopped" in log, log
+
+
+def test_worker_logs_start_and_stop_but_not_each_successful_job(
+    worker: subprocess.Popen[str], redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    job = Enqueuer(namespace, redis_url).enqueue("quick")
+    wait_until(lambda: redis_client.get(f"{namespace}:test:finished:{job.id}"), what="the job to run")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+    assert worker.stderr is not None
+    log = worker.stderr.read()
+    started = next(line for line in log.splitlines() if "started" in line)
+    assert f"namespace={namespace!r}" in started and "concurrency=2" in started and "jobs=blocking,quick" in started
+    assert "stopped" in log
+    assert job.id not in log

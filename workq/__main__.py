@@ -1,0 +1,5 @@
+import sys
+
+from workq.cli import main
+
+sys.exit(main())
