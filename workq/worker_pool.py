@@ -210,6 +210,13 @@ class WorkerPool:
             stopping=self._stopping,
             in_flight=self._in_flight,
         )
+        logger.info(
+            "worker pool %s starting: namespace=%r concurrency=%d jobs=%s",
+            self.pool_id,
+            self.namespace,
+            self.concurrency,
+            ",".join(self.job_names),
+        )
         self._threads = []
         for index in range(self.concurrency):
             worker = Worker(secrets.token_hex(12), context)
@@ -221,13 +228,6 @@ class WorkerPool:
         for loop in self._loops:
             loop.start()
         self._started = True
-        logger.info(
-            "worker pool %s started: namespace=%r concurrency=%d jobs=%s",
-            self.pool_id,
-            self.namespace,
-            self.concurrency,
-            ",".join(self.job_names),
-        )
 
     def _announce(self, client: Redis, keys: Keys) -> None:
         """Record this pool's job names and their concurrency caps, as gocraft/work pools do at start."""

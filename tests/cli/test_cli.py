@@ -130,7 +130,7 @@ def test_signal_mid_job_finishes_that_job_and_exits_0(
     assert [key for key in redis_client.scan_iter(f"{namespace}:jobs:*:inprogress")] == []
     assert worker.stderr is not None
     log = worker.stderr.read()
-    assert "started" in log and "stopped" in log, log
+    assert "starting" in log and "stopped" in log, log
 
 
 def test_worker_logs_start_and_stop_but_not_each_successful_job(
@@ -142,7 +142,7 @@ def test_worker_logs_start_and_stop_but_not_each_successful_job(
     assert worker.wait(timeout=20) == 0
     assert worker.stderr is not None
     log = worker.stderr.read()
-    started = next(line for line in log.splitlines() if "started" in line)
+    started = next(line for line in log.splitlines() if "starting" in line)
     assert f"namespace={namespace!r}" in started and "concurrency=2" in started and "jobs=blocking,quick" in started
     assert "stopped" in log
     assert job.id not in log

@@ -1,0 +1,90 @@
+"""workq quickstart: enqueue a few jobs, run them in a worker pool, watch a retry and a dead job.
+
+    python examples/quickstart/run.py
+
+Uses the Redis at $WORKQ_REDIS_URL (default redis://localhost:6379/0) in a namespace of its own, deleted at the
+end; with no Redis answering it runs on an in-process fakeredis instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from examples.quickstart.jobs import charge_card, pool, resize_image, send_welcome
+from workq import DeadJob, Job
+
+
+class BriefFormatter(logging.Formatter):
+    """Log lines without tracebacks, to keep the quickstart readable (workers log them in full)."""
+
+    def formatException(self, ei: object) -> str:  # noqa: N802 - logging's name
+        return ""
+
+
+def connect() -> redis.Redis:
+    url = os.environ.get("WORKQ_REDIS_URL", "redis://localhost:6379/0")
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        import fakeredis  # noqa: PLC0415 - a dev dependency, needed only without Redis
+
+        print(f"No Redis answers at {url}: running on an in-process fakeredis instead.")
+        return fakeredis.FakeRedis()
+    print(f"Using Redis at {url}.")
+    return client
+
+
+def settled(client: redis.Redis, namespace: str) -> bool:
+    """Nothing queued, retrying or scheduled any more."""
+    queued = sum(client.llen(f"{namespace}:jobs:{name}") for name in pool.job_names)
+    waiting = client.zcard(f"{namespace}:retry") + client.zcard(f"{namespace}:scheduled")
+    return queued + waiting == 0
+
+
+def main() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(BriefFormatter("  [log] %(message)s"))
+    logging.getLogger("workq").addHandler(handler)
+    logging.getLogger("workq").setLevel(logging.INFO)
+
+    client = connect()
+    namespace = f"quickstart-{secrets.token_hex(3)}"
+    pool.configure(namespace=namespace, redis=client)
+
+    print("\nEnqueuing 5 jobs:")
+    for address in ("ada@example.com", "grace@example.com", "linus@example.com"):
+        job = send_welcome.enqueue(address=address)
+        print(f"  send_welcome  id={job.id}")
+    print(f"  charge_card   id={charge_card.enqueue(order=42, cents=1999).id}")
+    print(f"  resize_image  id={resize_image.enqueue(path='cat.heic').id}")
+
+    print("\nProcessing (charge_card fails once and is retried; resize_image fails twice and dies):")
+    with pool:
+        deadline = time.monotonic() + 30
+        pool.drain(timeout=30)
+        while not settled(client, namespace):
+            if time.monotonic() > deadline:
+                raise SystemExit("quickstart: jobs did not settle within 30 s")
+            time.sleep(0.05)
+            pool.drain(timeout=30)
+
+    print("\nDead queue:")
+    for member, score in client.zrange(f"{namespace}:dead", 0, -1, withscores=True):
+        dead = Job.from_json(member).as_view(DeadJob, died_at=int(score))
+        print(f"  {dead.name} id={dead.id} fails={dead.fails} died_at={dead.died_at} err={dead.last_err!r}")
+    client.delete(*client.keys(f"{namespace}:*"))
+    print(f"\nDone. Namespace {namespace} removed.")
+
+
+if __name__ == "__main__":
+    main()
