@@ -6,7 +6,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from redis.client import Pipeline
@@ -14,11 +14,15 @@ from redis.client import Pipeline
 from workq.connection import resolve_namespace, resolve_redis, translated_faults
 from workq.job import Job, ScheduledJob, check_args, check_job_name
 from workq.keys import Keys
+from workq.scripts import Scripts
 
 KNOWN_JOBS_REFRESH = 300.0
 """Seconds between re-adding a name to `known_jobs`, which is otherwise added once per name per Enqueuer."""
 
 ENQUEUE_MANY_CHUNK = 1000
+
+UNIQUE_LOCK_LIFETIME = 86400
+"""Seconds a unique lock outlives its job's due time, in case the job is lost before a worker starts it."""
 
 
 class Enqueuer:
@@ -37,6 +41,7 @@ class Enqueuer:
         self._clock = clock
         self._known_until: dict[str, float] = {}
         self._known_lock = threading.Lock()
+        self._scripts = Scripts.register(self.redis)
 
     def enqueue(self, name: str, args: dict[str, Any] | None = None) -> Job:
         """Put a job on the queue of `name` now; one round trip."""
@@ -49,16 +54,66 @@ class Enqueuer:
 
     def enqueue_in(self, name: str, seconds: float, args: dict[str, Any] | None = None) -> ScheduledJob:
         """Schedule a job to run no earlier than `seconds` from now (rounded up to a whole second)."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-            raise TypeError(f"seconds must be a finite number, got {seconds!r}")
+        run_at = self._run_at(seconds)
         job = self._new_job(name, args)
-        run_at = math.ceil(self._clock() + max(seconds, 0))
-        scheduled = job.as_view(ScheduledJob, run_at=run_at)
         pipe = self.redis.pipeline(transaction=False)
         self._note_known(pipe, name)
         pipe.zadd(self.keys.scheduled, {job.to_json(): run_at})
         self._execute(pipe)
-        return scheduled
+        return job.as_view(ScheduledJob, run_at=run_at)
+
+    def enqueue_unique(self, name: str, args: dict[str, Any] | None = None) -> Job | None:
+        """Enqueue unless a job of this name with the same args is queued or scheduled (then return None).
+
+        The lock is released when a worker starts the job, so a running, retrying or dead job blocks nothing.
+        """
+        return self._enqueue_unique(name, args, args, by_key=False, seconds=None)
+
+    def enqueue_unique_in(self, name: str, seconds: float, args: dict[str, Any] | None = None) -> ScheduledJob | None:
+        """`enqueue_unique`, delayed like `enqueue_in`."""
+        job = self._enqueue_unique(name, args, args, by_key=False, seconds=seconds)
+        return job if job is None else cast(ScheduledJob, job)
+
+    def enqueue_unique_by_key(
+        self, name: str, args: dict[str, Any] | None = None, key: dict[str, Any] | None = None
+    ) -> Job | None:
+        """Unique by `key` instead of args. While one is pending, a later call replaces the args it will run with
+        (and returns None)."""
+        return self._enqueue_unique(name, args, key, by_key=True, seconds=None)
+
+    def enqueue_unique_in_by_key(
+        self, name: str, seconds: float, args: dict[str, Any] | None = None, key: dict[str, Any] | None = None
+    ) -> ScheduledJob | None:
+        """`enqueue_unique_by_key`, delayed like `enqueue_in`."""
+        job = self._enqueue_unique(name, args, key, by_key=True, seconds=seconds)
+        return job if job is None else cast(ScheduledJob, job)
+
+    def _enqueue_unique(
+        self,
+        name: str,
+        args: dict[str, Any] | None,
+        key_map: dict[str, Any] | None,
+        *,
+        by_key: bool,
+        seconds: float | None,
+    ) -> Job | None:
+        run_at = None if seconds is None else self._run_at(seconds)
+        job = self._new_job(name, args)
+        if key_map is not None:
+            check_args(key_map)
+        job.unique = True
+        job.unique_key = self.keys.unique_for(name, key_map)
+        job_json = job.to_json()
+        lifetime = UNIQUE_LOCK_LIFETIME + (0 if run_at is None else max(0, run_at - int(self._clock())))
+        destination = self.keys.queue(name) if run_at is None else self.keys.scheduled
+        with translated_faults(self.redis):
+            enqueued = self._scripts.enqueue_unique(
+                keys=[destination, job.unique_key, self.keys.known_jobs],
+                args=[job_json, lifetime, "" if run_at is None else run_at, job_json if by_key else "1", name],
+            )
+        if not enqueued:
+            return None
+        return job if run_at is None else job.as_view(ScheduledJob, run_at=run_at)
 
     def enqueue_many(self, name: str, args_list: Iterable[dict[str, Any] | None]) -> list[Job]:
         """Enqueue one job per args dict, in order, in one pipelined round trip (LPUSH in chunks of 1000)."""
@@ -72,6 +127,11 @@ class Enqueuer:
             pipe.lpush(queue, *(job.to_json() for job in jobs[start : start + ENQUEUE_MANY_CHUNK]))
         self._execute(pipe)
         return jobs
+
+    def _run_at(self, seconds: float) -> int:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise TypeError(f"seconds must be a finite number, got {seconds!r}")
+        return math.ceil(self._clock() + max(seconds, 0))
 
     def _new_job(self, name: str, args: dict[str, Any] | None) -> Job:
         check_job_name(name)

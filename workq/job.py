@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -72,7 +73,9 @@ class Job:
     def from_json(cls, payload: bytes | str) -> Job:
         """Parse wire JSON; raise `MalformedJob` saying what is wrong."""
         try:
-            data = json.loads(payload)
+            data = json.loads(payload, parse_float=_finite_float, parse_constant=_refuse_constant)
+        except MalformedJob:
+            raise
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedJob(f"not valid JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -149,6 +152,17 @@ class Job:
         """Record progress of a running job; shown in worker observations."""
         if self._checkin_hook is not None:
             self._checkin_hook(message)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedJob(f"number {text} is out of range for a float64")
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise MalformedJob(f"{name} is not valid JSON")
 
 
 def _field(data: dict[str, Any], key: str, kind: type[_T], default: _T) -> _T:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from workq import gojson
 
 
 def key_prefix(namespace: str) -> str:
@@ -74,6 +77,15 @@ class Keys:
     def unique(self, job_name: str, key_json: str) -> str:
         return f"{self.prefix}unique:{job_name}:{key_json}"
 
+    def unique_for(self, job_name: str, key_map: dict[str, Any] | None) -> str:
+        """gocraft/work's unique key: the map as Go's json.Encoder writes it (with its trailing newline)."""
+        return self.unique(job_name, "" if key_map is None else gojson.dumps(key_map) + "\n")
+
     @property
     def last_periodic_enqueue(self) -> str:
         return f"{self.prefix}last_periodic_enqueue"
+
+    @property
+    def periodic_high_water(self) -> str:
+        """ext: hash of `<job name>:<spec>` → the last cron fire time added, so no tick is ever added twice."""
+        return f"{self.prefix}periodic_enqueued_until"

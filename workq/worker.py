@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from redis import Redis
 
@@ -21,8 +22,10 @@ from workq.job import Job, malformed_job_record
 from workq.keys import Keys
 from workq.priority_sampler import PrioritySampler
 from workq.scripts import Scripts
+from workq.wakeup import Wakeup
 
 logger = logging.getLogger("workq")
+_T = TypeVar("_T")
 
 IDLE_WAITS = (0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 """Seconds an idle worker waits after each consecutive empty fetch: quick to notice work, cheap when idle."""
@@ -96,6 +99,7 @@ class WorkerContext:
     clock: Callable[[], float]
     rng: random.Random
     stopping: threading.Event
+    wakeup: Wakeup
     in_flight: InFlight
 
 
@@ -123,8 +127,10 @@ class Worker:
                 logger.exception("worker %s: unexpected error; continuing", self.worker_id)
                 fetched = None
             if fetched is None:
-                context.stopping.wait(IDLE_WAITS[min(idle_round, len(IDLE_WAITS) - 1)])
-                idle_round += 1
+                if context.wakeup.wait(IDLE_WAITS[min(idle_round, len(IDLE_WAITS) - 1)]):
+                    idle_round = 0
+                else:
+                    idle_round += 1
             else:
                 idle_round = 0
 
@@ -144,6 +150,8 @@ class Worker:
         except MalformedJob as exc:
             self._bury_malformed(payload, registration, exc)
             return
+        if job.unique:
+            job = self._claim_unique(job)
         try:
             registration.chain(job)
         except Retry as retry:
@@ -162,6 +170,23 @@ class Worker:
             self._failed(job, payload, registration, exc)
         else:
             self._ack(registration, payload)
+
+    def _claim_unique(self, job: Job) -> Job:
+        """Release the job's unique lock as it starts; for unique-by-key, run the newest args stored there."""
+        prefix = self._context.keys.unique(job.name, "")
+        if not job.unique_key.startswith(prefix):
+            logger.warning("job %s %s: ignoring unique_key %r outside %r", job.name, job.id, job.unique_key, prefix)
+            return job
+        stored = self._persist(lambda: self._context.client.getdel(job.unique_key), f"unlock job {job.id}")
+        if not stored or stored in (b"1", "1"):
+            return job
+        try:
+            return Job.from_json(stored)
+        except MalformedJob as exc:
+            logger.warning(
+                "job %s %s: unique lock holds no valid job (%s); running the queued one", job.name, job.id, exc
+            )
+            return job
 
     def _failed(self, job: Job, payload: bytes, registration: Registration, exc: BaseException) -> None:
         context, options = self._context, registration.options
@@ -214,20 +239,22 @@ class Worker:
         if destination is not None:
             keys.append(destination)
         args = [context.pool_id, payload, "" if score is None else score, filed]
+        self._persist(lambda: context.scripts.ack(keys=keys, args=args), f"finish a {registration.name} job")
+
+    def _persist(self, call: Callable[[], _T], what: str) -> _T | None:
+        """Run a Redis call for a job in hand until it succeeds: the job is in its in-progress list meanwhile.
+
+        While the pool stops, give up after `ACK_GIVE_UP_WHEN_STOPPING` s and leave the job for recovery.
+        """
         wait, waited = 0.05, 0.0
         while True:
             try:
-                context.scripts.ack(keys=keys, args=args)
-                return
+                return call()
             except REDIS_FAULTS as exc:
-                if context.stopping.is_set() and waited >= ACK_GIVE_UP_WHEN_STOPPING:
-                    logger.error(
-                        "could not finish job in %s (%s); it stays in progress for recovery",
-                        registration.in_progress_key,
-                        exc,
-                    )
-                    return
-                logger.warning("could not finish a %s job (%s); retrying in %.2f s", registration.name, exc, wait)
+                if self._context.stopping.is_set() and waited >= ACK_GIVE_UP_WHEN_STOPPING:
+                    logger.error("could not %s (%s); the job stays in progress for recovery", what, exc)
+                    return None
+                logger.warning("could not %s (%s); retrying in %.2f s", what, exc, wait)
                 time.sleep(wait)
                 waited += wait
                 wait = min(wait * 2, 2.0)

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import overload
+from typing import Any, overload
 
 from redis import Redis
 
@@ -22,9 +22,12 @@ from workq.handler import JobHandler, JobOptions, check_handler
 from workq.job import Job, check_job_name
 from workq.keys import Keys
 from workq.middleware import Middleware, build_chain
+from workq.periodic import INTERVAL as PERIODIC_INTERVAL
+from workq.periodic import CronSchedule, PeriodicEnqueuer, check_cron_spec
 from workq.priority_sampler import PrioritySampler
 from workq.requeuer import Requeuer
 from workq.scripts import Scripts
+from workq.wakeup import Wakeup
 from workq.worker import InFlight, Registration, Worker, WorkerContext
 
 logger = logging.getLogger("workq")
@@ -70,7 +73,9 @@ class WorkerPool:
         self._rng = rng if rng is not None else random.Random()
         self._handlers: dict[str, JobHandler] = {}
         self._middlewares: list[Middleware] = []
+        self._schedules: list[CronSchedule] = []
         self._stopping = threading.Event()
+        self._wakeup = Wakeup()
         self._in_flight = InFlight()
         self._threads: list[threading.Thread] = []
         self._loops: list[BackgroundLoop] = []
@@ -174,6 +179,27 @@ class WorkerPool:
 
         return register if fn is None else register(fn)
 
+    def periodically_enqueue(self, spec: str, name: str) -> None:
+        """Enqueue `name` at every fire time of the cron `spec` (UTC), once per tick however many pools run.
+
+        Specs: 6 fields with seconds first (`*/10 * * * * *`), 5 standard fields, or `@hourly`-style descriptors.
+        An invalid spec raises `ValueError` here, not later in a thread.
+        """
+        self._refuse_if_started("add a periodic job")
+        self._schedules.append(CronSchedule(spec, name))
+
+    def periodic(self, spec: str, name: str | None = None, **options: Any) -> Callable[[HandlerFn], JobHandler]:
+        """Decorator: register the function as job `name` (default: its own name) and enqueue it on `spec`."""
+        check_cron_spec(spec)
+
+        def register(fn: HandlerFn) -> JobHandler:
+            job_name = name if name is not None else str(getattr(fn, "__name__", ""))
+            handler = self.job(job_name, fn, **options)
+            self.periodically_enqueue(spec, job_name)
+            return handler
+
+        return register
+
     def middleware(self, fn: Middleware) -> Middleware:
         """Add `fn(job, next)` to the chain; middlewares run in registration order before the handler."""
         self._refuse_if_started("add a middleware")
@@ -208,6 +234,7 @@ class WorkerPool:
             clock=self._clock,
             rng=self._rng,
             stopping=self._stopping,
+            wakeup=self._wakeup,
             in_flight=self._in_flight,
         )
         logger.info(
@@ -224,7 +251,17 @@ class WorkerPool:
             thread.start()
             self._threads.append(thread)
         requeuer = Requeuer(client, keys, scripts, self._clock)
-        self._loops = [BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeuer.requeue_due, rng=self._rng)]
+
+        def requeue_and_wake() -> None:
+            if requeuer.requeue_due():
+                self._wakeup.notify()
+
+        self._loops = [BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeue_and_wake, rng=self._rng)]
+        if self._schedules:
+            periodic = PeriodicEnqueuer(client, keys, scripts, self._schedules, self._clock)
+            self._loops.append(
+                BackgroundLoop("periodic-enqueuer", PERIODIC_INTERVAL, periodic.enqueue_coming, rng=self._rng)
+            )
         for loop in self._loops:
             loop.start()
         self._started = True
@@ -241,6 +278,7 @@ class WorkerPool:
     def request_stop(self) -> None:
         """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""
         self._stopping.set()
+        self._wakeup.notify()
 
     @property
     def stopping(self) -> bool:
@@ -254,7 +292,7 @@ class WorkerPool:
         """Stop fetching, let every in-flight job finish, stop the background loops; returns when done."""
         if not self._started:
             return
-        self._stopping.set()
+        self.request_stop()
         for thread in self._threads:
             thread.join()
         for loop in self._loops:

@@ -31,30 +31,44 @@ def workq(*argv: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
+class Worker:
+    """A `workq worker worker_app:pool` subprocess whose log goes to a file the test can poll."""
+
+    def __init__(self, redis_url: str, namespace: str, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log_file = log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workq",
+                "worker",
+                "worker_app:pool",
+                "--redis-url",
+                redis_url,
+                "--namespace",
+                namespace,
+            ],
+            cwd=APP_DIR,
+            stderr=self._log_file,
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        self._log_file.close()
+
+
 @pytest.fixture
-def worker(redis_url: str, namespace: str) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workq",
-            "worker",
-            "worker_app:pool",
-            "--redis-url",
-            redis_url,
-            "--namespace",
-            namespace,
-        ],
-        cwd=APP_DIR,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    yield process
-    if process.poll() is None:
-        process.kill()
-    process.wait(10)
-    assert process.stderr is not None
-    process.stderr.close()
+def worker(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[Worker]:
+    started = Worker(redis_url, namespace, tmp_path / "worker.log")
+    yield started
+    started.close()
 
 
 def test_enqueue_prints_the_job_and_queues_it(redis_url: str, namespace: str, redis_client: redis.Redis) -> None:
@@ -102,9 +116,7 @@ def test_unreachable_redis_is_one_clear_line_and_exit_1(argv: list[str]) -> None
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
-def test_worker_runs_enqueued_jobs(
-    worker: subprocess.Popen[str], redis_url: str, namespace: str, redis_client: redis.Redis
-) -> None:
+def test_worker_runs_enqueued_jobs(worker: Worker, redis_url: str, namespace: str, redis_client: redis.Redis) -> None:
     jobs = Enqueuer(namespace, redis_url).enqueue_many("quick", [{"n": n} for n in range(20)])
     for job in jobs:
         wait_until(lambda job=job: redis_client.get(f"{namespace}:test:finished:{job.id}"), what=f"job {job.id}")
@@ -113,35 +125,33 @@ def test_worker_runs_enqueued_jobs(
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_mid_job_finishes_that_job_and_exits_0(
-    worker: subprocess.Popen[str], signum: int, redis_url: str, namespace: str, redis_client: redis.Redis
+    worker: Worker, signum: int, redis_url: str, namespace: str, redis_client: redis.Redis
 ) -> None:
     enqueuer = Enqueuer(namespace, redis_url)
     job = enqueuer.enqueue("blocking")
     wait_until(lambda: redis_client.exists(f"{namespace}:test:started:{job.id}"), what="the job to start")
-    worker.send_signal(signum)
+    worker.process.send_signal(signum)
+    wait_until(lambda: f"received {signal.Signals(signum).name}" in worker.log, what="the signal to be handled")
     later = enqueuer.enqueue("quick")
     with pytest.raises(subprocess.TimeoutExpired):
-        worker.wait(timeout=0.5)  # the blocked job holds the worker open
+        worker.process.wait(timeout=0.5)  # the blocked job holds the worker open
     redis_client.set(f"{namespace}:test:release", 1)
-    assert worker.wait(timeout=20) == 0
+    assert worker.process.wait(timeout=20) == 0
     assert redis_client.get(f"{namespace}:test:finished:{job.id}") == b"1"
     assert not redis_client.exists(f"{namespace}:test:finished:{later.id}"), "a job was fetched after the signal"
     assert redis_client.llen(f"{namespace}:jobs:quick") == 1
     assert [key for key in redis_client.scan_iter(f"{namespace}:jobs:*:inprogress")] == []
-    assert worker.stderr is not None
-    log = worker.stderr.read()
-    assert "starting" in log and "stopped" in log, log
+    assert "starting" in worker.log and "stopped" in worker.log, worker.log
 
 
 def test_worker_logs_start_and_stop_but_not_each_successful_job(
-    worker: subprocess.Popen[str], redis_url: str, namespace: str, redis_client: redis.Redis
+    worker: Worker, redis_url: str, namespace: str, redis_client: redis.Redis
 ) -> None:
     job = Enqueuer(namespace, redis_url).enqueue("quick")
     wait_until(lambda: redis_client.get(f"{namespace}:test:finished:{job.id}"), what="the job to run")
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=20) == 0
-    assert worker.stderr is not None
-    log = worker.stderr.read()
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=20) == 0
+    log = worker.log
     started = next(line for line in log.splitlines() if "starting" in line)
     assert f"namespace={namespace!r}" in started and "concurrency=2" in started and "jobs=blocking,quick" in started
     assert "stopped" in log

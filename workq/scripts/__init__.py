@@ -18,6 +18,8 @@ class Scripts:
     fetch: Script
     ack: Script
     requeue: Script
+    enqueue_unique: Script
+    periodic_enqueue: Script
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

@@ -1,0 +1,103 @@
+"""Cron enqueuing: every pool writes the coming fire times into the scheduled set; each is added exactly once."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from croniter import croniter
+from redis import Redis
+
+from workq.job import Job, check_job_name
+from workq.keys import Keys
+from workq.scripts import Scripts
+
+logger = logging.getLogger("workq")
+
+LOOKAHEAD = 240.0
+"""Seconds of fire times each pass adds (gocraft/work: 4 minutes)."""
+
+INTERVAL = 120.0
+"""Seconds between passes, so the scheduled set always holds the next two minutes or more."""
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """`job_name` enqueued at every fire time of `spec`, evaluated in UTC so every host agrees.
+
+    Specs: 6 fields with seconds first (gocraft/work), 5 standard fields, or a descriptor such as `@hourly`.
+    """
+
+    spec: str
+    job_name: str
+
+    def __post_init__(self) -> None:
+        check_job_name(self.job_name)
+        check_cron_spec(self.spec)
+
+    @property
+    def high_water_field(self) -> str:
+        return f"{self.job_name}:{self.spec}"
+
+    def fire_times(self, after: float, until: float) -> list[int]:
+        """Fire times t with after < t <= until, in order."""
+        times: list[int] = []
+        schedule = _parse(self.spec, after)
+        while (fire_at := schedule.get_next(float)) <= until:
+            times.append(math.floor(fire_at))
+        return times
+
+    def job_at(self, fire_at: int) -> Job:
+        """The tick's job, byte-identical in every pool and language so the scheduled set deduplicates it."""
+        return Job(
+            name=self.job_name,
+            id=f"periodic:{self.job_name}:{self.spec}:{fire_at}",
+            enqueued_at=fire_at,
+            args_null=True,
+        )
+
+
+def check_cron_spec(spec: str) -> None:
+    """Raise `ValueError` (or `TypeError`) saying what is wrong with a cron spec."""
+    _parse(spec, 0.0)
+
+
+def _parse(spec: str, start: float) -> croniter:
+    if not isinstance(spec, str):
+        raise TypeError(f"a cron spec is a string, got {type(spec).__name__}")
+    fields = spec.split()
+    descriptor = len(fields) == 1 and spec.strip().startswith("@")
+    if not descriptor and len(fields) not in (5, 6):
+        raise ValueError(
+            f"invalid cron spec {spec!r}: expected 6 fields (seconds first), 5 fields, or a descriptor like @hourly"
+        )
+    try:
+        return croniter(spec, start, second_at_beginning=len(fields) == 6)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"invalid cron spec {spec!r}: {exc}") from None
+
+
+class PeriodicEnqueuer:
+    """Adds the next `LOOKAHEAD` seconds of fire times of every schedule, atomically, in one script call."""
+
+    def __init__(
+        self, client: Redis, keys: Keys, scripts: Scripts, schedules: Sequence[CronSchedule], clock: Callable[[], float]
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._scripts = scripts
+        self._schedules = list(schedules)
+        self._clock = clock
+
+    def enqueue_coming(self) -> int:
+        now = self._clock()
+        args: list[str | int] = [int(now)]
+        for schedule in self._schedules:
+            for fire_at in schedule.fire_times(now, now + LOOKAHEAD):
+                args.extend((schedule.high_water_field, fire_at, schedule.job_at(fire_at).to_json()))
+        keys = [self._keys.scheduled, self._keys.periodic_high_water, self._keys.last_periodic_enqueue]
+        added = int(self._scripts.periodic_enqueue(keys=keys, args=args))
+        logger.debug("periodic enqueuer added %d fire times", added)
+        return added
