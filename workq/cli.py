@@ -18,6 +18,7 @@ from typing import Any
 from workq.connection import translated_faults
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
+from workq.job import Job
 from workq.worker_pool import WorkerPool
 
 logger = logging.getLogger("workq")
@@ -61,6 +62,8 @@ def _build_parser() -> argparse.ArgumentParser:
     enqueue = commands.add_parser("enqueue", parents=[connection], help="enqueue one job")
     enqueue.add_argument("name", help="job name")
     enqueue.add_argument("--args", default=None, help="job arguments as a JSON object, e.g. '{\"id\": 7}'")
+    enqueue.add_argument("--in", dest="delay", type=float, metavar="SECONDS", help="run no earlier than this")
+    enqueue.add_argument("--unique", action="store_true", help="skip if the same job is already queued/scheduled")
     enqueue.set_defaults(command=run_enqueue)
     return parser
 
@@ -137,10 +140,21 @@ def _stop_on_signals(pool: WorkerPool) -> None:
 def run_enqueue(args: argparse.Namespace) -> int:
     job_args = _parse_job_args(args.args)
     enqueuer = Enqueuer(args.namespace, args.redis_url)
+    job: Job | None
     try:
-        job = enqueuer.enqueue(args.name, job_args)
+        if args.unique and args.delay is not None:
+            job = enqueuer.enqueue_unique_in(args.name, args.delay, job_args)
+        elif args.unique:
+            job = enqueuer.enqueue_unique(args.name, job_args)
+        elif args.delay is not None:
+            job = enqueuer.enqueue_in(args.name, args.delay, job_args)
+        else:
+            job = enqueuer.enqueue(args.name, job_args)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    if job is None:
+        print(f"workq: an identical {args.name} job is already queued or scheduled; nothing enqueued", file=sys.stderr)
+        return EXIT_OK
     print(job.to_json())
     return EXIT_OK
 

@@ -28,6 +28,8 @@ def resolve_redis(client_or_url: redis.Redis | str | None) -> redis.Redis:
     if not isinstance(url, str):
         raise TypeError(f"redis must be a redis.Redis client or a URL string, got {type(url).__name__}")
     try:
+        if url.startswith("unix://"):
+            return redis.Redis.from_url(url, health_check_interval=30)
         return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
     except ValueError as exc:
         raise ValueError(f"invalid Redis URL {url!r}: {exc}") from None

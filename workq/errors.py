@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class WorkqError(Exception):
     """Base class of workq's own errors."""
@@ -31,7 +33,7 @@ class Retry(Exception):
     """Raise from a handler to run the job again in `in_seconds` without counting a failure."""
 
     def __init__(self, in_seconds: float = 0) -> None:
-        if in_seconds < 0:
-            raise ValueError(f"Retry(in_seconds={in_seconds}): the delay cannot be negative")
+        if not math.isfinite(in_seconds) or in_seconds < 0:
+            raise ValueError(f"Retry(in_seconds={in_seconds}): the delay must be a finite number of seconds >= 0")
         super().__init__(f"retry in {in_seconds} s")
         self.in_seconds = in_seconds

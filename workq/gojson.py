@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from typing import Any
 
 _GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
@@ -23,13 +24,20 @@ def dumps(value: Any) -> str:
 
 def _normalise(value: Any, path: str) -> Any:
     """Check that `value` is plain JSON and turn whole floats into ints, as Go prints them."""
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TypeError(f"{path} is not valid Unicode text: {exc.reason}") from None
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise TypeError(f"{path} is {value!r}: JSON has no NaN or infinity")
         if value.is_integer() and abs(value) < 1e21:
-            return int(value)
+            # Go prints the shortest digits that round-trip, zero-padded: 2**60 as 1152921504606847000.
+            return int(value) if abs(value) < 2**53 else int(Decimal(repr(value)))
         return value
     if isinstance(value, dict):
         normalised: dict[str, Any] = {}

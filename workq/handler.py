@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,12 @@ class JobOptions:
             raise TypeError(f"skip_dead must be a bool, got {type(self.skip_dead).__name__}")
         if self.backoff is not None and not callable(self.backoff):
             raise TypeError("backoff must be a callable taking the job and returning seconds")
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or self.timeout < 0:
+        if (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, (int, float))
+            or not math.isfinite(self.timeout)
+            or self.timeout < 0
+        ):
             raise ValueError(f"timeout must be a number of seconds >= 0 (0 = none), got {self.timeout!r}")
 
 
@@ -64,6 +70,9 @@ def check_handler(name: str, fn: object) -> Callable[[Job], object]:
 class JobHandler:
     """What `@pool.job(...)` returns: still the plain function, plus `.enqueue(**args)` and `.enqueue_in`."""
 
+    __name__: str
+    __qualname__: str
+
     def __init__(
         self, name: str, fn: Callable[[Job], object], options: JobOptions, enqueuer: Callable[[], Enqueuer]
     ) -> None:
@@ -76,10 +85,10 @@ class JobHandler:
     def __call__(self, job: Job) -> Any:
         return self.fn(job)
 
-    def enqueue(self, **args: Any) -> Job:
+    def enqueue(self, /, **args: Any) -> Job:
         return self._enqueuer().enqueue(self.name, args)
 
-    def enqueue_in(self, seconds: float, **args: Any) -> ScheduledJob:
+    def enqueue_in(self, seconds: float, /, **args: Any) -> ScheduledJob:
         return self._enqueuer().enqueue_in(self.name, seconds, args)
 
     def __repr__(self) -> str:

@@ -164,7 +164,7 @@ class Worker:
                 job.id,
                 type(exc).__name__,
             )
-            self._ack(registration, payload, registration.queue_key, None, payload)
+            self._ack(registration, payload, registration.queue_key, None, job.to_json())
             self._context.stopping.set()
         except BaseException as exc:
             self._failed(job, payload, registration, exc)

@@ -1,0 +1,155 @@
+"""The fetch and ack Lua scripts, run on fakeredis: what they take, what they count, what they refuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import pytest
+
+from workq.keys import Keys
+from workq.scripts import Scripts
+
+POOL = "pool0000pool0000pool0000"
+
+
+@pytest.fixture
+def scripts(fake_redis: fakeredis.FakeRedis) -> Scripts:
+    return Scripts.register(fake_redis)
+
+
+@pytest.fixture
+def keys(namespace: str) -> Keys:
+    return Keys(namespace)
+
+
+def fetch_keys(keys: Keys, *names: str) -> list[str]:
+    return [
+        key
+        for name in names
+        for key in (
+            keys.queue(name),
+            keys.in_progress(name, POOL),
+            keys.paused(name),
+            keys.lock(name),
+            keys.lock_info(name),
+            keys.max_concurrency(name),
+        )
+    ]
+
+
+def fetch(scripts: Scripts, keys: Keys, *names: str) -> object:
+    return scripts.fetch(keys=fetch_keys(keys, *names), args=[POOL])
+
+
+def ack(scripts: Scripts, keys: Keys, name: str, payload: bytes, *destination: object) -> object:
+    ack_keys = [keys.in_progress(name, POOL), keys.lock(name), keys.lock_info(name)]
+    args: list[Any] = [POOL, payload, "", ""]
+    if destination:
+        key, score, filed = destination
+        ack_keys.append(key)  # type: ignore[arg-type]
+        args[2:] = [score, filed]
+    return scripts.ack(keys=ack_keys, args=args)
+
+
+def test_fetch_takes_the_oldest_job_into_this_pools_in_progress_list(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"first", b"second")
+    assert fetch(scripts, keys, "a") == [b"first", 1]
+    assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"first"]
+    assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"second"]
+    assert fake_redis.get(keys.lock("a")) == b"1"
+    assert fake_redis.hgetall(keys.lock_info("a")) == {POOL.encode(): b"1"}
+
+
+def test_fetch_returns_nothing_when_every_queue_is_empty(scripts: Scripts, keys: Keys) -> None:
+    assert fetch(scripts, keys, "a", "b") is None
+
+
+def test_fetch_tries_names_in_the_given_order(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job-a")
+    fake_redis.lpush(keys.queue("b"), b"job-b")
+    assert fetch(scripts, keys, "b", "a") == [b"job-b", 1]
+    assert fetch(scripts, keys, "b", "a") == [b"job-a", 2]
+
+
+def test_fetch_skips_a_paused_name(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job-a")
+    fake_redis.lpush(keys.queue("b"), b"job-b")
+    fake_redis.set(keys.paused("a"), "1")
+    assert fetch(scripts, keys, "a", "b") == [b"job-b", 2]
+    assert fetch(scripts, keys, "a") is None
+
+
+def test_fetch_respects_max_concurrency_across_pools(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"1", b"2", b"3")
+    fake_redis.set(keys.max_concurrency("a"), 2)
+    assert fetch(scripts, keys, "a") == [b"1", 1]
+    assert fetch(scripts, keys, "a") == [b"2", 1]
+    assert fetch(scripts, keys, "a") is None
+    ack(scripts, keys, "a", b"1")
+    assert fetch(scripts, keys, "a") == [b"3", 1]
+
+
+def test_fetch_without_a_cap_is_unbounded(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.lpush(keys.queue("a"), *[str(n).encode() for n in range(5)])
+    fake_redis.set(keys.max_concurrency("a"), 0)
+    assert [fetch(scripts, keys, "a") for _ in range(5)] == [[str(n).encode(), 1] for n in range(5)]
+    assert fake_redis.get(keys.lock("a")) == b"5"
+
+
+def test_ack_removes_the_job_and_gives_back_its_counts(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a")
+    assert ack(scripts, keys, "a", b"job") == 1
+    assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
+    assert fake_redis.get(keys.lock("a")) == b"0"
+    assert fake_redis.hgetall(keys.lock_info("a")) == {}
+
+
+def test_ack_removes_only_one_copy_of_identical_bytes(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"same", b"same")
+    fetch(scripts, keys, "a")
+    fetch(scripts, keys, "a")
+    ack(scripts, keys, "a", b"same")
+    assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"same"]
+    assert fake_redis.get(keys.lock("a")) == b"1"
+
+
+def test_ack_files_a_failed_job_in_a_sorted_set(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a")
+    assert ack(scripts, keys, "a", b"job", keys.retry, 1700000060, b"job-with-fails") == 1
+    assert fake_redis.zrange(keys.retry, 0, -1, withscores=True) == [(b"job-with-fails", 1700000060)]
+
+
+def test_ack_with_no_score_puts_the_job_back_at_the_fetching_end(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job", b"newer")
+    fetch(scripts, keys, "a")
+    ack(scripts, keys, "a", b"job", keys.queue("a"), "", b"job")
+    assert fetch(scripts, keys, "a") == [b"job", 1]
+
+
+def test_ack_of_a_job_no_longer_in_progress_changes_nothing(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.set(keys.lock("a"), 1)
+    assert ack(scripts, keys, "a", b"gone", keys.dead, 5, b"gone") == 0
+    assert fake_redis.get(keys.lock("a")) == b"1"
+    assert fake_redis.exists(keys.dead) == 0
+
+
+def test_ack_never_takes_the_lock_below_zero(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.lpush(keys.in_progress("a", POOL), b"job")  # in progress, but its counts were already taken back
+    assert ack(scripts, keys, "a", b"job") == 1
+    assert fake_redis.get(keys.lock("a")) == b"0"
+    assert fake_redis.hgetall(keys.lock_info("a")) == {}
