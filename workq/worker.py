@@ -30,6 +30,9 @@ _T = TypeVar("_T")
 IDLE_WAITS = (0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 """Seconds an idle worker waits after each consecutive empty fetch: quick to notice work, cheap when idle."""
 
+MAX_BACKOFF = 10 * 365 * 86400
+"""Longest delay a custom backoff may ask for (ten years); anything else falls back to the default curve."""
+
 ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
 
@@ -150,8 +153,11 @@ class Worker:
         except MalformedJob as exc:
             self._bury_malformed(payload, registration, exc)
             return
+        relock: tuple[str, str] | None = None
         if job.unique:
-            job = self._claim_unique(job)
+            job, by_key = self._claim_unique(job)
+            if by_key is not None:
+                relock = (job.unique_key, job.to_json() if by_key else "1")
         try:
             registration.chain(job)
         except Retry as retry:
@@ -164,29 +170,32 @@ class Worker:
                 job.id,
                 type(exc).__name__,
             )
-            self._ack(registration, payload, registration.queue_key, None, job.to_json())
+            self._ack(registration, payload, registration.queue_key, None, job.to_json(), relock=relock)
             self._context.stopping.set()
         except BaseException as exc:
             self._failed(job, payload, registration, exc)
         else:
             self._ack(registration, payload)
 
-    def _claim_unique(self, job: Job) -> Job:
-        """Release the job's unique lock as it starts; for unique-by-key, run the newest args stored there."""
+    def _claim_unique(self, job: Job) -> tuple[Job, bool | None]:
+        """Release the job's unique lock as it starts; for unique-by-key, run the newest args stored there.
+
+        Returns the job to run and whether its lock is by key (None when it has no lock of this namespace).
+        """
         prefix = self._context.keys.unique(job.name, "")
         if not job.unique_key.startswith(prefix):
             logger.warning("job %s %s: ignoring unique_key %r outside %r", job.name, job.id, job.unique_key, prefix)
-            return job
+            return job, None
         stored = self._persist(lambda: self._context.client.getdel(job.unique_key), f"unlock job {job.id}")
         if not stored or stored in (b"1", "1"):
-            return job
+            return job, False
         try:
-            return Job.from_json(stored)
+            return Job.from_json(stored), True
         except MalformedJob as exc:
             logger.warning(
                 "job %s %s: unique lock holds no valid job (%s); running the queued one", job.name, job.id, exc
             )
-            return job
+            return job, False
 
     def _failed(self, job: Job, payload: bytes, registration: Registration, exc: BaseException) -> None:
         context, options = self._context, registration.options
@@ -211,8 +220,8 @@ class Worker:
             return default_backoff(job, self._context.rng)
         try:
             delay = options.backoff(job)
-            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0:
-                raise TypeError(f"backoff returned {delay!r}, not seconds >= 0")
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_BACKOFF:
+                raise TypeError(f"backoff returned {delay!r}, not seconds between 0 and {MAX_BACKOFF}")
             return math.ceil(delay)
         except Exception:
             logger.exception("backoff for job %s failed; using the default", job.name)
@@ -232,13 +241,21 @@ class Worker:
         destination: str | None = None,
         score: int | None = None,
         filed: str | bytes = "",
+        *,
+        relock: tuple[str, str] | None = None,
     ) -> None:
-        """Finish the job in one script call, retrying through Redis faults (the job stays in progress meanwhile)."""
+        """Finish the job in one script call, retrying through Redis faults (the job stays in progress meanwhile).
+
+        `relock` (unique key, lock value) takes a unique job's lock again as it goes back to its queue.
+        """
         context = self._context
         keys = [registration.in_progress_key, registration.lock_key, registration.lock_info_key]
+        args: list[str | bytes | int] = [context.pool_id, payload, "" if score is None else score, filed]
         if destination is not None:
             keys.append(destination)
-        args = [context.pool_id, payload, "" if score is None else score, filed]
+            if relock is not None:
+                keys.append(relock[0])
+                args.append(relock[1])
         self._persist(lambda: context.scripts.ack(keys=keys, args=args), f"finish a {registration.name} job")
 
     def _persist(self, call: Callable[[], _T], what: str) -> _T | None:
