@@ -156,3 +156,20 @@ def test_worker_logs_start_and_stop_but_not_each_successful_job(
     assert f"namespace={namespace!r}" in started and "concurrency=2" in started and "jobs=blocking,quick" in started
     assert "stopped" in log
     assert job.id not in log
+
+
+def test_enqueue_in_schedules_and_unique_skips_a_pending_duplicate(
+    redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    common = ["--redis-url", redis_url, "--namespace", namespace]
+    first = workq("enqueue", "quick", "--args", '{"n": 1}', "--in", "60", "--unique", *common)
+    assert first.returncode == 0, first.stderr
+    job = Job.from_json(first.stdout)
+    assert job.unique and job.unique_key == f"{namespace}:unique:quick:" + '{"n":1}\n'
+    [(member, run_at)] = redis_client.zrange(f"{namespace}:scheduled", 0, -1, withscores=True)
+    assert member == first.stdout.strip().encode() and run_at >= job.enqueued_at + 60
+
+    duplicate = workq("enqueue", "quick", "--args", '{"n": 1}', "--unique", *common)
+    assert duplicate.returncode == 0 and duplicate.stdout == ""
+    assert "already queued or scheduled" in duplicate.stderr
+    assert redis_client.llen(f"{namespace}:jobs:quick") == 0
