@@ -48,6 +48,15 @@ class Keys:
     def max_concurrency(self, job_name: str) -> str:
         return f"{self.prefix}jobs:{job_name}:max_concurrency"
 
+    def leases(self, job_name: str) -> str:
+        """ext: sorted set of `<pool id>:<job bytes>` → deadline (epoch s) of running jobs with a time-out."""
+        return f"{self.prefix}jobs:{job_name}:leases"
+
+    @property
+    def reaper_lock(self) -> str:
+        """ext: held (SET NX PX) by the one pool whose reaper is running."""
+        return f"{self.prefix}reaper_lock"
+
     @property
     def retry(self) -> str:
         return f"{self.prefix}retry"

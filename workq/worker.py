@@ -18,9 +18,11 @@ from workq.backoff import default_backoff
 from workq.connection import REDIS_FAULTS
 from workq.errors import MalformedJob, Retry
 from workq.handler import JobOptions
+from workq.heartbeat import Observer
 from workq.job import Job, malformed_job_record
 from workq.keys import Keys
 from workq.priority_sampler import PrioritySampler
+from workq.registration import Registration
 from workq.scripts import Scripts
 from workq.wakeup import Wakeup
 
@@ -35,38 +37,6 @@ MAX_BACKOFF = 10 * 365 * 86400
 
 ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
-
-
-@dataclass(frozen=True)
-class Registration:
-    """A job name as one pool runs it: its chain, options and the Redis keys its fetch and ack touch."""
-
-    name: str
-    chain: Callable[[Job], None]
-    options: JobOptions
-    queue_key: str
-    in_progress_key: str
-    lock_key: str
-    lock_info_key: str
-    fetch_keys: tuple[str, ...]
-
-    @classmethod
-    def build(
-        cls, keys: Keys, pool_id: str, name: str, chain: Callable[[Job], None], options: JobOptions
-    ) -> Registration:
-        queue = keys.queue(name)
-        in_progress = keys.in_progress(name, pool_id)
-        lock, lock_info = keys.lock(name), keys.lock_info(name)
-        return cls(
-            name=name,
-            chain=chain,
-            options=options,
-            queue_key=queue,
-            in_progress_key=in_progress,
-            lock_key=lock,
-            lock_info_key=lock_info,
-            fetch_keys=(queue, in_progress, keys.paused(name), lock, lock_info, keys.max_concurrency(name)),
-        )
 
 
 class InFlight:
@@ -101,9 +71,11 @@ class WorkerContext:
     sampler: PrioritySampler[Registration]
     clock: Callable[[], float]
     rng: random.Random
+    fetch_keys: Mapping[str, tuple[str, ...]]
     stopping: threading.Event
     wakeup: Wakeup
     in_flight: InFlight
+    observer: Observer
 
 
 class Worker:
@@ -112,6 +84,8 @@ class Worker:
     def __init__(self, worker_id: str, context: WorkerContext) -> None:
         self.worker_id = worker_id
         self._context = context
+        self._current: tuple[bytes, Registration] | None = None
+        self._outage_since: float | None = None
 
     def run(self) -> None:
         context = self._context
@@ -120,10 +94,11 @@ class Worker:
             try:
                 with context.in_flight:
                     fetched = self._fetch()
+                    self._note_redis_reachable()
                     if fetched is not None:
                         self._process(*fetched)
             except REDIS_FAULTS as exc:
-                logger.warning("worker %s: Redis unavailable (%s); retrying", self.worker_id, exc)
+                self._note_redis_unreachable(exc)
                 fetched = None
                 idle_round = len(IDLE_WAITS) - 1
             except Exception:
@@ -137,17 +112,44 @@ class Worker:
             else:
                 idle_round = 0
 
+    def _note_redis_unreachable(self, exc: Exception) -> None:
+        """Log an outage once per worker, not once per retry."""
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            logger.warning(
+                "worker %s: Redis unavailable (%s); retrying every %.0f s", self.worker_id, exc, IDLE_WAITS[-1]
+            )
+        else:
+            logger.debug("worker %s: Redis still unavailable (%s)", self.worker_id, exc)
+
+    def _note_redis_reachable(self) -> None:
+        if self._outage_since is not None:
+            logger.info(
+                "worker %s: Redis reachable again after %.1f s", self.worker_id, time.monotonic() - self._outage_since
+            )
+            self._outage_since = None
+
     def _fetch(self) -> tuple[bytes, Registration] | None:
         context = self._context
         order = context.sampler.sample()
-        keys = [key for registration in order for key in registration.fetch_keys]
-        result = context.scripts.fetch(keys=keys, args=[context.pool_id])
+        keys = [key for registration in order for key in context.fetch_keys[registration.name]]
+        args: list[str | float] = [context.pool_id, context.clock()]
+        args.extend(registration.options.timeout for registration in order)
+        result = context.scripts.fetch(keys=keys, args=args)
         if not result:
             return None
         payload, group = result
         return _as_bytes(payload), order[int(group) - 1]
 
     def _process(self, payload: bytes, registration: Registration) -> None:
+        self._current = (payload, registration)
+        try:
+            self._run_job(payload, registration)
+        finally:
+            self._current = None
+            self._context.observer.done(self.worker_id)
+
+    def _run_job(self, payload: bytes, registration: Registration) -> None:
         try:
             job = Job.from_json(payload)
         except MalformedJob as exc:
@@ -158,6 +160,8 @@ class Worker:
             job, by_key = self._claim_unique(job)
             if by_key is not None:
                 relock = (job.unique_key, job.to_json() if by_key else "1")
+        self._context.observer.started(self.worker_id, job)
+        job._checkin_hook = lambda message: self._checkin(job, payload, registration, message)
         try:
             registration.chain(job)
         except Retry as retry:
@@ -176,6 +180,30 @@ class Worker:
             self._failed(job, payload, registration, exc)
         else:
             self._ack(registration, payload)
+
+    def _checkin(self, job: Job, payload: bytes, registration: Registration, message: str) -> None:
+        """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead."""
+        self._context.observer.checkin(self.worker_id, job, message)
+        timeout = registration.options.timeout
+        if timeout:
+            member = registration.lease_member(self._context.pool_id, payload)
+            deadline = self._context.clock() + timeout
+            self._persist(
+                lambda: self._context.client.zadd(registration.leases_key, {member: deadline}, xx=True),
+                f"extend the lease of job {job.id}",
+            )
+
+    def abandon(self) -> bool:
+        """Put the job this worker is running back on its queue (its handler outran the stop grace period).
+
+        Safe against the handler finishing at the same moment: ack.lua files whichever comes first, once.
+        """
+        current = self._current
+        if current is None:
+            return False
+        payload, registration = current
+        self._ack(registration, payload, registration.queue_key, None, payload)
+        return True
 
     def _claim_unique(self, job: Job) -> tuple[Job, bool | None]:
         """Release the job's unique lock as it starts; for unique-by-key, run the newest args stored there.
@@ -249,7 +277,12 @@ class Worker:
         `relock` (unique key, lock value) takes a unique job's lock again as it goes back to its queue.
         """
         context = self._context
-        keys = [registration.in_progress_key, registration.lock_key, registration.lock_info_key]
+        keys = [
+            registration.in_progress_key,
+            registration.lock_key,
+            registration.lock_info_key,
+            registration.leases_key,
+        ]
         args: list[str | bytes | int] = [context.pool_id, payload, "" if score is None else score, filed]
         if destination is not None:
             keys.append(destination)

@@ -13,7 +13,6 @@ from typing import Any, overload
 
 from redis import Redis
 
-from workq.background import BackgroundLoop
 from workq.backoff import Backoff
 from workq.connection import resolve_namespace, resolve_redis, translated_faults
 from workq.enqueuer import Enqueuer
@@ -22,17 +21,14 @@ from workq.handler import JobHandler, JobOptions, check_handler
 from workq.job import Job, check_job_name
 from workq.keys import Keys
 from workq.middleware import Middleware, build_chain
-from workq.periodic import INTERVAL as PERIODIC_INTERVAL
-from workq.periodic import CronSchedule, PeriodicEnqueuer, check_cron_spec
-from workq.priority_sampler import PrioritySampler
-from workq.requeuer import Requeuer
-from workq.scripts import Scripts
+from workq.periodic import CronSchedule, check_cron_spec
+from workq.registration import Registration
+from workq.running_pool import RunningPool
 from workq.wakeup import Wakeup
-from workq.worker import InFlight, Registration, Worker, WorkerContext
+from workq.worker import InFlight
 
 logger = logging.getLogger("workq")
 
-REQUEUE_INTERVAL = 1.0
 DRAIN_POLL = 0.05
 
 HandlerFn = Callable[[Job], object]
@@ -77,9 +73,7 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._wakeup = Wakeup()
         self._in_flight = InFlight()
-        self._threads: list[threading.Thread] = []
-        self._loops: list[BackgroundLoop] = []
-        self._started = False
+        self._running: RunningPool | None = None
 
     # --- configuration -------------------------------------------------------------------------------------
 
@@ -217,26 +211,12 @@ class WorkerPool:
         if not self._handlers:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
         client, keys = self.redis, Keys(self.namespace)
-        scripts = Scripts.register(client)
         registrations = {
             name: Registration.build(keys, self.pool_id, name, build_chain(self._middlewares, handler), handler.options)
             for name, handler in self._handlers.items()
         }
         self._announce(client, keys)
         self._stopping.clear()
-        context = WorkerContext(
-            client=client,
-            keys=keys,
-            scripts=scripts,
-            pool_id=self.pool_id,
-            registrations=registrations,
-            sampler=PrioritySampler([(r, r.options.priority) for r in registrations.values()], self._rng),
-            clock=self._clock,
-            rng=self._rng,
-            stopping=self._stopping,
-            wakeup=self._wakeup,
-            in_flight=self._in_flight,
-        )
         logger.info(
             "worker pool %s starting: namespace=%r concurrency=%d jobs=%s",
             self.pool_id,
@@ -244,27 +224,24 @@ class WorkerPool:
             self.concurrency,
             ",".join(self.job_names),
         )
-        self._threads = []
-        for index in range(self.concurrency):
-            worker = Worker(secrets.token_hex(12), context)
-            thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        requeuer = Requeuer(client, keys, scripts, self._clock)
-
-        def requeue_and_wake() -> None:
-            if requeuer.requeue_due():
-                self._wakeup.notify()
-
-        self._loops = [BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeue_and_wake, rng=self._rng)]
-        if self._schedules:
-            periodic = PeriodicEnqueuer(client, keys, scripts, self._schedules, self._clock)
-            self._loops.append(
-                BackgroundLoop("periodic-enqueuer", PERIODIC_INTERVAL, periodic.enqueue_coming, rng=self._rng)
-            )
-        for loop in self._loops:
-            loop.start()
-        self._started = True
+        running = RunningPool(
+            client=client,
+            keys=keys,
+            pool_id=self.pool_id,
+            registrations=registrations,
+            schedules=self._schedules,
+            concurrency=self.concurrency,
+            heartbeat_interval=self.heartbeat_interval,
+            dead_after=self.dead_after,
+            clock=self._clock,
+            rng=self._rng,
+            stopping=self._stopping,
+            wakeup=self._wakeup,
+            in_flight=self._in_flight,
+        )
+        with translated_faults(client):
+            running.start()
+        self._running = running
 
     def _announce(self, client: Redis, keys: Keys) -> None:
         """Record this pool's job names and their concurrency caps, as gocraft/work pools do at start."""
@@ -288,16 +265,16 @@ class WorkerPool:
         """Block until `request_stop()` (or a handler raising SystemExit/KeyboardInterrupt); True if requested."""
         return self._stopping.wait(timeout)
 
-    def stop(self) -> None:
-        """Stop fetching, let every in-flight job finish, stop the background loops; returns when done."""
-        if not self._started:
+    def stop(self, grace: float | None = None) -> None:
+        """Stop fetching and let in-flight jobs finish, then stop the background loops and deregister the pool.
+
+        With `grace`, wait at most that many seconds: jobs still running then go back on their queues (they may
+        run twice; the abandoned handler threads are daemons and die with the process).
+        """
+        if self._running is None:
             return
-        self.request_stop()
-        for thread in self._threads:
-            thread.join()
-        for loop in self._loops:
-            loop.stop()
-        self._threads, self._loops, self._started = [], [], False
+        self._running.stop(grace)
+        self._running = None
         logger.info("worker pool %s stopped: jobs=%s", self.pool_id, ",".join(self.job_names))
 
     def drain(self, timeout: float | None = None) -> None:
@@ -305,7 +282,7 @@ class WorkerPool:
 
         Jobs waiting in the retry or scheduled sets are not waited for.
         """
-        if not self._started:
+        if self._running is None:
             raise WorkqError("drain() needs a started pool")
         deadline = None if timeout is None else time.monotonic() + timeout
         queue_keys = [Keys(self.namespace).queue(name) for name in self._handlers]
@@ -332,7 +309,7 @@ class WorkerPool:
         self.stop()
 
     def _refuse_if_started(self, action: str) -> None:
-        if self._started:
+        if self._running is not None:
             raise WorkqError(f"cannot {action} on a running pool; stop() it first")
 
 

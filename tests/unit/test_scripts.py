@@ -11,6 +11,7 @@ from workq.keys import Keys
 from workq.scripts import Scripts
 
 POOL = "pool0000pool0000pool0000"
+NOW = 1_800_000_000
 
 
 @pytest.fixture
@@ -34,16 +35,17 @@ def fetch_keys(keys: Keys, *names: str) -> list[str]:
             keys.lock(name),
             keys.lock_info(name),
             keys.max_concurrency(name),
+            keys.leases(name),
         )
     ]
 
 
-def fetch(scripts: Scripts, keys: Keys, *names: str) -> object:
-    return scripts.fetch(keys=fetch_keys(keys, *names), args=[POOL])
+def fetch(scripts: Scripts, keys: Keys, *names: str, timeout: int = 0) -> object:
+    return scripts.fetch(keys=fetch_keys(keys, *names), args=[POOL, NOW, *[timeout] * len(names)])
 
 
 def ack(scripts: Scripts, keys: Keys, name: str, payload: bytes, *destination: object) -> object:
-    ack_keys = [keys.in_progress(name, POOL), keys.lock(name), keys.lock_info(name)]
+    ack_keys = [keys.in_progress(name, POOL), keys.lock(name), keys.lock_info(name), keys.leases(name)]
     args: list[Any] = [POOL, payload, "", ""]
     if destination:
         key, score, filed = destination
@@ -153,3 +155,65 @@ def test_ack_never_takes_the_lock_below_zero(scripts: Scripts, keys: Keys, fake_
     assert ack(scripts, keys, "a", b"job") == 1
     assert fake_redis.get(keys.lock("a")) == b"0"
     assert fake_redis.hgetall(keys.lock_info("a")) == {}
+
+
+def test_fetch_of_a_job_with_a_timeout_records_its_lease(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a", timeout=30)
+    assert fake_redis.zrange(keys.leases("a"), 0, -1, withscores=True) == [(POOL.encode() + b":job", NOW + 30)]
+
+
+def test_ack_drops_the_lease(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a", timeout=30)
+    assert ack(scripts, keys, "a", b"job") == 1
+    assert fake_redis.zcard(keys.leases("a")) == 0
+
+
+def test_reap_puts_a_dead_pools_jobs_back_in_their_old_order_and_takes_back_its_counts(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"one", b"two", b"three", b"four")
+    for _ in range(3):
+        fetch(scripts, keys, "a", timeout=30)
+    fake_redis.set(keys.lock("a"), 5)  # two more held by another pool
+    fake_redis.hset(keys.lock_info("a"), "other", 2)
+    reap_keys = [keys.queue("a"), keys.in_progress("a", POOL), keys.lock("a"), keys.lock_info("a"), keys.leases("a")]
+    assert scripts.reap(keys=reap_keys, args=[POOL]) == 3
+    assert [fake_redis.rpop(keys.queue("a")) for _ in range(4)] == [b"one", b"two", b"three", b"four"]
+    assert fake_redis.get(keys.lock("a")) == b"2"
+    assert fake_redis.hgetall(keys.lock_info("a")) == {b"other": b"2"}
+    assert fake_redis.zcard(keys.leases("a")) == 0
+    assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
+
+
+def expire(scripts: Scripts, keys: Keys, now: float) -> object:
+    member = POOL.encode() + b":job"
+    lease_keys = [keys.leases("a"), keys.queue("a"), keys.lock("a"), keys.lock_info("a"), keys.in_progress("a", POOL)]
+    return scripts.expire_leases(keys=lease_keys, args=[now, member, b"job", POOL])
+
+
+def test_an_expired_lease_puts_the_job_back_on_its_queue(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a", timeout=30)
+    assert expire(scripts, keys, NOW + 29) == 0, "not before its deadline"
+    assert expire(scripts, keys, NOW + 30) == 1
+    assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"job"]
+    assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
+    assert fake_redis.get(keys.lock("a")) == b"0"
+    assert ack(scripts, keys, "a", b"job") == 0, "the late ack of the timed-out run changes nothing"
+    assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"job"]
+
+
+def test_a_lease_extended_since_it_was_read_is_left_alone(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a", timeout=30)
+    fake_redis.zadd(keys.leases("a"), {POOL.encode() + b":job": NOW + 60}, xx=True)
+    assert expire(scripts, keys, NOW + 30) == 0
+    assert fake_redis.llen(keys.in_progress("a", POOL)) == 1

@@ -20,6 +20,9 @@ class Scripts:
     requeue: Script
     enqueue_unique: Script
     periodic_enqueue: Script
+    reap: Script
+    expire_leases: Script
+    release_lock: Script
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

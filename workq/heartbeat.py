@@ -1,0 +1,123 @@
+"""Proof of life: the pool's heartbeat hash, and observations of what each worker thread is running."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from redis import Redis
+
+from workq.job import Job
+from workq.keys import Keys
+
+OBSERVATION_LIFETIME = 86400
+
+
+class Heartbeater:
+    """Registers the pool in `worker_pools` and refreshes its hash, so other pools know it is alive."""
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        *,
+        pool_id: str,
+        job_names: Sequence[str],
+        concurrency: int,
+        worker_ids: Sequence[str],
+        clock: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._pool_id = pool_id
+        self._clock = clock
+        self._fields: dict[str, str | int] = {
+            "started_at": int(clock()),
+            "job_names": ",".join(sorted(job_names)),
+            "concurrency": concurrency,
+            "worker_ids": ",".join(sorted(worker_ids)),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def beat(self) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.sadd(self._keys.worker_pools, self._pool_id)
+        pipe.hset(
+            self._keys.worker_pool(self._pool_id),
+            mapping=cast(Any, {**self._fields, "heartbeat_at": int(self._clock())}),
+        )
+        pipe.execute()
+
+    def remove(self) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.srem(self._keys.worker_pools, self._pool_id)
+        pipe.delete(self._keys.worker_pool(self._pool_id))
+        pipe.execute()
+
+
+class Observer:
+    """What each worker is doing, kept off the job path: workers note changes in memory and `flush()` (run by a
+    background loop) writes the latest state of every worker that changed in one pipelined round trip."""
+
+    def __init__(self, client: Redis, keys: Keys, clock: Callable[[], float]) -> None:
+        self._client = client
+        self._keys = keys
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[str, dict[str, str | int] | None] = {}
+        self._written: set[str] = set()
+
+    def started(self, worker_id: str, job: Job) -> None:
+        args = json.dumps(job.args, ensure_ascii=False) if job.args else ""
+        observation: dict[str, str | int] = {
+            "job_name": job.name,
+            "job_id": job.id,
+            "started_at": int(self._clock()),
+            "args": args,
+        }
+        with self._lock:
+            self._pending[worker_id] = observation
+
+    def checkin(self, worker_id: str, job: Job, message: str) -> None:
+        with self._lock:
+            observation = self._pending.get(worker_id)
+            if observation is None:
+                self._pending[worker_id] = observation = {"job_name": job.name, "job_id": job.id}
+            observation.update(checkin=message, checkin_at=int(self._clock()))
+
+    def done(self, worker_id: str) -> None:
+        with self._lock:
+            self._pending[worker_id] = None
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for worker_id, observation in pending.items():
+            key = self._keys.worker(worker_id)
+            if observation is None:
+                if worker_id in self._written:
+                    pipe.delete(key)
+            else:
+                if "started_at" in observation:  # a new job: no checkin of the previous one may linger
+                    pipe.delete(key)
+                pipe.hset(key, mapping=cast(Any, observation))
+                pipe.expire(key, OBSERVATION_LIFETIME)
+        try:
+            pipe.execute()
+        except BaseException:
+            with self._lock:  # keep what could not be written, unless newer news came in meanwhile
+                self._pending = {**pending, **self._pending}
+            raise
+        for worker_id, observation in pending.items():
+            if observation is None:
+                self._written.discard(worker_id)
+            else:
+                self._written.add(worker_id)

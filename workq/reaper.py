@@ -1,0 +1,117 @@
+"""Recovery of dead pools' jobs: a pool silent for `dead_after` seconds gives its in-progress jobs back."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from redis import Redis
+
+from workq.keys import Keys
+from workq.scripts import Scripts
+
+logger = logging.getLogger("workq")
+
+
+class Reaper:
+    """One pass finds dead pools and hands their jobs back to their queues, under a lock so that one reaper runs at
+    a time across all pools. Every step is an atomic script, so a reaper that dies midway loses nothing: the next
+    pass redoes what is left."""
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        *,
+        pool_id: str,
+        dead_after: float,
+        lock_for: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._scripts = scripts
+        self._pool_id = pool_id
+        self._dead_after = dead_after
+        self._lock_ms = max(1, int(lock_for * 1000))
+        self._clock = clock
+
+    def reap(self) -> int:
+        """Returns how many jobs went back to their queues."""
+        token = f"{self._pool_id}:{secrets.token_hex(4)}"
+        if not self._client.set(self._keys.reaper_lock, token, nx=True, px=self._lock_ms):
+            return 0
+        try:
+            return self._reap_dead_pools()
+        finally:
+            self._scripts.release_lock(keys=[self._keys.reaper_lock], args=[token])
+
+    def _reap_dead_pools(self) -> int:
+        job_names = sorted(_text(name) for name in self._client.smembers(self._keys.known_jobs))
+        pipe = self._client.pipeline(transaction=False)
+        for name in job_names:
+            pipe.hkeys(self._keys.lock_info(name))
+        holders = pipe.execute()
+        # Liveness is read after the holders: a pool beats before it fetches, so a holder seen above is live here.
+        live, dead = self._pools_by_liveness()
+        moved = 0
+        for name, pool_ids in zip(job_names, holders, strict=True):
+            # Pools holding jobs without a live heartbeat: dead ones, and ones that died before their first beat.
+            for pool_id in ({_text(pool_id) for pool_id in pool_ids} - live) | dead:
+                moved += self._reap_jobs(name, pool_id)
+        for pool_id in dead:
+            self._forget_pool(pool_id)
+        return moved
+
+    def _pools_by_liveness(self) -> tuple[set[str], set[str]]:
+        pool_ids = sorted(_text(pool_id) for pool_id in self._client.smembers(self._keys.worker_pools))
+        pipe = self._client.pipeline(transaction=False)
+        for pool_id in pool_ids:
+            pipe.hget(self._keys.worker_pool(pool_id), "heartbeat_at")
+        beats = pipe.execute()
+        oldest_alive = self._clock() - self._dead_after
+        live, dead = {self._pool_id}, set[str]()
+        for pool_id, beat in zip(pool_ids, beats, strict=True):
+            if pool_id == self._pool_id:
+                continue
+            try:
+                alive = beat is not None and float(beat) >= oldest_alive
+            except ValueError:
+                alive = False
+            (live if alive else dead).add(pool_id)
+        return live, dead
+
+    def _reap_jobs(self, name: str, pool_id: str) -> int:
+        keys = self._keys
+        moved = int(
+            self._scripts.reap(
+                keys=[
+                    keys.queue(name),
+                    keys.in_progress(name, pool_id),
+                    keys.lock(name),
+                    keys.lock_info(name),
+                    keys.leases(name),
+                ],
+                args=[pool_id],
+            )
+        )
+        if moved:
+            logger.warning("reaper: pool %s is dead; %d %s job(s) back on their queue", pool_id, moved, name)
+        return moved
+
+    def _forget_pool(self, pool_id: str) -> None:
+        worker_ids = self._client.hget(self._keys.worker_pool(pool_id), "worker_ids")
+        pipe = self._client.pipeline(transaction=True)
+        pipe.srem(self._keys.worker_pools, pool_id)
+        pipe.delete(self._keys.worker_pool(pool_id))
+        for worker_id in _text(worker_ids or b"").split(","):
+            if worker_id:
+                pipe.delete(self._keys.worker(worker_id))
+        pipe.execute()
+        logger.warning("reaper: removed dead pool %s", pool_id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

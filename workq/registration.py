@@ -1,0 +1,53 @@
+"""A job name as one pool runs it: its composed chain, its options and every Redis key fetch and ack touch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from workq.handler import JobOptions
+from workq.job import Job
+from workq.keys import Keys
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    chain: Callable[[Job], None]
+    options: JobOptions
+    queue_key: str
+    in_progress_key: str
+    lock_key: str
+    lock_info_key: str
+    leases_key: str
+
+    @classmethod
+    def build(
+        cls, keys: Keys, pool_id: str, name: str, chain: Callable[[Job], None], options: JobOptions
+    ) -> Registration:
+        return cls(
+            name=name,
+            chain=chain,
+            options=options,
+            queue_key=keys.queue(name),
+            in_progress_key=keys.in_progress(name, pool_id),
+            lock_key=keys.lock(name),
+            lock_info_key=keys.lock_info(name),
+            leases_key=keys.leases(name),
+        )
+
+    def fetch_keys(self, keys: Keys) -> tuple[str, ...]:
+        """The seven keys fetch.lua reads per job name, in its order."""
+        return (
+            self.queue_key,
+            self.in_progress_key,
+            keys.paused(self.name),
+            self.lock_key,
+            self.lock_info_key,
+            keys.max_concurrency(self.name),
+            self.leases_key,
+        )
+
+    def lease_member(self, pool_id: str, payload: bytes) -> bytes:
+        """How a running job is named in its leases set (and in fetch.lua, ack.lua, reap.lua)."""
+        return pool_id.encode() + b":" + payload

@@ -1,0 +1,147 @@
+"""One run of a WorkerPool, from start() to stop(): worker threads, background loops, heartbeat, observations."""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from redis import Redis
+
+from workq.background import BackgroundLoop
+from workq.heartbeat import Heartbeater, Observer
+from workq.keys import Keys
+from workq.periodic import INTERVAL as PERIODIC_INTERVAL
+from workq.periodic import CronSchedule, PeriodicEnqueuer
+from workq.priority_sampler import PrioritySampler
+from workq.reaper import Reaper
+from workq.registration import Registration
+from workq.requeuer import Requeuer
+from workq.scripts import Scripts
+from workq.timeouts import LeaseKeeper
+from workq.wakeup import Wakeup
+from workq.worker import InFlight, Worker, WorkerContext
+
+logger = logging.getLogger("workq")
+
+REQUEUE_INTERVAL = 1.0
+LEASE_CHECK_INTERVAL = 1.0
+OBSERVER_FLUSH_INTERVAL = 0.5
+
+
+class RunningPool:
+    """Everything a started pool runs. `stop(grace)` hands back the jobs of handlers that outlive the grace."""
+
+    def __init__(
+        self,
+        *,
+        client: Redis,
+        keys: Keys,
+        pool_id: str,
+        registrations: Mapping[str, Registration],
+        schedules: Sequence[CronSchedule],
+        concurrency: int,
+        heartbeat_interval: float,
+        dead_after: float,
+        clock: Callable[[], float],
+        rng: random.Random,
+        stopping: threading.Event,
+        wakeup: Wakeup,
+        in_flight: InFlight,
+    ) -> None:
+        scripts = Scripts.register(client)
+        self._wakeup = wakeup
+        self._stopping = stopping
+        self._observer = Observer(client, keys, clock)
+        context = WorkerContext(
+            client=client,
+            keys=keys,
+            scripts=scripts,
+            pool_id=pool_id,
+            registrations=registrations,
+            fetch_keys={name: registration.fetch_keys(keys) for name, registration in registrations.items()},
+            sampler=PrioritySampler([(r, r.options.priority) for r in registrations.values()], rng),
+            clock=clock,
+            rng=rng,
+            stopping=stopping,
+            wakeup=wakeup,
+            in_flight=in_flight,
+            observer=self._observer,
+        )
+        self._workers = [Worker(secrets.token_hex(12), context) for _ in range(concurrency)]
+        self._threads: list[threading.Thread] = []
+        self._heartbeater = Heartbeater(
+            client,
+            keys,
+            pool_id=pool_id,
+            job_names=list(registrations),
+            concurrency=concurrency,
+            worker_ids=[worker.worker_id for worker in self._workers],
+            clock=clock,
+        )
+        requeuer = Requeuer(client, keys, scripts, clock)
+        reap_interval = max(heartbeat_interval, dead_after / 4)
+        reaper = Reaper(
+            client, keys, scripts, pool_id=pool_id, dead_after=dead_after, lock_for=reap_interval, clock=clock
+        )
+
+        def requeue_and_wake() -> None:
+            if requeuer.requeue_due():
+                wakeup.notify()
+
+        def reap_and_wake() -> None:
+            if reaper.reap():
+                wakeup.notify()
+
+        self._loops = [
+            BackgroundLoop("heartbeat", heartbeat_interval, self._heartbeater.beat, rng=rng),
+            BackgroundLoop("observer", OBSERVER_FLUSH_INTERVAL, self._observer.flush, rng=rng),
+            BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeue_and_wake, rng=rng),
+            BackgroundLoop("reaper", reap_interval, reap_and_wake, rng=rng),
+        ]
+        if schedules:
+            periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)
+            self._loops.append(BackgroundLoop("periodic-enqueuer", PERIODIC_INTERVAL, periodic.enqueue_coming, rng=rng))
+        lease_keeper = LeaseKeeper(client, keys, scripts, list(registrations.values()), clock)
+        if any(registration.options.timeout for registration in registrations.values()):
+            self._loops.append(BackgroundLoop("timeouts", LEASE_CHECK_INTERVAL, lease_keeper.expire_due, rng=rng))
+
+    def start(self) -> None:
+        """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
+        self._heartbeater.beat()
+        for index, worker in enumerate(self._workers):
+            thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for loop in self._loops:
+            loop.start()
+
+    def stop(self, grace: float | None) -> int:
+        """Stop fetching; wait for in-flight jobs (at most `grace` seconds when given), hand back the rest, then
+        stop the loops and deregister. Returns how many jobs were handed back."""
+        self._stopping.set()
+        self._wakeup.notify()
+        deadline = None if grace is None else time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        handed_back = sum(
+            worker.abandon() for worker, thread in zip(self._workers, self._threads, strict=True) if thread.is_alive()
+        )
+        if handed_back:
+            logger.warning(
+                "%d job(s) still running after the %s s grace period: back on their queues", handed_back, grace
+            )
+        for loop in self._loops:
+            loop.stop()
+        self._flush_and_deregister()
+        return handed_back
+
+    def _flush_and_deregister(self) -> None:
+        try:
+            self._observer.flush()
+            self._heartbeater.remove()
+        except Exception as exc:  # Redis gone at shutdown: the reaper will clean up after us
+            logger.warning("could not deregister the pool (%s); the reaper will remove it", exc)

@@ -1,0 +1,65 @@
+"""Job time-outs (beanstalkd's TTR): a job running past its lease is treated as lost and made available again."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from redis import Redis
+
+from workq.keys import Keys
+from workq.registration import Registration
+from workq.scripts import Scripts
+
+logger = logging.getLogger("workq")
+
+BATCH = 100
+
+
+class LeaseKeeper:
+    """Puts back on their queue the jobs whose lease expired, for every job name of this pool with a `timeout`.
+
+    The handler that outran its lease may still finish: its ack then finds the job gone and changes nothing, but the
+    job may run twice — time-outs trade exactly-once for never-stuck (at-least-once).
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        registrations: Sequence[Registration],
+        clock: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._scripts = scripts
+        self._registrations = [registration for registration in registrations if registration.options.timeout]
+        self._clock = clock
+
+    def expire_due(self) -> int:
+        return sum(self._expire(registration) for registration in self._registrations)
+
+    def _expire(self, registration: Registration) -> int:
+        now = self._clock()
+        members = cast(
+            list[bytes], self._client.zrangebyscore(registration.leases_key, "-inf", now, start=0, num=BATCH)
+        )
+        if not members:
+            return 0
+        keys = [registration.leases_key, registration.queue_key, registration.lock_key, registration.lock_info_key]
+        args: list[bytes | float] = [now]
+        for member in members:
+            pool_id, _, payload = member.partition(b":")
+            keys.append(self._keys.in_progress(registration.name, pool_id.decode()))
+            args.extend((member, payload, pool_id))
+        moved = int(self._scripts.expire_leases(keys=keys, args=args))
+        if moved:
+            logger.warning(
+                "%d %s job(s) ran past their %s s timeout: made available again",
+                moved,
+                registration.name,
+                registration.options.timeout,
+            )
+        return moved
