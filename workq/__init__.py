@@ -1,5 +1,6 @@
 """workq: Redis-backed background jobs, wire-compatible with gocraft/work."""
 
+from workq.client import Client, Queue, WorkerObservation, WorkerPoolHeartbeat
 from workq.enqueuer import Enqueuer
 from workq.errors import (
     ArgError,
@@ -16,6 +17,7 @@ from workq.worker_pool import WorkerPool
 
 __all__ = [
     "ArgError",
+    "Client",
     "ConnectionFailed",
     "DeadJob",
     "Enqueuer",
@@ -25,9 +27,12 @@ __all__ = [
     "MalformedJob",
     "NotDeleted",
     "NotRetried",
+    "Queue",
     "Retry",
     "RetryJob",
     "ScheduledJob",
+    "WorkerObservation",
     "WorkerPool",
+    "WorkerPoolHeartbeat",
     "WorkqError",
 ]

@@ -15,15 +15,17 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
+from workq.client import Client
 from workq.connection import translated_faults
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
-from workq.job import Job
+from workq.job import Job, check_job_name
 from workq.worker_pool import WorkerPool
 
 logger = logging.getLogger("workq")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+DEFAULT_GRACE = 30.0
 
 
 class UsageError(Exception):
@@ -57,6 +59,13 @@ def _build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", parents=[connection], help="run the WorkerPool found at MODULE:ATTR")
     worker.add_argument("target", metavar="MODULE:ATTR", help="e.g. myapp.jobs:pool (a WorkerPool or a factory)")
     worker.add_argument("--concurrency", type=int, help="worker threads (default: the pool's own setting)")
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long running jobs may take before they go back on their queues (default 30)",
+    )
     worker.set_defaults(command=run_worker)
 
     enqueue = commands.add_parser("enqueue", parents=[connection], help="enqueue one job")
@@ -65,6 +74,11 @@ def _build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--in", dest="delay", type=float, metavar="SECONDS", help="run no earlier than this")
     enqueue.add_argument("--unique", action="store_true", help="skip if the same job is already queued/scheduled")
     enqueue.set_defaults(command=run_enqueue)
+
+    for name, verb in (("pause", "stop fetching"), ("unpause", "resume fetching")):
+        toggle = commands.add_parser(name, parents=[connection], help=f"every pool will {verb} jobs of NAME")
+        toggle.add_argument("name", help="job name")
+        toggle.set_defaults(command=run_pause if name == "pause" else run_unpause)
     return parser
 
 
@@ -118,7 +132,7 @@ def run_worker(args: argparse.Namespace) -> int:
     pool.start()
     while not pool.wait_for_stop_request(timeout=1.0):
         pass
-    pool.stop()
+    pool.stop(grace=args.grace)
     return EXIT_OK
 
 
@@ -135,6 +149,26 @@ def _stop_on_signals(pool: WorkerPool) -> None:
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
+
+
+def run_pause(args: argparse.Namespace) -> int:
+    _client(args).pause(args.name)
+    print(f"paused {args.name}: no pool fetches it until `workq unpause {args.name}`")
+    return EXIT_OK
+
+
+def run_unpause(args: argparse.Namespace) -> int:
+    _client(args).unpause(args.name)
+    print(f"unpaused {args.name}")
+    return EXIT_OK
+
+
+def _client(args: argparse.Namespace) -> Client:
+    try:
+        check_job_name(args.name)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return Client(args.namespace, args.redis_url)
 
 
 def run_enqueue(args: argparse.Namespace) -> int:
