@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,10 @@ class Keys:
     def leases(self, job_name: str) -> str:
         """ext: sorted set of `<pool id>:<job bytes>` → deadline (epoch s) of running jobs with a time-out."""
         return f"{self.prefix}jobs:{job_name}:leases"
+
+    def stats(self, job_name: str, at: float) -> str:
+        """ext: hash of `processed` and `failed` counts of `job_name` on the UTC day of epoch `at`."""
+        return f"{self.prefix}stats:{job_name}:{time.strftime('%Y-%m-%d', time.gmtime(at))}"
 
     @property
     def reaper_lock(self) -> str:

@@ -35,6 +35,10 @@ IDLE_WAITS = (0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 MAX_BACKOFF = 10 * 365 * 86400
 """Longest delay a custom backoff may ask for (ten years); anything else falls back to the default curve."""
 
+PROCESSED, FAILED = "processed", "failed"
+STATS_LIFETIME = 8 * 86400
+"""Seconds a day's processed/failed counters are kept: a week of history for the dashboard."""
+
 ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
 
@@ -179,7 +183,7 @@ class Worker:
         except BaseException as exc:
             self._failed(job, payload, registration, exc)
         else:
-            self._ack(registration, payload)
+            self._ack(registration, payload, counted=PROCESSED)
 
     def _checkin(self, job: Job, payload: bytes, registration: Registration, message: str) -> None:
         """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead."""
@@ -235,13 +239,13 @@ class Worker:
         if job.fails < options.max_fails:
             delay = self._backoff(job, options)
             logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
-            self._ack(registration, payload, context.keys.retry, now + delay, job.to_json())
+            self._ack(registration, payload, context.keys.retry, now + delay, job.to_json(), counted=FAILED)
         elif options.skip_dead:
             logger.error("%s; out of retries, discarded (skip_dead)", attempt, exc_info=exc)
-            self._ack(registration, payload)
+            self._ack(registration, payload, counted=FAILED)
         else:
             logger.error("%s; out of retries, moved to the dead queue", attempt, exc_info=exc)
-            self._ack(registration, payload, context.keys.dead, now, job.to_json())
+            self._ack(registration, payload, context.keys.dead, now, job.to_json(), counted=FAILED)
 
     def _backoff(self, job: Job, options: JobOptions) -> int:
         if options.backoff is None:
@@ -260,7 +264,7 @@ class Worker:
         reason = f"malformed job payload in queue {registration.name}: {exc}"
         logger.error("%s; moved to the dead queue: %r", reason, payload[:200])
         dead = malformed_job_record(registration.name, payload, reason, now)
-        self._ack(registration, payload, self._context.keys.dead, now, dead.to_json())
+        self._ack(registration, payload, self._context.keys.dead, now, dead.to_json(), counted=FAILED)
 
     def _ack(
         self,
@@ -270,10 +274,12 @@ class Worker:
         score: int | None = None,
         filed: str | bytes = "",
         *,
+        counted: str = "",
         relock: tuple[str, str] | None = None,
     ) -> None:
         """Finish the job in one script call, retrying through Redis faults (the job stays in progress meanwhile).
 
+        `counted` names the daily stats field the outcome adds to (`processed`, `failed`, or "" for neither);
         `relock` (unique key, lock value) takes a unique job's lock again as it goes back to its queue.
         """
         context = self._context
@@ -282,8 +288,16 @@ class Worker:
             registration.lock_key,
             registration.lock_info_key,
             registration.leases_key,
+            context.keys.stats(registration.name, context.clock()),
         ]
-        args: list[str | bytes | int] = [context.pool_id, payload, "" if score is None else score, filed]
+        args: list[str | bytes | int] = [
+            context.pool_id,
+            payload,
+            "" if score is None else score,
+            filed,
+            counted,
+            STATS_LIFETIME,
+        ]
         if destination is not None:
             keys.append(destination)
             if relock is not None:

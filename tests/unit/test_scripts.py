@@ -12,6 +12,7 @@ from workq.scripts import Scripts
 
 POOL = "pool0000pool0000pool0000"
 NOW = 1_800_000_000
+STATS = "stats-key"
 
 
 @pytest.fixture
@@ -45,12 +46,12 @@ def fetch(scripts: Scripts, keys: Keys, *names: str, timeout: int = 0) -> object
 
 
 def ack(scripts: Scripts, keys: Keys, name: str, payload: bytes, *destination: object) -> object:
-    ack_keys = [keys.in_progress(name, POOL), keys.lock(name), keys.lock_info(name), keys.leases(name)]
-    args: list[Any] = [POOL, payload, "", ""]
+    ack_keys = [keys.in_progress(name, POOL), keys.lock(name), keys.lock_info(name), keys.leases(name), STATS]
+    args: list[Any] = [POOL, payload, "", "", "processed", 3600]
     if destination:
         key, score, filed = destination
         ack_keys.append(key)  # type: ignore[arg-type]
-        args[2:] = [score, filed]
+        args[2:4] = [score, filed]
     return scripts.ack(keys=ack_keys, args=args)
 
 
@@ -217,3 +218,17 @@ def test_a_lease_extended_since_it_was_read_is_left_alone(
     fake_redis.zadd(keys.leases("a"), {POOL.encode() + b":job": NOW + 60}, xx=True)
     assert expire(scripts, keys, NOW + 30) == 0
     assert fake_redis.llen(keys.in_progress("a", POOL)) == 1
+
+
+def test_ack_counts_the_outcome_in_the_days_stats_hash_with_an_expiry(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"one", b"two")
+    fetch(scripts, keys, "a")
+    fetch(scripts, keys, "a")
+    ack(scripts, keys, "a", b"one")
+    ack(scripts, keys, "a", b"two")
+    assert fake_redis.hgetall(STATS) == {b"processed": b"2"}
+    assert 0 < fake_redis.ttl(STATS) <= 3600
+    assert ack(scripts, keys, "a", b"two") == 0
+    assert fake_redis.hgetall(STATS) == {b"processed": b"2"}, "a job no longer in progress is not counted again"

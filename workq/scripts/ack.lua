@@ -1,15 +1,17 @@
 -- ack: finish a fetched job. Removes the exact popped bytes from the in-progress list, gives back its
--- concurrency counts (never below zero), drops its lease and, when a destination is given, files the job there.
--- KEYS[1]: in-progress list   KEYS[2]: lock   KEYS[3]: lock_info   KEYS[4]: leases
--- KEYS[5] (optional): destination: a sorted set (retry, scheduled, dead) or, with no score, the queue
--- KEYS[6] (optional): a unique lock to take again before filing (a unique job going back to its queue)
+-- concurrency counts (never below zero), drops its lease, counts the outcome and, when a destination is given,
+-- files the job there.
+-- KEYS[1]: in-progress list   KEYS[2]: lock   KEYS[3]: lock_info   KEYS[4]: leases   KEYS[5]: today's stats hash
+-- KEYS[6] (optional): destination: a sorted set (retry, scheduled, dead) or, with no score, the queue
+-- KEYS[7] (optional): a unique lock to take again before filing (a unique job going back to its queue)
 -- ARGV[1]: pool id   ARGV[2]: the bytes fetch returned
 -- ARGV[3]: destination score ('' = push onto the fetching end of the queue)   ARGV[4]: job JSON to file
--- ARGV[5]: value of the unique lock ('1', or the job JSON for unique-by-key)
+-- ARGV[5]: stats field to count ('processed', 'failed' or '' for neither)   ARGV[6]: stats lifetime in seconds
+-- ARGV[7]: value of the unique lock ('1', or the job JSON for unique-by-key)
 -- Returns 1; 0 when the job was no longer in progress here (a reaper or time-out took it back: it is already
 -- available again, so nothing changes); 2 when the unique lock was taken meanwhile by an identical pending job,
 -- which then stands in for this one.
-if KEYS[5] and ARGV[3] ~= '' and not tonumber(ARGV[3]) then
+if KEYS[6] and ARGV[3] ~= '' and not tonumber(ARGV[3]) then
   return redis.error_reply('ack: score ' .. ARGV[3] .. ' is not a number')
 end
 if redis.call('lrem', KEYS[1], 1, ARGV[2]) == 0 then
@@ -22,14 +24,19 @@ if redis.call('hincrby', KEYS[3], ARGV[1], -1) <= 0 then
   redis.call('hdel', KEYS[3], ARGV[1])
 end
 redis.call('zrem', KEYS[4], ARGV[1] .. ':' .. ARGV[2])
-if KEYS[6] and not redis.call('set', KEYS[6], ARGV[5], 'NX', 'EX', 86400) then
+if ARGV[5] ~= '' then
+  if redis.call('hincrby', KEYS[5], ARGV[5], 1) == 1 then
+    redis.call('expire', KEYS[5], ARGV[6])
+  end
+end
+if KEYS[7] and not redis.call('set', KEYS[7], ARGV[7], 'NX', 'EX', 86400) then
   return 2
 end
-if KEYS[5] then
+if KEYS[6] then
   if ARGV[3] == '' then
-    redis.call('rpush', KEYS[5], ARGV[4])
+    redis.call('rpush', KEYS[6], ARGV[4])
   else
-    redis.call('zadd', KEYS[5], ARGV[3], ARGV[4])
+    redis.call('zadd', KEYS[6], ARGV[3], ARGV[4])
   end
 end
 return 1
