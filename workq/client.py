@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from redis import Redis
 
 from workq.connection import resolve_namespace, resolve_redis, translated_faults
-from workq.errors import MalformedJob
-from workq.job import Job, check_job_name
+from workq.errors import MalformedJob, NotDeleted, NotRetried
+from workq.job import DeadJob, Job, RetryJob, ScheduledJob, check_job_name, malformed_job_record
 from workq.keys import Keys
+from workq.scripts import Scripts
+
+PAGE_SIZE = 20
+BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,16 @@ class Queue:
     count: int
     latency: int
     """Seconds since the next job to run was enqueued (0 when empty)."""
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """Outcomes of one job name on one UTC day (`day` as YYYY-MM-DD), counted by the workers."""
+
+    job_name: str
+    day: str
+    processed: int
+    failed: int
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,140 @@ class Client:
     def is_paused(self, job_name: str) -> bool:
         with translated_faults(self.redis):
             return bool(self.redis.exists(self.keys.paused(check_job_name(job_name))))
+
+    # --- sorted sets: scheduled, retry, dead --------------------------------------------------------------------
+
+    def scheduled_jobs(self, page: int = 1) -> tuple[list[ScheduledJob], int]:
+        """A page of scheduled jobs, soonest first, and how many there are in all."""
+        return self._page(self.keys.scheduled, ScheduledJob, "run_at", page, newest_first=False)
+
+    def retry_jobs(self, page: int = 1) -> tuple[list[RetryJob], int]:
+        """A page of jobs waiting to retry, next retry first, and how many there are in all."""
+        return self._page(self.keys.retry, RetryJob, "retry_at", page, newest_first=False)
+
+    def dead_jobs(self, page: int = 1) -> tuple[list[DeadJob], int]:
+        """A page of dead jobs, most recently died first, and how many there are in all."""
+        return self._page(self.keys.dead, DeadJob, "died_at", page, newest_first=True)
+
+    def _page(
+        self, zset: str, view: type[_View], score_field: str, page: int, *, newest_first: bool
+    ) -> tuple[list[_View], int]:
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise ValueError(f"page must be an int >= 1, got {page!r}")
+        start = (page - 1) * PAGE_SIZE
+        with translated_faults(self.redis):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zrange(zset, start, start + PAGE_SIZE - 1, desc=newest_first, withscores=True)
+            pipe.zcard(zset)
+            members, total = pipe.execute()
+        jobs = [_decode(member).as_view(view, **{score_field: int(score)}) for member, score in members]
+        return jobs, int(total)
+
+    def delete_scheduled_job(self, scheduled_for: int, job_id: str) -> None:
+        """Delete one scheduled job (and release its unique lock); `NotDeleted` if it is not there."""
+        job = self._remove(self.keys.scheduled, scheduled_for, job_id)
+        if job.unique and job.unique_key.startswith(self.keys.unique(job.name, "")):
+            with translated_faults(self.redis):
+                self.redis.delete(job.unique_key)
+
+    def delete_retry_job(self, retry_at: int, job_id: str) -> None:
+        self._remove(self.keys.retry, retry_at, job_id)
+
+    def delete_dead_job(self, died_at: int, job_id: str) -> None:
+        self._remove(self.keys.dead, died_at, job_id)
+
+    def delete_all_dead_jobs(self) -> int:
+        """Empty the dead queue; returns how many jobs were deleted."""
+        with translated_faults(self.redis):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zcard(self.keys.dead)
+            pipe.delete(self.keys.dead)
+            count, _ = pipe.execute()
+        return int(count)
+
+    def retry_dead_job(self, died_at: int, job_id: str) -> None:
+        """Put one dead job back on its queue with its failures cleared; `NotRetried` if it is not there."""
+        member, job = self._find(self.keys.dead, died_at, job_id, NotRetried)
+        if job.id.startswith("malformed-"):
+            raise NotRetried(f"dead job {job_id} is not a valid job and cannot run; delete it instead")
+        if not self._move_dead([(member, job)]):
+            raise NotRetried(f"dead job {job_id} (died at {died_at}) was taken meanwhile")
+
+    def retry_all_dead_jobs(self) -> int:
+        return self.retry_dead_jobs()
+
+    def retry_dead_jobs(self, job_name: str | None = None, limit: int | None = None) -> int:
+        """Requeue up to `limit` dead jobs (oldest deaths first), of `job_name` only when given (beanstalkd's
+        kick). Returns how many were requeued; members that are not valid jobs stay dead."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
+        moved, start = 0, 0
+        while limit is None or moved < limit:
+            with translated_faults(self.redis):
+                members = cast(list[bytes], self.redis.zrange(self.keys.dead, start, start + BATCH - 1))
+            if not members:
+                break
+            chosen = [(member, job) for member in members if _wanted(job := _decode(member), job_name)]
+            if limit is not None:
+                chosen = chosen[: limit - moved]
+            moved_now = self._move_dead(chosen) if chosen else 0
+            moved += moved_now
+            start += len(members) - moved_now
+        return moved
+
+    def _move_dead(self, chosen: list[tuple[bytes, Job]]) -> int:
+        now = int(self._clock())
+        keys: list[str] = [self.keys.dead]
+        args: list[bytes | str | int] = [now]
+        for member, job in chosen:
+            job.enqueued_at, job.fails, job.last_err, job.failed_at = now, 0, "", 0
+            keys.append(self.keys.queue(job.name))
+            args.extend((member, job.to_json(), "queue"))
+        with translated_faults(self.redis):
+            return int(Scripts.register(self.redis).requeue(keys=keys, args=args))
+
+    def _find(
+        self, zset: str, score: int, job_id: str, missing: type[NotDeleted] | type[NotRetried]
+    ) -> tuple[bytes, Job]:
+        with translated_faults(self.redis):
+            members = cast(list[bytes], self.redis.zrangebyscore(zset, score, score))
+        for member in members:
+            job = _decode(member)
+            if job.id == job_id:
+                return member, job
+        raise missing(f"no job {job_id} at {score} in {zset}")
+
+    def _remove(self, zset: str, score: int, job_id: str) -> Job:
+        member, job = self._find(zset, score, job_id, NotDeleted)
+        with translated_faults(self.redis):
+            if not self.redis.zrem(zset, member):
+                raise NotDeleted(f"job {job_id} at {score} in {zset} was taken meanwhile")
+        return job
+
+    # --- queues ------------------------------------------------------------------------------------------------
+
+    def peek(self, job_name: str, count: int = 10) -> list[Job]:
+        """The next `count` jobs of a queue, next to run first, without taking them (beanstalkd's peek)."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be an int >= 1, got {count!r}")
+        with translated_faults(self.redis):
+            members = cast(list[bytes], self.redis.lrange(self.keys.queue(check_job_name(job_name)), -count, -1))
+        return [_decode(member) for member in reversed(members)]
+
+    def job_stats(self, day: float | None = None) -> list[JobStats]:
+        """Processed and failed counts of every known job name on the UTC day of epoch `day` (default today)."""
+        at = self._clock() if day is None else day
+        with translated_faults(self.redis):
+            names = sorted(_text(name) for name in self.redis.smembers(self.keys.known_jobs))
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.hmget(self.keys.stats(name, at), ["processed", "failed"])
+            counts = pipe.execute()
+        label = time.strftime("%Y-%m-%d", time.gmtime(at))
+        return [
+            JobStats(name, label, _int(processed), _int(failed))
+            for name, (processed, failed) in zip(names, counts, strict=True)
+        ]
 
     def queues(self) -> list[Queue]:
         """Every known job name with its queue length and latency, sorted by name."""
@@ -135,6 +285,20 @@ class Client:
         ]
 
 
+_View = TypeVar("_View", ScheduledJob, RetryJob, DeadJob)
+
+
+def _decode(member: bytes) -> Job:
+    """A sorted-set member as a job; bytes that are not one become a record with a stable id, so they can be
+    listed and deleted like any job."""
+    try:
+        return Job.from_json(member)
+    except MalformedJob as exc:
+        record = malformed_job_record("unknown", member, f"malformed job: {exc}", 0)
+        record.id = "malformed-" + hashlib.sha256(member).hexdigest()[:24]
+        return record
+
+
 def _latency(oldest: bytes | None, now: int) -> int:
     if oldest is None:
         return 0
@@ -142,6 +306,10 @@ def _latency(oldest: bytes | None, now: int) -> int:
         return max(0, now - Job.from_json(oldest).enqueued_at)
     except MalformedJob:
         return 0
+
+
+def _wanted(job: Job, job_name: str | None) -> bool:
+    return not job.id.startswith("malformed-") and (job_name is None or job.name == job_name)
 
 
 def _text(value: bytes | str) -> str:
