@@ -1,0 +1,108 @@
+"""Commands that change jobs: `workq enqueue`, `pause`/`unpause`, `retry-dead`, `delete-dead`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from workq.cli.common import EXIT_OK, UsageError, checked_name, client_for
+from workq.enqueuer import Enqueuer
+from workq.job import Job
+
+
+def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
+    enqueue = commands.add_parser("enqueue", parents=[connection], help="enqueue one job")
+    enqueue.add_argument("name", help="job name")
+    enqueue.add_argument("--args", default=None, help="job arguments as a JSON object, e.g. '{\"id\": 7}'")
+    enqueue.add_argument("--in", dest="delay", type=float, metavar="SECONDS", help="run no earlier than this")
+    enqueue.add_argument("--unique", action="store_true", help="skip if the same job is already queued/scheduled")
+    enqueue.set_defaults(command=run_enqueue)
+
+    for name, verb in (("pause", "stop fetching"), ("unpause", "resume fetching")):
+        toggle = commands.add_parser(name, parents=[connection], help=f"every pool will {verb} jobs of NAME")
+        toggle.add_argument("name", help="job name")
+        toggle.set_defaults(command=run_pause if name == "pause" else run_unpause)
+
+    for name, action in (("retry-dead", "requeue"), ("delete-dead", "delete")):
+        repair = commands.add_parser(name, parents=[connection], help=f"{action} one dead job, or all with --all")
+        repair.add_argument("died_at", nargs="?", type=int, help="the dead job's died_at (see `workq dead`)")
+        repair.add_argument("job_id", nargs="?", help="the dead job's id")
+        repair.add_argument("--all", action="store_true", help=f"{action} every dead job")
+        repair.set_defaults(command=run_retry_dead if name == "retry-dead" else run_delete_dead)
+
+
+def _one_or_all(args: argparse.Namespace) -> bool:
+    """True for --all; checks that exactly one of --all and DIED_AT JOB_ID was given."""
+    if args.all and (args.died_at is not None or args.job_id is not None):
+        raise UsageError("give either --all or DIED_AT JOB_ID, not both")
+    if not args.all and (args.died_at is None or args.job_id is None):
+        raise UsageError("give DIED_AT JOB_ID (see `workq dead`) or --all")
+    return bool(args.all)
+
+
+def run_retry_dead(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    if _one_or_all(args):
+        print(f"requeued {client.retry_all_dead_jobs()} dead job(s)")
+    else:
+        client.retry_dead_job(args.died_at, args.job_id)
+        print(f"requeued dead job {args.job_id}")
+    return EXIT_OK
+
+
+def run_delete_dead(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    if _one_or_all(args):
+        print(f"deleted {client.delete_all_dead_jobs()} dead job(s)")
+    else:
+        client.delete_dead_job(args.died_at, args.job_id)
+        print(f"deleted dead job {args.job_id}")
+    return EXIT_OK
+
+
+def run_pause(args: argparse.Namespace) -> int:
+    client_for(args).pause(checked_name(args.name))
+    print(f"paused {args.name}: no pool fetches it until `workq unpause {args.name}`")
+    return EXIT_OK
+
+
+def run_unpause(args: argparse.Namespace) -> int:
+    client_for(args).unpause(checked_name(args.name))
+    print(f"unpaused {args.name}")
+    return EXIT_OK
+
+
+def run_enqueue(args: argparse.Namespace) -> int:
+    job_args = _parse_job_args(args.args)
+    enqueuer = Enqueuer(args.namespace, args.redis_url)
+    job: Job | None
+    try:
+        if args.unique and args.delay is not None:
+            job = enqueuer.enqueue_unique_in(args.name, args.delay, job_args)
+        elif args.unique:
+            job = enqueuer.enqueue_unique(args.name, job_args)
+        elif args.delay is not None:
+            job = enqueuer.enqueue_in(args.name, args.delay, job_args)
+        else:
+            job = enqueuer.enqueue(args.name, job_args)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if job is None:
+        print(f"workq: an identical {args.name} job is already queued or scheduled; nothing enqueued", file=sys.stderr)
+        return EXIT_OK
+    print(job.to_json())
+    return EXIT_OK
+
+
+def _parse_job_args(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--args is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise UsageError(f"--args must be a JSON object, got {type(parsed).__name__}")
+    return parsed
