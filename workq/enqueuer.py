@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from redis import Redis
-from redis.client import Pipeline
 
 from workq.connection import resolve_namespace, resolve_redis, translated_faults
 from workq.job import Job, ScheduledJob, check_args, check_job_name
@@ -46,20 +46,21 @@ class Enqueuer:
     def enqueue(self, name: str, args: dict[str, Any] | None = None) -> Job:
         """Put a job on the queue of `name` now; one round trip."""
         job = self._new_job(name, args)
-        pipe = self.redis.pipeline(transaction=False)
-        self._note_known(pipe, name)
-        pipe.lpush(self.keys.queue(name), job.to_json())
-        self._execute(pipe)
+        self._push(name, [job.to_json()])
         return job
 
     def enqueue_in(self, name: str, seconds: float, args: dict[str, Any] | None = None) -> ScheduledJob:
         """Schedule a job to run no earlier than `seconds` from now (rounded up to a whole second)."""
         run_at = self._run_at(seconds)
         job = self._new_job(name, args)
-        pipe = self.redis.pipeline(transaction=False)
-        self._note_known(pipe, name)
-        pipe.zadd(self.keys.scheduled, {job.to_json(): run_at})
-        self._execute(pipe)
+        with self._faults_forget_known():
+            if self._first_use(name):
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.sadd(self.keys.known_jobs, name)
+                pipe.zadd(self.keys.scheduled, {job.to_json(): run_at})
+                pipe.execute()
+            else:
+                self.redis.zadd(self.keys.scheduled, {job.to_json(): run_at})
         return job.as_view(ScheduledJob, run_at=run_at)
 
     def enqueue_unique(self, name: str, args: dict[str, Any] | None = None) -> Job | None:
@@ -108,8 +109,15 @@ class Enqueuer:
         destination = self.keys.queue(name) if run_at is None else self.keys.scheduled
         with translated_faults(self.redis):
             enqueued = self._scripts.enqueue_unique(
-                keys=[destination, job.unique_key, self.keys.known_jobs],
-                args=[job_json, lifetime, "" if run_at is None else run_at, job_json if by_key else "1", name],
+                keys=[destination, job.unique_key, self.keys.known_jobs, self.keys.waiting(name)],
+                args=[
+                    job_json,
+                    lifetime,
+                    "" if run_at is None else run_at,
+                    job_json if by_key else "1",
+                    name,
+                    self.keys.wake_channel,
+                ],
             )
         if not enqueued:
             return None
@@ -120,12 +128,7 @@ class Enqueuer:
         jobs = [self._new_job(name, args) for args in args_list]
         if not jobs:
             return jobs
-        queue = self.keys.queue(name)
-        pipe = self.redis.pipeline(transaction=False)
-        self._note_known(pipe, name)
-        for start in range(0, len(jobs), ENQUEUE_MANY_CHUNK):
-            pipe.lpush(queue, *(job.to_json() for job in jobs[start : start + ENQUEUE_MANY_CHUNK]))
-        self._execute(pipe)
+        self._push(name, [job.to_json() for job in jobs])
         return jobs
 
     def _run_at(self, seconds: float) -> int:
@@ -137,20 +140,40 @@ class Enqueuer:
         check_job_name(name)
         return Job(name=name, enqueued_at=int(self._clock()), args=check_args(args), args_null=args is None)
 
-    def _note_known(self, pipe: Pipeline, name: str) -> None:
-        """Add `name` to known_jobs on first use and every few minutes after, not on every enqueue."""
+    def _push(self, name: str, jobs_json: list[str]) -> None:
+        """LPUSH through enqueue.lua (which wakes idle pools): one call per 1000 jobs, all in one round trip."""
+        keys = [self.keys.queue(name), self.keys.waiting(name)]
+        chunks = [
+            jobs_json[start : start + ENQUEUE_MANY_CHUNK] for start in range(0, len(jobs_json), ENQUEUE_MANY_CHUNK)
+        ]
+        with self._faults_forget_known():
+            first_use = self._first_use(name)
+            if len(chunks) == 1 and not first_use:
+                self._scripts.enqueue(keys=keys, args=[self.keys.wake_channel, name, *chunks[0]])
+                return
+            pipe = self.redis.pipeline(transaction=False)
+            if first_use:
+                pipe.sadd(self.keys.known_jobs, name)
+            for chunk in chunks:
+                self._scripts.enqueue(keys=keys, args=[self.keys.wake_channel, name, *chunk], client=pipe)
+            pipe.execute()
+
+    def _first_use(self, name: str) -> bool:
+        """True when `name` must be (re)added to known_jobs: on first use and every few minutes after."""
         now = self._clock()
         with self._known_lock:
             if self._known_until.get(name, 0.0) > now:
-                return
+                return False
             self._known_until[name] = now + KNOWN_JOBS_REFRESH
-        pipe.sadd(self.keys.known_jobs, name)
+            return True
 
-    def _execute(self, pipe: Pipeline) -> None:
-        with translated_faults(self.redis):
-            try:
-                pipe.execute()
-            except BaseException:
-                with self._known_lock:
-                    self._known_until.clear()
-                raise
+    @contextmanager
+    def _faults_forget_known(self) -> Iterator[None]:
+        """Translate Redis faults; after any failure, re-add names to known_jobs on their next use."""
+        try:
+            with translated_faults(self.redis):
+                yield
+        except BaseException:
+            with self._known_lock:
+                self._known_until.clear()
+            raise

@@ -49,6 +49,15 @@ class Keys:
     def max_concurrency(self, job_name: str) -> str:
         return f"{self.prefix}jobs:{job_name}:max_concurrency"
 
+    def waiting(self, job_name: str) -> str:
+        """ext: exists while some pool is idle and waiting for jobs of this name (set with an expiry)."""
+        return f"{self.prefix}jobs:{job_name}:waiting"
+
+    @property
+    def wake_channel(self) -> str:
+        """ext: pub/sub channel on which enqueuers name a job name that idle pools are waiting for."""
+        return f"{self.prefix}wake"
+
     def leases(self, job_name: str) -> str:
         """ext: sorted set of `<pool id>:<job bytes>` → deadline (epoch s) of running jobs with a time-out."""
         return f"{self.prefix}jobs:{job_name}:leases"

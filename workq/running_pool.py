@@ -22,7 +22,7 @@ from workq.registration import Registration
 from workq.requeuer import Requeuer
 from workq.scripts import Scripts
 from workq.timeouts import LeaseKeeper
-from workq.wakeup import Wakeup
+from workq.wakeup import WakeSignal, Wakeup
 from workq.worker import InFlight, Worker, WorkerContext
 
 logger = logging.getLogger("workq")
@@ -56,6 +56,7 @@ class RunningPool:
         self._wakeup = wakeup
         self._stopping = stopping
         self._observer = Observer(client, keys, clock)
+        self._wake_signal = WakeSignal(client, keys, list(registrations), wakeup)
         context = WorkerContext(
             client=client,
             keys=keys,
@@ -68,6 +69,7 @@ class RunningPool:
             rng=rng,
             stopping=stopping,
             wakeup=wakeup,
+            wake_signal=self._wake_signal,
             in_flight=in_flight,
             observer=self._observer,
         )
@@ -112,6 +114,7 @@ class RunningPool:
     def start(self) -> None:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
         self._heartbeater.beat()
+        self._wake_signal.start()
         for index, worker in enumerate(self._workers):
             thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
             thread.start()
@@ -136,6 +139,7 @@ class RunningPool:
             )
         for loop in self._loops:
             loop.stop()
+        self._wake_signal.stop()
         self._flush_and_deregister()
         return handed_back
 

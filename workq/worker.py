@@ -24,13 +24,14 @@ from workq.keys import Keys
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.scripts import Scripts
-from workq.wakeup import Wakeup
+from workq.wakeup import WakeSignal, Wakeup
 
 logger = logging.getLogger("workq")
 _T = TypeVar("_T")
 
-IDLE_WAITS = (0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
-"""Seconds an idle worker waits after each consecutive empty fetch: quick to notice work, cheap when idle."""
+IDLE_POLL = 1.0
+"""Seconds an idle worker waits before looking again when no wake-up comes (jobs pushed by gocraft/work
+enqueuers, or a wake-up lost to a dropped connection)."""
 
 MAX_BACKOFF = 10 * 365 * 86400
 """Longest delay a custom backoff may ask for (ten years); anything else falls back to the default curve."""
@@ -78,6 +79,7 @@ class WorkerContext:
     fetch_keys: Mapping[str, tuple[str, ...]]
     stopping: threading.Event
     wakeup: Wakeup
+    wake_signal: WakeSignal
     in_flight: InFlight
     observer: Observer
 
@@ -93,36 +95,34 @@ class Worker:
 
     def run(self) -> None:
         context = self._context
-        idle_round = 0
+        woken = False
         while not context.stopping.is_set():
             try:
                 with context.in_flight:
                     fetched = self._fetch()
+                    if fetched is None:
+                        # Mark the names as waited for, then look once more: an enqueue in between is either
+                        # seen by this fetch or publishes a wake-up.
+                        context.wake_signal.mark_waiting()
+                        fetched = self._fetch()
                     self._note_redis_reachable()
                     if fetched is not None:
+                        if woken:
+                            context.wakeup.notify_one()  # woken for one job: there may be more
                         self._process(*fetched)
             except REDIS_FAULTS as exc:
                 self._note_redis_unreachable(exc)
                 fetched = None
-                idle_round = len(IDLE_WAITS) - 1
             except Exception:
                 logger.exception("worker %s: unexpected error; continuing", self.worker_id)
                 fetched = None
-            if fetched is None:
-                if context.wakeup.wait(IDLE_WAITS[min(idle_round, len(IDLE_WAITS) - 1)]):
-                    idle_round = 0
-                else:
-                    idle_round += 1
-            else:
-                idle_round = 0
+            woken = fetched is None and context.wakeup.wait(IDLE_POLL)
 
     def _note_redis_unreachable(self, exc: Exception) -> None:
         """Log an outage once per worker, not once per retry."""
         if self._outage_since is None:
             self._outage_since = time.monotonic()
-            logger.warning(
-                "worker %s: Redis unavailable (%s); retrying every %.0f s", self.worker_id, exc, IDLE_WAITS[-1]
-            )
+            logger.warning("worker %s: Redis unavailable (%s); retrying every %.0f s", self.worker_id, exc, IDLE_POLL)
         else:
             logger.debug("worker %s: Redis still unavailable (%s)", self.worker_id, exc)
 

@@ -299,9 +299,9 @@ def test_check_args_refuses_non_dicts(args: object) -> None:
 
 
 @pytest.mark.parametrize("args", [{"a": {1, 2}}, {"a": float("nan")}, {1: "a"}, {"a": object()}])
-def test_check_args_refuses_values_json_cannot_hold(args: object) -> None:
+def test_encoding_refuses_args_json_cannot_hold(args: dict[str, object]) -> None:
     with pytest.raises(TypeError):
-        check_args(args)
+        Job(name="n", args=check_args(args)).to_json()
 
 
 # --- views and dead records --------------------------------------------------------------------------------

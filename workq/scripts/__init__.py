@@ -15,6 +15,7 @@ def _source(name: str) -> str:
 
 @dataclass(frozen=True)
 class Scripts:
+    enqueue: Script
     fetch: Script
     ack: Script
     requeue: Script
