@@ -7,6 +7,7 @@ pool starts a new job within a round trip or two instead of its next poll, and a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Collection
@@ -84,10 +85,8 @@ class WakeSignal:
     def stop(self) -> None:
         """Stop listening; a message on the channel ends the listener's wait at once (else within a second)."""
         self._stopping.set()
-        try:
+        with contextlib.suppress(*REDIS_FAULTS):
             self._client.publish(self._keys.wake_channel, "")
-        except REDIS_FAULTS:
-            pass
         if self._thread is not None:
             self._thread.join()
 
