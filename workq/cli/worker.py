@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, UsageError
+from workq.cli.supervisor import Supervisor, child_argv
 from workq.connection import translated_faults
 from workq.worker_pool import WorkerPool
 
@@ -31,6 +32,12 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         default=DEFAULT_GRACE,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long running jobs may take before they go back on their queues (default 30)",
+    )
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes under one supervisor, each with --concurrency threads",
     )
     worker.set_defaults(command=run_worker)
 
@@ -70,6 +77,8 @@ def _is_factory(candidate: object) -> bool:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    if args.processes < 1:
+        raise UsageError(f"--processes must be >= 1, got {args.processes}")
     pool = load_pool(args.target)
     try:
         pool.configure(namespace=args.namespace, redis=args.redis_url, concurrency=args.concurrency)
@@ -77,6 +86,8 @@ def run_worker(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     with translated_faults(pool.redis):
         pool.redis.ping()
+    if args.processes > 1:
+        return Supervisor(child_argv(args), args.processes).run()
     _stop_on_signals(pool)
     pool.start()
     while not pool.wait_for_stop_request(timeout=1.0):
