@@ -8,9 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from redis import Redis
-
-from workq.connection import resolve_namespace, resolve_redis, translated_faults
+from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
 from workq.errors import MalformedJob, NotDeleted, NotRetried
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob, check_job_name, malformed_job_record
 from workq.keys import Keys
@@ -68,11 +66,12 @@ class Client:
     def __init__(
         self,
         namespace: str | None = None,
-        redis: Redis | str | None = None,
+        redis: RedisClient | str | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.namespace = resolve_namespace(namespace)
+        check_namespace_fits(redis, self.namespace)
         self.redis = resolve_redis(redis)
         self.keys = Keys(self.namespace)
         self._clock = clock

@@ -1,52 +1,162 @@
-"""Turning `redis=` arguments and environment defaults into a client, and Redis faults into workq errors."""
+"""Turning `redis=` arguments and environment defaults into a client, and Redis faults into workq errors.
+
+Accepted: a `redis.Redis` or `redis.cluster.RedisCluster` client, or a URL:
+- `redis://[user:password@]host:port/db`, `rediss://…` (TLS; `?ssl_ca_certs=…&ssl_certfile=…&ssl_keyfile=…`),
+  `unix:///path/to/socket?db=0` — as redis-py parses them;
+- `redis+cluster://[user:password@]host:port[,host:port…]` (`rediss+cluster://` for TLS): Redis Cluster, from any
+  of the listed nodes;
+- `redis+sentinel://[user:password@]host:port[,host:port…]/service_name[/db]` (`rediss+sentinel://` for TLS to the
+  master): the master Sentinel names, rediscovered after a failover; `?sentinel_password=…` if the sentinels
+  have their own.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, unquote
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
 
-from workq.errors import ConnectionFailed
+from workq.errors import ConnectionFailed, WorkqError
+from workq.keys import key_prefix
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_NAMESPACE = "workq"
 
+RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+
 REDIS_FAULTS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+_HASH_TAGGED = re.compile(r"\{[^{}]+\}")
 
 
 def resolve_namespace(namespace: str | None) -> str:
     return os.environ.get("WORKQ_NAMESPACE", DEFAULT_NAMESPACE) if namespace is None else namespace
 
 
-def resolve_redis(client_or_url: redis.Redis | str | None) -> redis.Redis:
+def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
     """Use a given client as is; build one from a URL, else from `WORKQ_REDIS_URL`, else localhost."""
-    if isinstance(client_or_url, redis.Redis):
+    if isinstance(client_or_url, (redis.Redis, RedisCluster)):
         return client_or_url
     url = client_or_url if client_or_url is not None else os.environ.get("WORKQ_REDIS_URL", DEFAULT_REDIS_URL)
     if not isinstance(url, str):
-        raise TypeError(f"redis must be a redis.Redis client or a URL string, got {type(url).__name__}")
+        raise TypeError(f"redis must be a redis.Redis or RedisCluster client or a URL string, got {type(url).__name__}")
+    scheme = url.partition("://")[0].lower()
     try:
-        if url.startswith("unix://"):
+        if scheme in _CLUSTER_SCHEMES:
+            return _cluster_from_url(url)
+        if scheme in _SENTINEL_SCHEMES:
+            return _sentinel_from_url(url)
+        if scheme == "unix":
             return redis.Redis.from_url(url, health_check_interval=30)
         return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
-    except ValueError as exc:
-        raise ValueError(f"invalid Redis URL {url!r}: {exc}") from None
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"invalid Redis URL {_redacted(url)!r}: {exc}") from None
+    except REDIS_FAULTS as exc:
+        raise ConnectionFailed(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
 
 
-def describe(client: redis.Redis) -> str:
+def check_namespace_fits(client_or_url: RedisClient | str | None, namespace: str) -> None:
+    """On Redis Cluster every key of a namespace must share one slot: refuse a namespace without a hash tag now,
+    rather than with CROSSSLOT errors later."""
+    on_cluster = isinstance(client_or_url, RedisCluster) or (
+        isinstance(client_or_url, str) and client_or_url.partition("://")[0].lower() in _CLUSTER_SCHEMES
+    )
+    if on_cluster and not _HASH_TAGGED.match(key_prefix(namespace)):
+        raise WorkqError(
+            f"namespace {namespace!r} cannot be used on Redis Cluster: write it in braces, e.g. '{{{namespace}}}', "
+            "so that all its keys share one slot"
+        )
+
+
+def describe(client: RedisClient) -> str:
     """Where a client points, for error messages (never includes a password)."""
+    if isinstance(client, RedisCluster):
+        return "cluster " + ",".join(node.name for node in client.get_nodes())  # type: ignore[no-untyped-call]
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
+    if "service_name" in repr(client.connection_pool):
+        return f"sentinel service {getattr(client.connection_pool, 'service_name', '?')}"
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
 @contextmanager
-def translated_faults(client: redis.Redis) -> Iterator[None]:
+def translated_faults(client: RedisClient) -> Iterator[None]:
     """Re-raise redis-py connection faults as `ConnectionFailed` naming the server."""
     try:
         yield
     except REDIS_FAULTS as exc:
         raise ConnectionFailed(f"cannot reach Redis at {describe(client)}: {exc}") from exc
+
+
+def _split_url(url: str) -> tuple[str, str | None, str | None, list[tuple[str, int]], str, dict[str, str]]:
+    """scheme, username, password, [(host, port)], path, query — for URLs with several comma-separated hosts."""
+    scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    username = password = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, has_password, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if has_password else None
+    hosts = []
+    for host_port in netloc.split(","):
+        host, _, port = host_port.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"expected host:port, got {host_port!r}")
+        hosts.append((host.strip("[]"), int(port)))
+    return scheme.lower(), username, password, hosts, path, dict(parse_qsl(query))
+
+
+def _cluster_from_url(url: str) -> RedisCluster:
+    scheme, username, password, hosts, _, query = _split_url(url)
+    options: dict[str, Any] = dict(query)
+    if scheme.startswith("rediss"):
+        options["ssl"] = True
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in hosts],  # type: ignore[no-untyped-call]
+        username=username,
+        password=password,
+        **options,
+    )
+
+
+def _sentinel_from_url(url: str) -> redis.Redis:
+    scheme, username, password, hosts, path, query = _split_url(url)
+    service_name, _, db = path.strip("/").partition("/")
+    if not service_name:
+        raise ValueError("a sentinel URL names the service: redis+sentinel://host:port/service_name[/db]")
+    sentinel_password = query.pop("sentinel_password", None)
+    options: dict[str, Any] = dict(query)
+    if scheme.startswith("rediss"):
+        options["ssl"] = True
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        hosts,
+        sentinel_kwargs={"password": sentinel_password} if sentinel_password else None,
+        socket_timeout=5,
+        socket_keepalive=True,
+    )
+    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        service_name,
+        db=int(db or 0),
+        username=username,
+        password=password,
+        socket_keepalive=True,
+        health_check_interval=30,
+        **options,
+    )
+    return master
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)

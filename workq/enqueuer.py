@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from redis import Redis
-
-from workq.connection import resolve_namespace, resolve_redis, translated_faults
+from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
 from workq.job import Job, ScheduledJob, check_args, check_job_name
 from workq.keys import Keys
 from workq.scripts import Scripts
-
-KNOWN_JOBS_REFRESH = 300.0
-"""Seconds between re-adding a name to `known_jobs`, which is otherwise added once per name per Enqueuer."""
 
 ENQUEUE_MANY_CHUNK = 1000
 
@@ -31,16 +24,15 @@ class Enqueuer:
     def __init__(
         self,
         namespace: str | None = None,
-        redis: Redis | str | None = None,
+        redis: RedisClient | str | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.namespace = resolve_namespace(namespace)
+        check_namespace_fits(redis, self.namespace)
         self.redis = resolve_redis(redis)
         self.keys = Keys(self.namespace)
         self._clock = clock
-        self._known_until: dict[str, float] = {}
-        self._known_lock = threading.Lock()
         self._scripts = Scripts.register(self.redis)
 
     def enqueue(self, name: str, args: dict[str, Any] | None = None) -> Job:
@@ -53,14 +45,11 @@ class Enqueuer:
         """Schedule a job to run no earlier than `seconds` from now (rounded up to a whole second)."""
         run_at = self._run_at(seconds)
         job = self._new_job(name, args)
-        with self._faults_forget_known():
-            if self._first_use(name):
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.sadd(self.keys.known_jobs, name)
-                pipe.zadd(self.keys.scheduled, {job.to_json(): run_at})
-                pipe.execute()
-            else:
-                self.redis.zadd(self.keys.scheduled, {job.to_json(): run_at})
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.known_jobs, name)
+        pipe.zadd(self.keys.scheduled, {job.to_json(): run_at})
+        with translated_faults(self.redis):
+            pipe.execute()
         return job.as_view(ScheduledJob, run_at=run_at)
 
     def enqueue_unique(self, name: str, args: dict[str, Any] | None = None) -> Job | None:
@@ -141,39 +130,13 @@ class Enqueuer:
         return Job(name=name, enqueued_at=int(self._clock()), args=check_args(args), args_null=args is None)
 
     def _push(self, name: str, jobs_json: list[str]) -> None:
-        """LPUSH through enqueue.lua (which wakes idle pools): one call per 1000 jobs, all in one round trip."""
-        keys = [self.keys.queue(name), self.keys.waiting(name)]
-        chunks = [
-            jobs_json[start : start + ENQUEUE_MANY_CHUNK] for start in range(0, len(jobs_json), ENQUEUE_MANY_CHUNK)
-        ]
-        with self._faults_forget_known():
-            first_use = self._first_use(name)
-            if len(chunks) == 1 and not first_use:
-                self._scripts.enqueue(keys=keys, args=[self.keys.wake_channel, name, *chunks[0]])
-                return
-            pipe = self.redis.pipeline(transaction=False)
-            if first_use:
-                pipe.sadd(self.keys.known_jobs, name)
-            for chunk in chunks:
-                self._scripts.enqueue(keys=keys, args=[self.keys.wake_channel, name, *chunk], client=pipe)
-            pipe.execute()
+        """LPUSH through enqueue.lua (which also records the name and wakes idle pools), 1000 jobs per call.
 
-    def _first_use(self, name: str) -> bool:
-        """True when `name` must be (re)added to known_jobs: on first use and every few minutes after."""
-        now = self._clock()
-        with self._known_lock:
-            if self._known_until.get(name, 0.0) > now:
-                return False
-            self._known_until[name] = now + KNOWN_JOBS_REFRESH
-            return True
-
-    @contextmanager
-    def _faults_forget_known(self) -> Iterator[None]:
-        """Translate Redis faults; after any failure, re-add names to known_jobs on their next use."""
-        try:
-            with translated_faults(self.redis):
-                yield
-        except BaseException:
-            with self._known_lock:
-                self._known_until.clear()
-            raise
+        Script calls are not pipelined: Redis Cluster clients refuse EVALSHA in pipelines, and at 1000 jobs a
+        call the round trips are a small share of the cost.
+        """
+        keys = [self.keys.queue(name), self.keys.waiting(name), self.keys.known_jobs]
+        with translated_faults(self.redis):
+            for start in range(0, len(jobs_json), ENQUEUE_MANY_CHUNK):
+                chunk = jobs_json[start : start + ENQUEUE_MANY_CHUNK]
+                self._scripts.enqueue(keys=keys, args=[self.keys.wake_channel, name, *chunk])

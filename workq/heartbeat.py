@@ -9,8 +9,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from redis import Redis
-
+from workq.connection import RedisClient
 from workq.job import Job
 from workq.keys import Keys
 
@@ -22,7 +21,7 @@ class Heartbeater:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         keys: Keys,
         *,
         pool_id: str,
@@ -45,7 +44,7 @@ class Heartbeater:
         }
 
     def beat(self) -> None:
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=False)
         pipe.sadd(self._keys.worker_pools, self._pool_id)
         pipe.hset(
             self._keys.worker_pool(self._pool_id),
@@ -54,7 +53,7 @@ class Heartbeater:
         pipe.execute()
 
     def remove(self) -> None:
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=False)
         pipe.srem(self._keys.worker_pools, self._pool_id)
         pipe.delete(self._keys.worker_pool(self._pool_id))
         pipe.execute()
@@ -64,7 +63,7 @@ class Observer:
     """What each worker is doing, kept off the job path: workers note changes in memory and `flush()` (run by a
     background loop) writes the latest state of every worker that changed in one pipelined round trip."""
 
-    def __init__(self, client: Redis, keys: Keys, clock: Callable[[], float]) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, clock: Callable[[], float]) -> None:
         self._client = client
         self._keys = keys
         self._clock = clock

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from croniter import croniter
-from redis import Redis
 
+from workq.connection import RedisClient
 from workq.job import Job, check_job_name
 from workq.keys import Keys
 from workq.scripts import Scripts
@@ -83,7 +83,12 @@ class PeriodicEnqueuer:
     """Adds the next `LOOKAHEAD` seconds of fire times of every schedule, atomically, in one script call."""
 
     def __init__(
-        self, client: Redis, keys: Keys, scripts: Scripts, schedules: Sequence[CronSchedule], clock: Callable[[], float]
+        self,
+        client: RedisClient,
+        keys: Keys,
+        scripts: Scripts,
+        schedules: Sequence[CronSchedule],
+        clock: Callable[[], float],
     ) -> None:
         self._client = client
         self._keys = keys

@@ -6,8 +6,7 @@ import logging
 import secrets
 from collections.abc import Callable
 
-from redis import Redis
-
+from workq.connection import RedisClient
 from workq.keys import Keys
 from workq.scripts import Scripts
 
@@ -21,7 +20,7 @@ class Reaper:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         keys: Keys,
         scripts: Scripts,
         *,
@@ -103,7 +102,7 @@ class Reaper:
 
     def _forget_pool(self, pool_id: str) -> None:
         worker_ids = self._client.hget(self._keys.worker_pool(pool_id), "worker_ids")
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=False)
         pipe.srem(self._keys.worker_pools, pool_id)
         pipe.delete(self._keys.worker_pool(pool_id))
         for worker_id in _text(worker_ids or b"").split(","):

@@ -6,8 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-from redis import Redis
-
+from workq.connection import RedisClient
 from workq.errors import MalformedJob
 from workq.job import Job, check_job_name, malformed_job_record
 from workq.keys import Keys
@@ -22,7 +21,7 @@ class Requeuer:
     """Moves every due member of the retry and scheduled sets, whatever its job name (gocraft fix: never drops
     names this pool does not handle). Safe to run in every pool at once: each member moves exactly once."""
 
-    def __init__(self, client: Redis, keys: Keys, scripts: Scripts, clock: Callable[[], float]) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, scripts: Scripts, clock: Callable[[], float]) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts

@@ -9,9 +9,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from redis import Redis
-
 from workq.background import BackgroundLoop
+from workq.connection import RedisClient
 from workq.heartbeat import Heartbeater, Observer
 from workq.keys import Keys
 from workq.periodic import INTERVAL as PERIODIC_INTERVAL
@@ -38,7 +37,7 @@ class RunningPool:
     def __init__(
         self,
         *,
-        client: Redis,
+        client: RedisClient,
         keys: Keys,
         pool_id: str,
         registrations: Mapping[str, Registration],

@@ -6,8 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from redis import Redis
-
+from workq.connection import RedisClient
 from workq.keys import Keys
 from workq.registration import Registration
 from workq.scripts import Scripts
@@ -26,7 +25,7 @@ class LeaseKeeper:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         keys: Keys,
         scripts: Scripts,
         registrations: Sequence[Registration],

@@ -12,10 +12,9 @@ import logging
 import threading
 from collections.abc import Collection
 
-from redis import Redis
 from redis.client import PubSub
 
-from workq.connection import REDIS_FAULTS
+from workq.connection import REDIS_FAULTS, RedisClient
 from workq.keys import Keys
 
 logger = logging.getLogger("workq")
@@ -63,7 +62,7 @@ class Wakeup:
 class WakeSignal:
     """The Redis side: marks this pool's job names as waited for, and listens for enqueuers naming one."""
 
-    def __init__(self, client: Redis, keys: Keys, job_names: Collection[str], wakeup: Wakeup) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, job_names: Collection[str], wakeup: Wakeup) -> None:
         self._client = client
         self._keys = keys
         self._job_names = frozenset(job_names)

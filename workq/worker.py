@@ -12,10 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from redis import Redis
-
 from workq.backoff import default_backoff
-from workq.connection import REDIS_FAULTS
+from workq.connection import REDIS_FAULTS, RedisClient
 from workq.errors import MalformedJob, Retry
 from workq.handler import JobOptions
 from workq.heartbeat import Observer
@@ -68,7 +66,7 @@ class InFlight:
 class WorkerContext:
     """What every worker thread of one pool shares."""
 
-    client: Redis
+    client: RedisClient
     keys: Keys
     scripts: Scripts
     pool_id: str
@@ -129,7 +127,9 @@ class Worker:
     def _note_redis_reachable(self) -> None:
         if self._outage_since is not None:
             logger.info(
-                "worker %s: Redis reachable again after %.1f s", self.worker_id, time.monotonic() - self._outage_since
+                "worker %s: Redis reachable again after %.1f s",
+                self.worker_id,
+                time.monotonic() - self._outage_since,
             )
             self._outage_since = None
 

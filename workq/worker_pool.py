@@ -11,10 +11,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, overload
 
-from redis import Redis
-
 from workq.backoff import Backoff
-from workq.connection import resolve_namespace, resolve_redis, translated_faults
+from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
 from workq.handler import JobHandler, JobOptions, check_handler
@@ -43,7 +41,7 @@ class WorkerPool:
     def __init__(
         self,
         namespace: str | None = None,
-        redis: Redis | str | None = None,
+        redis: RedisClient | str | None = None,
         concurrency: int = 10,
         *,
         heartbeat_interval: float = 5.0,
@@ -51,9 +49,10 @@ class WorkerPool:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
+        check_namespace_fits(redis, resolve_namespace(namespace))
         self._namespace = namespace
         self._redis_arg = redis
-        self._client: Redis | None = None
+        self._client: RedisClient | None = None
         self._enqueuer: Enqueuer | None = None
         self.concurrency = _positive_int("concurrency", concurrency)
         if heartbeat_interval <= 0:
@@ -78,10 +77,13 @@ class WorkerPool:
     # --- configuration -------------------------------------------------------------------------------------
 
     def configure(
-        self, *, namespace: str | None = None, redis: Redis | str | None = None, concurrency: int | None = None
+        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, concurrency: int | None = None
     ) -> None:
         """Override connection settings before `start()` (what `workq worker --redis-url ...` does)."""
         self._refuse_if_started("configure")
+        check_namespace_fits(
+            redis if redis is not None else self._redis_arg, resolve_namespace(namespace or self._namespace)
+        )
         if namespace is not None:
             self._namespace = namespace
         if redis is not None:
@@ -96,7 +98,7 @@ class WorkerPool:
         return resolve_namespace(self._namespace)
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> RedisClient:
         if self._client is None:
             self._client = resolve_redis(self._redis_arg)
         return self._client
@@ -243,7 +245,7 @@ class WorkerPool:
             running.start()
         self._running = running
 
-    def _announce(self, client: Redis, keys: Keys) -> None:
+    def _announce(self, client: RedisClient, keys: Keys) -> None:
         """Record this pool's job names and their concurrency caps, as gocraft/work pools do at start."""
         pipe = client.pipeline(transaction=False)
         pipe.sadd(keys.known_jobs, *self._handlers)

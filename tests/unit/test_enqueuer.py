@@ -223,16 +223,13 @@ def test_known_jobs_is_written_again_after_a_failed_enqueue(namespace: str) -> N
     assert client.smembers(f"{namespace}:known_jobs") == {b"x"}
 
 
-def test_known_jobs_is_refreshed_after_a_while(fake_redis: fakeredis.FakeRedis, namespace: str) -> None:
-    now = [NOW]
-    enqueuer = Enqueuer(namespace, fake_redis, clock=lambda: now[0])
+def test_every_enqueue_records_the_name_in_known_jobs(fake_redis: fakeredis.FakeRedis, namespace: str) -> None:
+    enqueuer = Enqueuer(namespace, fake_redis)
     enqueuer.enqueue("x")
     fake_redis.delete(f"{namespace}:known_jobs")
+    enqueuer.enqueue_many("y", [{}])
     enqueuer.enqueue("x")
-    assert fake_redis.exists(f"{namespace}:known_jobs") == 0  # not re-added on every enqueue
-    now[0] += 301
-    enqueuer.enqueue("x")
-    assert fake_redis.smembers(f"{namespace}:known_jobs") == {b"x"}
+    assert fake_redis.smembers(f"{namespace}:known_jobs") == {b"x", b"y"}
 
 
 def test_namespace_and_redis_url_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from workq.cli import jobs, views, worker
+from workq.cli import jobs, views, web, worker
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options
 from workq.cli.worker import load_pool
 from workq.errors import WorkqError
@@ -39,6 +39,6 @@ def _build_parser() -> argparse.ArgumentParser:
     connection = connection_options()
     parser = argparse.ArgumentParser(prog="workq", description="Redis-backed background jobs.")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    for module in (worker, jobs, views):
+    for module in (worker, jobs, views, web):
         module.add_commands(commands, connection)
     return parser

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-from redis import Redis
 from redis.commands.core import Script
+
+from workq.connection import RedisClient
 
 
 def _source(name: str) -> str:
@@ -26,5 +27,5 @@ class Scripts:
     release_lock: Script
 
     @classmethod
-    def register(cls, client: Redis) -> Scripts:
+    def register(cls, client: RedisClient) -> Scripts:
         return cls(**{name: client.register_script(_source(name)) for name in cls.__dataclass_fields__})

@@ -1,0 +1,53 @@
+"""`create_app`: one Flask app per Client, with its security checks, pages, API and error handling wired in."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+from flask import Flask
+
+from workq.client import Client
+from workq.web import api, errors, formatting, pages, security
+from workq.web.state import EXTENSION, Dashboard
+
+TOKEN_ENV = "WORKQ_WEB_TOKEN"
+REFRESH_MS = 4000
+
+
+def create_app(
+    client: Client,
+    *,
+    auth_token: str | None = None,
+    csrf_token: str | None = None,
+    allowed_hosts: Collection[str] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
+    """The dashboard of `client`'s namespace as a WSGI app.
+
+    `auth_token` (default: $WORKQ_WEB_TOKEN; unset or empty means no auth) is required of every request, as the
+    HTTP Basic password or a Bearer token. `csrf_token` (default: random per app) must come with every POST.
+    `allowed_hosts` are the host names the app answers to (None: any), which defeats DNS rebinding when served
+    on loopback without auth.
+    """
+    if auth_token is None:
+        auth_token = os.environ.get(TOKEN_ENV) or None
+    state = Dashboard(client=client, csrf_token=csrf_token or secrets.token_urlsafe(32), clock=clock)
+
+    app = Flask(__name__)  # templates/ and static/ next to this module
+    app.extensions[EXTENSION] = state
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep gocraft/work's field order
+    security.install(app, auth_token=auth_token, csrf_token=state.csrf_token, allowed_hosts=allowed_hosts)
+    formatting.install(app)
+    errors.install(app)
+    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(api.blueprint)
+
+    @app.context_processor
+    def page_globals() -> dict[str, Any]:
+        return {"csrf_token": state.csrf_token, "namespace": client.namespace, "refresh_ms": REFRESH_MS}
+
+    return app

@@ -1,0 +1,89 @@
+"""How values look on the pages: ages, durations, UTC times, percentages and pretty-printed JSON.
+
+Every filter returns plain text; Jinja's autoescaping makes it safe, so nothing here ever returns markup."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Flask
+
+UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration(seconds: int) -> str:
+    """`0s`, `42s`, `3m 05s`, `2h 10m`, `4d 03h`: the two largest units, enough to read at a glance."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    parts: list[str] = []
+    for unit, size in UNITS:
+        if seconds >= size or parts:
+            value, seconds = divmod(seconds, size)
+            parts.append(f"{value:02d}{unit}" if parts else f"{value}{unit}")
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def relative(epoch: int, now: int) -> str:
+    """`5s ago`, `in 3m 10s`, or `now`; `-` for a missing time (0)."""
+    if not epoch:
+        return "-"
+    if epoch == now:
+        return "now"
+    return f"{duration(now - epoch)} ago" if epoch < now else f"in {duration(epoch - now)}"
+
+
+def utc(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "-"
+
+
+def percent(rate: float | None) -> str:
+    """`-` when nothing ran; otherwise one decimal below 10 % so a small error rate does not read as zero."""
+    if rate is None:
+        return "-"
+    value = rate * 100
+    return f"{value:.1f}%" if 0 < value < 10 else f"{value:.0f}%"
+
+
+def rate_level(rate: float | None) -> str:
+    """A CSS class for an error rate: `none` (nothing ran), `ok`, `warn` (at least 1 %) or `bad` (at least 10 %)."""
+    if rate is None:
+        return "none"
+    if rate < 0.01:
+        return "ok"
+    return "warn" if rate < 0.1 else "bad"
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def pretty_json_text(text: str) -> str:
+    """JSON held as text (a worker observation's args) pretty-printed; text that is not JSON is shown as is."""
+    if not text:
+        return "{}"
+    try:
+        return pretty_json(json.loads(text))
+    except ValueError:
+        return text
+
+
+def short_id(value: str, keep: int = 8) -> str:
+    return value if len(value) <= keep + 1 else value[:keep] + "…"
+
+
+def install(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        duration=duration,
+        relative=relative,
+        utc=utc,
+        percent=percent,
+        rate_level=rate_level,
+        pretty_json=pretty_json,
+        pretty_json_text=pretty_json_text,
+        short_id=short_id,
+    )

@@ -1,0 +1,75 @@
+"""The HTML pages: overview, workers, and the scheduled / retry / dead sets, rendered on the server (the JS in
+static/ only refreshes them and sends their forms without a reload)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template, request, url_for
+
+from workq.web import records
+from workq.web.paging import Pagination, parse_page
+from workq.web.state import dashboard
+
+blueprint = Blueprint("pages", __name__)
+
+
+@blueprint.get("/")
+def overview() -> str:
+    state = dashboard()
+    now = state.now()
+    summary = records.overview(state.client, now)
+    return _render("overview.html", "overview", "Overview", summary.counts, now=now, summary=summary)
+
+
+@blueprint.get("/workers")
+def workers() -> str:
+    state = dashboard()
+    now = state.now()
+    busy = records.busy_workers(state.client)
+    return _render(
+        "workers.html",
+        "workers",
+        "Workers",
+        records.counts(state.client),
+        now=now,
+        pools=records.pool_rows(state.client, busy, now),
+        busy=busy,
+    )
+
+
+@blueprint.get("/scheduled")
+def scheduled() -> str:
+    return _job_set_page(records.JOB_SETS["scheduled"])
+
+
+@blueprint.get("/retry")
+def retry() -> str:
+    return _job_set_page(records.JOB_SETS["retry"])
+
+
+@blueprint.get("/dead")
+def dead() -> str:
+    return _job_set_page(records.JOB_SETS["dead"])
+
+
+def _job_set_page(job_set: records.JobSet) -> str:
+    state = dashboard()
+    page = parse_page(request.args.get("page"))
+    jobs, total = job_set.read(state.client, page)
+    return _render(
+        "jobs.html",
+        job_set.slug,
+        f"{job_set.title} jobs",
+        records.counts(state.client),
+        now=state.now(),
+        job_set=job_set,
+        jobs=jobs,
+        pagination=Pagination(page, total),
+        back=url_for(f"pages.{job_set.slug}", page=page if page > 1 else None),
+    )
+
+
+def _render(template: str, page_id: str, title: str, counts: records.Counts, **context: Any) -> str:
+    context.setdefault("back", url_for(f"pages.{page_id}"))
+    return render_template(template, page_id=page_id, title=title, counts=counts, **context)

@@ -1,0 +1,194 @@
+"""What the dashboard shows, read through the Client once per request: the API returns these records as JSON and
+the pages render them, so the two never disagree."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workq.client import Client, JobStats, WorkerObservation, WorkerPoolHeartbeat
+from workq.job import DeadJob, Job
+
+STALE_HEARTBEAT = 60
+"""Seconds without a heartbeat after which a pool is shown as late (WorkerPool's default `dead_after`)."""
+RECENT_DEAD = 5
+
+
+@dataclass(frozen=True)
+class JobSet:
+    """One of the sorted sets of jobs: its URL slug, how it is titled and which score each job carries."""
+
+    slug: str
+    title: str
+    score_field: str
+    score_label: str
+    read: Callable[[Client, int], tuple[Sequence[Job], int]]
+
+
+JOB_SETS = {
+    "scheduled": JobSet("scheduled", "Scheduled", "run_at", "Runs", lambda client, page: client.scheduled_jobs(page)),
+    "retry": JobSet("retry", "Retrying", "retry_at", "Retries", lambda client, page: client.retry_jobs(page)),
+    "dead": JobSet("dead", "Dead", "died_at", "Died", lambda client, page: client.dead_jobs(page)),
+}
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A queue with its pause state and today's outcomes."""
+
+    job_name: str
+    count: int
+    latency: int
+    paused: bool
+    processed: int
+    failed: int
+
+    @property
+    def error_rate(self) -> float | None:
+        """Failed runs over all finished runs today; None when nothing ran."""
+        return _rate(self.failed, self.processed)
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    """A live pool's heartbeat with how many of its workers are busy and how long since it last beat."""
+
+    heartbeat: WorkerPoolHeartbeat
+    busy: int
+    heartbeat_age: int
+
+    @property
+    def late(self) -> bool:
+        return self.heartbeat_age > STALE_HEARTBEAT
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Sizes of the sorted sets, for the navigation and the overview."""
+
+    scheduled: int
+    retry: int
+    dead: int
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the overview page and /api/stats show."""
+
+    day: str
+    queues: list[QueueRow]
+    pools: list[PoolRow]
+    busy_workers: int
+    counts: Counts
+    recent_dead: Sequence[DeadJob]
+
+    @property
+    def queued(self) -> int:
+        return sum(queue.count for queue in self.queues)
+
+    @property
+    def processed(self) -> int:
+        return sum(queue.processed for queue in self.queues)
+
+    @property
+    def failed(self) -> int:
+        return sum(queue.failed for queue in self.queues)
+
+    @property
+    def error_rate(self) -> float | None:
+        return _rate(self.failed, self.processed)
+
+    @property
+    def concurrency(self) -> int:
+        return sum(pool.heartbeat.concurrency for pool in self.pools)
+
+
+def queue_rows(client: Client, stats: Sequence[JobStats] | None = None) -> list[QueueRow]:
+    today = {entry.job_name: entry for entry in (client.job_stats() if stats is None else stats)}
+    rows = []
+    for queue in client.queues():
+        entry = today.get(queue.job_name)
+        rows.append(
+            QueueRow(
+                job_name=queue.job_name,
+                count=queue.count,
+                latency=queue.latency,
+                paused=client.is_paused(queue.job_name),
+                processed=entry.processed if entry else 0,
+                failed=entry.failed if entry else 0,
+            )
+        )
+    return rows
+
+
+def busy_workers(client: Client) -> list[WorkerObservation]:
+    """Workers running a job, longest-running first."""
+    busy = [observation for observation in client.worker_observations() if observation.is_busy]
+    return sorted(busy, key=lambda observation: (observation.started_at, observation.worker_id))
+
+
+def pool_rows(client: Client, busy: Sequence[WorkerObservation], now: int) -> list[PoolRow]:
+    busy_ids = {observation.worker_id for observation in busy}
+    return [
+        PoolRow(
+            heartbeat=pool,
+            busy=len(busy_ids.intersection(pool.worker_ids)),
+            heartbeat_age=max(0, now - pool.heartbeat_at),
+        )
+        for pool in sorted(client.worker_pool_heartbeats(), key=lambda pool: (pool.host, pool.started_at))
+    ]
+
+
+def counts(client: Client) -> Counts:
+    return Counts(
+        scheduled=client.scheduled_jobs(1)[1],
+        retry=client.retry_jobs(1)[1],
+        dead=client.dead_jobs(1)[1],
+    )
+
+
+def overview(client: Client, now: int) -> Overview:
+    stats = client.job_stats(now)
+    busy = busy_workers(client)
+    dead, dead_total = client.dead_jobs(1)
+    return Overview(
+        day=time.strftime("%Y-%m-%d", time.gmtime(now)),
+        queues=queue_rows(client, stats),
+        pools=pool_rows(client, busy, now),
+        busy_workers=len(busy),
+        counts=Counts(
+            scheduled=client.scheduled_jobs(1)[1],
+            retry=client.retry_jobs(1)[1],
+            dead=dead_total,
+        ),
+        recent_dead=dead[:RECENT_DEAD],
+    )
+
+
+def job_record(job: Job, score_field: str) -> dict[str, Any]:
+    """A job as gocraft/work's web UI returns it: the score, then the wire fields (`t` is when it was enqueued).
+    Fields other writers added (such as a malformed payload) come first, so they cannot hide ours."""
+    record: dict[str, Any] = dict(job.extra)
+    record.update(
+        {
+            score_field: getattr(job, score_field),
+            "name": job.name,
+            "id": job.id,
+            "t": job.enqueued_at,
+            "args": None if job.args_null and not job.args else job.args,
+            "unique": job.unique,
+            "fails": job.fails,
+            "err": job.last_err,
+            "failed_at": job.failed_at,
+        }
+    )
+    if job.unique_key:
+        record["unique_key"] = job.unique_key
+    return record
+
+
+def _rate(failed: int, processed: int) -> float | None:
+    finished = failed + processed
+    return failed / finished if finished else None
