@@ -1,0 +1,194 @@
+"""LeaseKeeper on fakeredis with a stepped clock: a job past its time-out goes back to its queue; a job that checked
+in, a job already acknowledged and a job without a time-out stay as they are."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import fakeredis
+import pytest
+
+from workq.handler import JobOptions
+from workq.job import Job
+from workq.keys import Keys
+from workq.registration import Registration
+from workq.scripts import Scripts
+from workq.timeouts import BATCH, LeaseKeeper
+
+NOW = 1_700_000_000
+POOL = "a1b2c3d4e5f6a1b2c3d4e5f6"
+OTHER_POOL = "0f0f0f0f0f0f0f0f0f0f0f0f"
+TIMEOUT = 30
+
+
+class SteppedClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> SteppedClock:
+    return SteppedClock(NOW)
+
+
+@pytest.fixture
+def keys(namespace: str) -> Keys:
+    return Keys(namespace)
+
+
+@pytest.fixture
+def scripts(fake_redis: fakeredis.FakeRedis) -> Scripts:
+    return Scripts.register(fake_redis)
+
+
+def registration(keys: Keys, name: str, timeout: float, pool_id: str = POOL) -> Registration:
+    def never_called(job: Job) -> None:
+        raise AssertionError("the lease keeper runs no handler")
+
+    return Registration.build(keys, pool_id, name, never_called, JobOptions(timeout=timeout))
+
+
+@pytest.fixture
+def keeper(fake_redis: fakeredis.FakeRedis, keys: Keys, scripts: Scripts, clock: SteppedClock) -> LeaseKeeper:
+    registrations = [registration(keys, "timed", TIMEOUT), registration(keys, "untimed", 0)]
+    return LeaseKeeper(fake_redis, keys, scripts, registrations, clock)
+
+
+def fetch(
+    client: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, name: str, *, timeout: float, pool_id: str = POOL
+) -> bytes:
+    """One fetch of `name` by `pool_id` at NOW, as a worker does it (recording a lease when `timeout` is set)."""
+    fetch_keys = registration(keys, name, timeout, pool_id).fetch_keys(keys)
+    result = scripts.fetch(keys=list(fetch_keys), args=[pool_id, NOW, timeout])
+    assert result, f"nothing to fetch in {name}"
+    payload: bytes = result[0]
+    return payload
+
+
+def ack(client: fakeredis.FakeRedis, keys: Keys, name: str, payload: bytes, pool_id: str = POOL) -> None:
+    """A successful ack as ack.lua does it, whatever extra keys it takes: remove, uncount, drop the lease."""
+    assert client.lrem(keys.in_progress(name, pool_id), 1, cast(Any, payload)) == 1
+    client.decr(keys.lock(name))
+    client.hincrby(keys.lock_info(name), pool_id, -1)
+    client.zrem(keys.leases(name), pool_id.encode() + b":" + payload)
+
+
+def test_a_job_past_its_timeout_goes_back_to_the_fetching_end_of_its_queue(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    fake_redis.lpush(keys.queue("timed"), b'{"id":"old"}')
+    payload = fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+    fake_redis.lpush(keys.queue("timed"), b'{"id":"new"}')
+
+    clock.now = NOW + TIMEOUT
+    assert keeper.expire_due() == 1
+
+    assert fake_redis.rpop(keys.queue("timed")) == payload, "the timed-out job runs next, with its exact bytes"
+    assert fake_redis.exists(keys.in_progress("timed", POOL)) == 0
+    assert fake_redis.get(keys.lock("timed")) == b"0"
+    assert fake_redis.hgetall(keys.lock_info("timed")) == {}
+    assert fake_redis.zcard(keys.leases("timed")) == 0
+
+
+def test_a_job_within_its_timeout_stays_in_progress(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    fake_redis.lpush(keys.queue("timed"), b"job")
+    fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+    clock.now = NOW + TIMEOUT - 0.5
+    assert keeper.expire_due() == 0
+    assert fake_redis.lrange(keys.in_progress("timed", POOL), 0, -1) == [b"job"]
+    assert fake_redis.get(keys.lock("timed")) == b"1"
+
+
+def test_a_job_whose_lease_was_extended_by_a_checkin_is_left_running(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    fake_redis.lpush(keys.queue("timed"), b"job")
+    payload = fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+    member = registration(keys, "timed", TIMEOUT).lease_member(POOL, payload)
+    fake_redis.zadd(keys.leases("timed"), {member: NOW + 20 + TIMEOUT}, xx=True)  # checkin at NOW + 20
+
+    clock.now = NOW + TIMEOUT + 1
+    assert keeper.expire_due() == 0
+    assert fake_redis.llen(keys.in_progress("timed", POOL)) == 1
+    assert fake_redis.zscore(keys.leases("timed"), member) == NOW + 20 + TIMEOUT
+
+    clock.now = NOW + 20 + TIMEOUT
+    assert keeper.expire_due() == 1
+
+
+def test_a_lease_of_a_job_already_acknowledged_is_dropped_and_nothing_else_changes(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    fake_redis.lpush(keys.queue("timed"), b"job", b"other")
+    payload = fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+    fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+    ack(fake_redis, keys, "timed", payload)
+    member = registration(keys, "timed", TIMEOUT).lease_member(POOL, payload)
+    fake_redis.zadd(keys.leases("timed"), {member: NOW})  # left behind, e.g. by a gocraft/work pool's ack
+
+    clock.now = NOW + TIMEOUT - 1  # due: only the stale lease, not the other job's
+    assert keeper.expire_due() == 0
+
+    assert fake_redis.zscore(keys.leases("timed"), member) is None
+    assert fake_redis.exists(keys.queue("timed")) == 0
+    assert fake_redis.get(keys.lock("timed")) == b"1"
+    assert fake_redis.hgetall(keys.lock_info("timed")) == {POOL.encode(): b"1"}
+
+
+def test_leases_of_jobs_held_by_other_pools_are_expired_too(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    fake_redis.lpush(keys.queue("timed"), b"theirs", b"ours")
+    fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT, pool_id=OTHER_POOL)
+    fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+
+    clock.now = NOW + TIMEOUT
+    assert keeper.expire_due() == 2
+
+    assert sorted(fake_redis.lrange(keys.queue("timed"), 0, -1)) == [b"ours", b"theirs"]
+    assert fake_redis.exists(keys.in_progress("timed", OTHER_POOL), keys.in_progress("timed", POOL)) == 0
+    assert fake_redis.hgetall(keys.lock_info("timed")) == {}
+    assert fake_redis.get(keys.lock("timed")) == b"0"
+
+
+def test_job_names_without_a_timeout_are_not_looked_at(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    fake_redis.lpush(keys.queue("untimed"), b"job")
+    fetch(fake_redis, scripts, keys, "untimed", timeout=0)
+    fake_redis.zadd(keys.leases("untimed"), {POOL.encode() + b":job": NOW})  # another pool runs it with a timeout
+    clock.now = NOW + 3600
+    assert keeper.expire_due() == 0
+    assert fake_redis.llen(keys.in_progress("untimed", POOL)) == 1
+
+
+def test_a_job_payload_containing_colons_is_matched_exactly(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    payload = b'{"name":"timed","id":"periodic:timed:*/5 * * * * *:1700000000","t":1700000000,"args":null}'
+    fake_redis.lpush(keys.queue("timed"), payload)
+    fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+    clock.now = NOW + TIMEOUT
+    assert keeper.expire_due() == 1
+    assert fake_redis.lrange(keys.queue("timed"), 0, -1) == [payload]
+
+
+def test_more_expired_leases_than_one_batch_are_all_expired_over_successive_passes(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    jobs = BATCH + 5
+    fake_redis.lpush(keys.queue("timed"), *[f"job{i}".encode() for i in range(jobs)])
+    for _ in range(jobs):
+        fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+    clock.now = NOW + TIMEOUT
+
+    moved = [keeper.expire_due() for _ in range(3)]
+
+    assert sum(moved) == jobs and moved[-1] == 0
+    assert fake_redis.llen(keys.queue("timed")) == jobs
+    assert fake_redis.get(keys.lock("timed")) == b"0"
