@@ -18,7 +18,7 @@ class BackgroundLoop:
     """Calls `tick` every `interval` seconds on a daemon thread until `stop()`.
 
     A failing tick never kills the loop: Redis faults are logged as warnings, anything else with its traceback,
-    and the next try waits twice as long (up to 30 s) until a tick succeeds again.
+    and the next try waits twice as long (up to `max_error_wait`, 30 s by default) until a tick succeeds again.
     """
 
     def __init__(
@@ -28,12 +28,14 @@ class BackgroundLoop:
         tick: Callable[[], object],
         *,
         jitter: float = 0.1,
+        max_error_wait: float = MAX_ERROR_BACKOFF,
         rng: random.Random | None = None,
     ) -> None:
         self.name = name
         self.interval = interval
         self._tick = tick
         self._jitter = jitter
+        self._max_error_wait = max_error_wait
         self._rng = rng if rng is not None else random.Random()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,5 +67,5 @@ class BackgroundLoop:
 
     def _next_delay(self, failures: int) -> float:
         if failures:
-            return float(min(MAX_ERROR_BACKOFF, self.interval * 2**failures))
+            return float(min(self._max_error_wait, self.interval * 2**failures))
         return self.interval * (1 + self._jitter * (2 * self._rng.random() - 1))

@@ -15,6 +15,15 @@ from workq.keys import Keys
 
 OBSERVATION_LIFETIME = 86400
 
+Observation = dict[str, str | int]
+
+
+def _merged(older: Observation | None, newer: Observation | None) -> Observation | None:
+    """A failed flush's entry under a newer one: a checkin after an unwritten start keeps that start."""
+    if newer is None or older is None or "started_at" in newer:
+        return newer
+    return {**older, **newer}
+
 
 class Heartbeater:
     """Registers the pool in `worker_pools` and refreshes its hash, so other pools know it is alive."""
@@ -68,7 +77,7 @@ class Observer:
         self._keys = keys
         self._clock = clock
         self._lock = threading.Lock()
-        self._pending: dict[str, dict[str, str | int] | None] = {}
+        self._pending: dict[str, Observation | None] = {}
         self._written: set[str] = set()
 
     def started(self, worker_id: str, job: Job) -> None:
@@ -112,8 +121,9 @@ class Observer:
         try:
             pipe.execute()
         except BaseException:
-            with self._lock:  # keep what could not be written, unless newer news came in meanwhile
-                self._pending = {**pending, **self._pending}
+            with self._lock:  # keep what could not be written, merged under whatever came in meanwhile
+                for worker_id, older in pending.items():
+                    self._pending[worker_id] = _merged(older, self._pending.get(worker_id, older))
             raise
         for worker_id, observation in pending.items():
             if observation is None:

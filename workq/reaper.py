@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 
@@ -76,7 +77,7 @@ class Reaper:
             if pool_id == self._pool_id:
                 continue
             try:
-                alive = beat is not None and float(beat) >= oldest_alive
+                alive = beat is not None and math.isfinite(float(beat)) and float(beat) >= oldest_alive
             except ValueError:
                 alive = False
             (live if alive else dead).add(pool_id)

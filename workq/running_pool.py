@@ -98,7 +98,10 @@ class RunningPool:
                 wakeup.notify()
 
         self._loops = [
-            BackgroundLoop("heartbeat", heartbeat_interval, self._heartbeater.beat, rng=rng),
+            # A heartbeat retries at its own pace through faults: backing off could get a live pool reaped.
+            BackgroundLoop(
+                "heartbeat", heartbeat_interval, self._heartbeater.beat, max_error_wait=heartbeat_interval, rng=rng
+            ),
             BackgroundLoop("observer", OBSERVER_FLUSH_INTERVAL, self._observer.flush, rng=rng),
             BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeue_and_wake, rng=rng),
             BackgroundLoop("reaper", reap_interval, reap_and_wake, rng=rng),

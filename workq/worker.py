@@ -82,13 +82,27 @@ class WorkerContext:
     observer: Observer
 
 
+@dataclass
+class Run:
+    """One run of a fetched job: what finishing it, extending its lease or handing it back needs."""
+
+    payload: bytes
+    registration: Registration
+    lease: str
+    """The lease deadline this run holds, as fetch/extend wrote it ('' when the job has no time-out)."""
+    requeue_as: bytes | str = b""
+    """What goes back on the queue if the run is handed back: the payload, or the by-key job it ran."""
+    relock: tuple[str, str] | None = None
+    """(unique key, lock value) to take again when handing back a unique job."""
+
+
 class Worker:
     """Runs jobs one at a time until the pool starts stopping; the job in hand is always finished first."""
 
     def __init__(self, worker_id: str, context: WorkerContext) -> None:
         self.worker_id = worker_id
         self._context = context
-        self._current: tuple[bytes, Registration] | None = None
+        self._current: Run | None = None
         self._outage_since: float | None = None
 
     def run(self) -> None:
@@ -107,7 +121,7 @@ class Worker:
                     if fetched is not None:
                         if woken:
                             context.wakeup.notify_one()  # woken for one job: there may be more
-                        self._process(*fetched)
+                        self._process(fetched)
             except REDIS_FAULTS as exc:
                 self._note_redis_unreachable(exc)
                 fetched = None
@@ -133,7 +147,7 @@ class Worker:
             )
             self._outage_since = None
 
-    def _fetch(self) -> tuple[bytes, Registration] | None:
+    def _fetch(self) -> Run | None:
         context = self._context
         order = context.sampler.sample()
         keys = [key for registration in order for key in context.fetch_keys[registration.name]]
@@ -142,35 +156,36 @@ class Worker:
         result = context.scripts.fetch(keys=keys, args=args)
         if not result:
             return None
-        payload, group = result
-        return _as_bytes(payload), order[int(group) - 1]
+        payload, group, lease = result
+        raw = _as_bytes(payload)
+        return Run(raw, order[int(group) - 1], _as_bytes(lease).decode(), requeue_as=raw)
 
-    def _process(self, payload: bytes, registration: Registration) -> None:
-        self._current = (payload, registration)
+    def _process(self, run: Run) -> None:
+        self._current = run
         try:
-            self._run_job(payload, registration)
+            self._run_job(run)
         finally:
             self._current = None
             self._context.observer.done(self.worker_id)
 
-    def _run_job(self, payload: bytes, registration: Registration) -> None:
+    def _run_job(self, run: Run) -> None:
         try:
-            job = Job.from_json(payload)
+            job = Job.from_json(run.payload)
         except MalformedJob as exc:
-            self._bury_malformed(payload, registration, exc)
+            self._bury_malformed(run, exc)
             return
-        relock: tuple[str, str] | None = None
         if job.unique:
             job, by_key = self._claim_unique(job)
             if by_key is not None:
-                relock = (job.unique_key, job.to_json() if by_key else "1")
+                run.requeue_as = job.to_json()
+                run.relock = (job.unique_key, run.requeue_as if by_key else "1")
         self._context.observer.started(self.worker_id, job)
-        job._checkin_hook = lambda message: self._checkin(job, payload, registration, message)
+        job._checkin_hook = lambda message: self._checkin(job, run, message)
         try:
-            registration.chain(job)
+            run.registration.chain(job)
         except Retry as retry:
             run_at = math.ceil(self._context.clock() + retry.in_seconds)
-            self._ack(registration, payload, self._context.keys.scheduled, run_at, job.to_json())
+            self._ack(run, self._context.keys.scheduled, run_at, job.to_json())
         except (KeyboardInterrupt, SystemExit) as exc:
             logger.error(
                 "job %s %s raised %s: returning it to its queue and stopping the pool",
@@ -178,36 +193,48 @@ class Worker:
                 job.id,
                 type(exc).__name__,
             )
-            self._ack(registration, payload, registration.queue_key, None, job.to_json(), relock=relock)
+            self._hand_back(run)
             self._context.stopping.set()
         except BaseException as exc:
-            self._failed(job, payload, registration, exc)
+            self._failed(job, run, exc)
         else:
-            self._ack(registration, payload, counted=PROCESSED)
+            self._ack(run, counted=PROCESSED)
 
-    def _checkin(self, job: Job, payload: bytes, registration: Registration, message: str) -> None:
-        """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead."""
+    def _checkin(self, job: Job, run: Run, message: str) -> None:
+        """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead — only
+        while this run still holds the lease (after a time-out, a newer run owns it)."""
         self._context.observer.checkin(self.worker_id, job, message)
-        timeout = registration.options.timeout
-        if timeout:
-            member = registration.lease_member(self._context.pool_id, payload)
-            deadline = self._context.clock() + timeout
-            self._persist(
-                lambda: self._context.client.zadd(registration.leases_key, {member: deadline}, xx=True),
-                f"extend the lease of job {job.id}",
-            )
+        if not run.lease:
+            return
+        registration = run.registration
+        member = registration.lease_member(self._context.pool_id, run.payload)
+        deadline = repr(self._context.clock() + registration.options.timeout)
+        extended = self._persist(
+            lambda: self._context.scripts.extend_lease(
+                keys=[registration.leases_key], args=[member, run.lease, deadline]
+            ),
+            f"extend the lease of job {job.id}",
+        )
+        if extended:
+            run.lease = deadline
+        else:
+            logger.warning("job %s %s checked in after its timeout: another run of it has started", job.name, job.id)
 
     def abandon(self) -> bool:
         """Put the job this worker is running back on its queue (its handler outran the stop grace period).
 
         Safe against the handler finishing at the same moment: ack.lua files whichever comes first, once.
         """
-        current = self._current
-        if current is None:
+        run = self._current
+        if run is None:
             return False
-        payload, registration = current
-        self._ack(registration, payload, registration.queue_key, None, payload)
+        self._hand_back(run)
+        self._context.observer.done(self.worker_id)
         return True
+
+    def _hand_back(self, run: Run) -> None:
+        """Back to the front of its queue, untouched (a unique job takes its lock again)."""
+        self._ack(run, run.registration.queue_key, None, run.requeue_as, relock=run.relock)
 
     def _claim_unique(self, job: Job) -> tuple[Job, bool | None]:
         """Release the job's unique lock as it starts; for unique-by-key, run the newest args stored there.
@@ -229,8 +256,8 @@ class Worker:
             )
             return job, False
 
-    def _failed(self, job: Job, payload: bytes, registration: Registration, exc: BaseException) -> None:
-        context, options = self._context, registration.options
+    def _failed(self, job: Job, run: Run, exc: BaseException) -> None:
+        context, options = self._context, run.registration.options
         now = int(context.clock())
         job.fails += 1
         job.last_err = _describe(exc)
@@ -239,13 +266,13 @@ class Worker:
         if job.fails < options.max_fails:
             delay = self._backoff(job, options)
             logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
-            self._ack(registration, payload, context.keys.retry, now + delay, job.to_json(), counted=FAILED)
+            self._ack(run, context.keys.retry, now + delay, job.to_json(), counted=FAILED)
         elif options.skip_dead:
             logger.error("%s; out of retries, discarded (skip_dead)", attempt, exc_info=exc)
-            self._ack(registration, payload, counted=FAILED)
+            self._ack(run, counted=FAILED)
         else:
             logger.error("%s; out of retries, moved to the dead queue", attempt, exc_info=exc)
-            self._ack(registration, payload, context.keys.dead, now, job.to_json(), counted=FAILED)
+            self._ack(run, context.keys.dead, now, job.to_json(), counted=FAILED)
 
     def _backoff(self, job: Job, options: JobOptions) -> int:
         if options.backoff is None:
@@ -259,17 +286,16 @@ class Worker:
             logger.exception("backoff for job %s failed; using the default", job.name)
             return default_backoff(job, self._context.rng)
 
-    def _bury_malformed(self, payload: bytes, registration: Registration, exc: MalformedJob) -> None:
+    def _bury_malformed(self, run: Run, exc: MalformedJob) -> None:
         now = int(self._context.clock())
-        reason = f"malformed job payload in queue {registration.name}: {exc}"
-        logger.error("%s; moved to the dead queue: %r", reason, payload[:200])
-        dead = malformed_job_record(registration.name, payload, reason, now)
-        self._ack(registration, payload, self._context.keys.dead, now, dead.to_json(), counted=FAILED)
+        reason = f"malformed job payload in queue {run.registration.name}: {exc}"
+        logger.error("%s; moved to the dead queue: %r", reason, run.payload[:200])
+        dead = malformed_job_record(run.registration.name, run.payload, reason, now)
+        self._ack(run, self._context.keys.dead, now, dead.to_json(), counted=FAILED)
 
     def _ack(
         self,
-        registration: Registration,
-        payload: bytes,
+        run: Run,
         destination: str | None = None,
         score: int | None = None,
         filed: str | bytes = "",
@@ -277,12 +303,12 @@ class Worker:
         counted: str = "",
         relock: tuple[str, str] | None = None,
     ) -> None:
-        """Finish the job in one script call, retrying through Redis faults (the job stays in progress meanwhile).
+        """Finish the run in one script call, retrying through Redis faults (the job stays in progress meanwhile).
 
         `counted` names the daily stats field the outcome adds to (`processed`, `failed`, or "" for neither);
         `relock` (unique key, lock value) takes a unique job's lock again as it goes back to its queue.
         """
-        context = self._context
+        context, registration = self._context, run.registration
         keys = [
             registration.in_progress_key,
             registration.lock_key,
@@ -292,11 +318,12 @@ class Worker:
         ]
         args: list[str | bytes | int] = [
             context.pool_id,
-            payload,
+            run.payload,
             "" if score is None else score,
             filed,
             counted,
             STATS_LIFETIME,
+            run.lease,
         ]
         if destination is not None:
             keys.append(destination)

@@ -218,7 +218,7 @@ class WorkerPool:
             for name, handler in self._handlers.items()
         }
         self._announce(client, keys)
-        self._stopping.clear()
+        self._stopping = threading.Event()  # a fresh one: workers abandoned by a previous stop(grace) keep theirs
         logger.info(
             "worker pool %s starting: namespace=%r concurrency=%d jobs=%s",
             self.pool_id,

@@ -11,7 +11,6 @@ import threading
 import time
 from typing import cast
 
-import pytest
 import redis
 
 from integration.job_log import JobLog
@@ -237,12 +236,6 @@ def test_a_job_past_its_timeout_is_redelivered_and_the_late_run_changes_nothing(
     assert view.client.zcard(view.key("jobs:slow:leases")) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a time-out redelivered to the same pool leaves identical bytes in the same in-progress list, so the "
-    "timed-out run's late ack (ack.lua LREM pool:payload) removes the new run's entry, files its failure to retry "
-    "and gives back the new run's lock while that run is still going",
-)
 def test_a_timed_out_runs_late_failure_does_not_finish_the_run_that_replaced_it(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
 ) -> None:
@@ -383,11 +376,6 @@ def test_stop_with_a_grace_lets_a_job_finishing_within_it_complete(
     assert Client(namespace, view.client).worker_pool_heartbeats() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: running_pool.py RunningPool.stop: a worker whose job was handed back never reports done() before "
-    "the final flush, so its `worker:<id>` hash outlives the pool for a day (the reaper deletes these for dead pools)",
-)
 def test_stop_with_a_grace_leaves_no_observation_of_the_handed_back_job(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event, namespace: str
 ) -> None:
@@ -412,11 +400,6 @@ def test_stop_with_a_grace_leaves_no_observation_of_the_handed_back_job(
     assert view.client.exists(view.key(f"worker:{busy.worker_id}")) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: worker.py Worker.abandon acks the fetched bytes back to the queue without `relock`, while the "
-    "worker already GETDEL'd the unique lock, so an identical enqueue_unique is accepted and the job runs twice",
-)
 def test_a_unique_job_handed_back_at_stop_stays_unique(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
 ) -> None:
@@ -442,11 +425,6 @@ def test_a_unique_job_handed_back_at_stop_stays_unique(
     assert len(view.queued("sync_user")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: worker.py Worker.abandon files the originally queued bytes, not the by-key job JSON it took "
-    "from the unique lock (and deleted), so the newest args are lost and the old ones run",
-)
 def test_a_unique_by_key_job_handed_back_at_stop_keeps_its_newest_args(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
 ) -> None:
@@ -476,11 +454,6 @@ def test_a_unique_by_key_job_handed_back_at_stop_keeps_its_newest_args(
     assert [job.args for job in log.jobs] == [{"version": 2}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: worker_pool.py start() clears the `_stopping` Event shared with the previous run's workers, so a "
-    "worker abandoned by stop(grace) goes back to fetching once its handler returns (concurrency + 1 workers)",
-)
 def test_a_pool_restarted_after_stop_with_grace_does_not_revive_its_abandoned_worker(
     make_pool: PoolFactory, enqueuer: Enqueuer, release: threading.Event
 ) -> None:

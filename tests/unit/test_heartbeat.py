@@ -318,12 +318,6 @@ class FlakyClient:
         return pipe
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: heartbeat.py Observer.flush: a checkin arriving while a flush is failing is merged back over the "
-    "kept start ({**pending, **self._pending} replaces it), so the job's started_at/args are never written and the "
-    "previous job's linger",
-)
 def test_a_checkin_during_a_failing_flush_keeps_the_start_of_its_job(
     fake_redis: fakeredis.FakeRedis, keys: Keys, clock: SteppedClock
 ) -> None:

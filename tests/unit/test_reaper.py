@@ -225,11 +225,6 @@ def test_a_garbage_heartbeat_counts_as_dead(
     assert fake_redis.exists(keys.worker_pool(DEAD)) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reaper.py _pools_by_liveness: float('inf') >= oldest_alive, so a pool whose heartbeat_at is "
-    "'inf'/'1e999' is alive forever and its jobs are never recovered",
-)
 @pytest.mark.parametrize("garbage", ["inf", "1e999"])
 def test_an_infinite_heartbeat_counts_as_dead(
     reaper: Reaper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, garbage: str

@@ -59,7 +59,7 @@ def test_fetch_takes_the_oldest_job_into_this_pools_in_progress_list(
     scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"first", b"second")
-    assert fetch(scripts, keys, "a") == [b"first", 1]
+    assert fetch(scripts, keys, "a") == [b"first", 1, b""]
     assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"first"]
     assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"second"]
     assert fake_redis.get(keys.lock("a")) == b"1"
@@ -73,15 +73,15 @@ def test_fetch_returns_nothing_when_every_queue_is_empty(scripts: Scripts, keys:
 def test_fetch_tries_names_in_the_given_order(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
     fake_redis.lpush(keys.queue("a"), b"job-a")
     fake_redis.lpush(keys.queue("b"), b"job-b")
-    assert fetch(scripts, keys, "b", "a") == [b"job-b", 1]
-    assert fetch(scripts, keys, "b", "a") == [b"job-a", 2]
+    assert fetch(scripts, keys, "b", "a") == [b"job-b", 1, b""]
+    assert fetch(scripts, keys, "b", "a") == [b"job-a", 2, b""]
 
 
 def test_fetch_skips_a_paused_name(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
     fake_redis.lpush(keys.queue("a"), b"job-a")
     fake_redis.lpush(keys.queue("b"), b"job-b")
     fake_redis.set(keys.paused("a"), "1")
-    assert fetch(scripts, keys, "a", "b") == [b"job-b", 2]
+    assert fetch(scripts, keys, "a", "b") == [b"job-b", 2, b""]
     assert fetch(scripts, keys, "a") is None
 
 
@@ -90,17 +90,17 @@ def test_fetch_respects_max_concurrency_across_pools(
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"1", b"2", b"3")
     fake_redis.set(keys.max_concurrency("a"), 2)
-    assert fetch(scripts, keys, "a") == [b"1", 1]
-    assert fetch(scripts, keys, "a") == [b"2", 1]
+    assert fetch(scripts, keys, "a") == [b"1", 1, b""]
+    assert fetch(scripts, keys, "a") == [b"2", 1, b""]
     assert fetch(scripts, keys, "a") is None
     ack(scripts, keys, "a", b"1")
-    assert fetch(scripts, keys, "a") == [b"3", 1]
+    assert fetch(scripts, keys, "a") == [b"3", 1, b""]
 
 
 def test_fetch_without_a_cap_is_unbounded(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
     fake_redis.lpush(keys.queue("a"), *[str(n).encode() for n in range(5)])
     fake_redis.set(keys.max_concurrency("a"), 0)
-    assert [fetch(scripts, keys, "a") for _ in range(5)] == [[str(n).encode(), 1] for n in range(5)]
+    assert [fetch(scripts, keys, "a") for _ in range(5)] == [[str(n).encode(), 1, b""] for n in range(5)]
     assert fake_redis.get(keys.lock("a")) == b"5"
 
 
@@ -139,7 +139,7 @@ def test_ack_with_no_score_puts_the_job_back_at_the_fetching_end(
     fake_redis.lpush(keys.queue("a"), b"job", b"newer")
     fetch(scripts, keys, "a")
     ack(scripts, keys, "a", b"job", keys.queue("a"), "", b"job")
-    assert fetch(scripts, keys, "a") == [b"job", 1]
+    assert fetch(scripts, keys, "a") == [b"job", 1, b""]
 
 
 def test_ack_of_a_job_no_longer_in_progress_changes_nothing(
@@ -232,3 +232,29 @@ def test_ack_counts_the_outcome_in_the_days_stats_hash_with_an_expiry(
     assert 0 < fake_redis.ttl(STATS) <= 3600
     assert ack(scripts, keys, "a", b"two") == 0
     assert fake_redis.hgetall(STATS) == {b"processed": b"2"}, "a job no longer in progress is not counted again"
+
+
+def test_ack_of_a_run_whose_lease_was_taken_over_changes_nothing(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    [_, _, first_lease] = fetch(scripts, keys, "a", timeout=30)  # type: ignore[misc]
+    assert expire(scripts, keys, NOW + 30) == 1
+    [_, _, second_lease] = scripts.fetch(keys=fetch_keys(keys, "a"), args=[POOL, NOW + 31, 30])  # type: ignore[misc]
+    assert second_lease != first_lease
+    late = [keys.in_progress("a", POOL), keys.lock("a"), keys.lock_info("a"), keys.leases("a"), STATS]
+    assert scripts.ack(keys=late, args=[POOL, b"job", "", "", "processed", 3600, first_lease]) == 0
+    assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"job"], "the new run still holds the job"
+    assert fake_redis.get(keys.lock("a")) == b"1"
+    assert scripts.ack(keys=late, args=[POOL, b"job", "", "", "processed", 3600, second_lease]) == 1
+
+
+def test_extend_lease_only_while_the_run_holds_it(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    [_, _, lease] = fetch(scripts, keys, "a", timeout=30)  # type: ignore[misc]
+    member = POOL.encode() + b":job"
+    assert scripts.extend_lease(keys=[keys.leases("a")], args=[member, lease, NOW + 90]) == 1
+    assert fake_redis.zscore(keys.leases("a"), member) == NOW + 90
+    assert scripts.extend_lease(keys=[keys.leases("a")], args=[member, lease, NOW + 120]) == 0, "stale deadline"

@@ -24,6 +24,7 @@ class Scripts:
     periodic_enqueue: Script
     reap: Script
     expire_leases: Script
+    extend_lease: Script
     release_lock: Script
 
     @classmethod

@@ -7,12 +7,20 @@
 -- ARGV[1]: pool id   ARGV[2]: the bytes fetch returned
 -- ARGV[3]: destination score ('' = push onto the fetching end of the queue)   ARGV[4]: job JSON to file
 -- ARGV[5]: stats field to count ('processed', 'failed' or '' for neither)   ARGV[6]: stats lifetime in seconds
--- ARGV[7]: value of the unique lock ('1', or the job JSON for unique-by-key)
+-- ARGV[7]: the lease deadline this run holds ('' for a job without a time-out): when its lease is gone or holds
+--          another deadline, the job timed out and a newer run owns these bytes, so this ack changes nothing
+-- ARGV[8]: value of the unique lock ('1', or the job JSON for unique-by-key)
 -- Returns 1; 0 when the job was no longer in progress here (a reaper or time-out took it back: it is already
 -- available again, so nothing changes); 2 when the unique lock was taken meanwhile by an identical pending job,
 -- which then stands in for this one.
 if KEYS[6] and ARGV[3] ~= '' and not tonumber(ARGV[3]) then
   return redis.error_reply('ack: score ' .. ARGV[3] .. ' is not a number')
+end
+if ARGV[7] and ARGV[7] ~= '' then
+  local held = redis.call('zscore', KEYS[4], ARGV[1] .. ':' .. ARGV[2])
+  if not held or tonumber(held) ~= tonumber(ARGV[7]) then
+    return 0
+  end
 end
 if redis.call('lrem', KEYS[1], 1, ARGV[2]) == 0 then
   return 0
@@ -29,7 +37,7 @@ if ARGV[5] ~= '' then
     redis.call('expire', KEYS[5], ARGV[6])
   end
 end
-if KEYS[7] and not redis.call('set', KEYS[7], ARGV[7], 'NX', 'EX', 86400) then
+if KEYS[7] and not redis.call('set', KEYS[7], ARGV[8], 'NX', 'EX', 86400) then
   return 2
 end
 if KEYS[6] then

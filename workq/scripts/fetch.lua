@@ -3,7 +3,8 @@
 --       in flight across pools), lock_info (per-pool in-flight hash), max_concurrency (cap; 0 or missing = none),
 --       leases (ext: sorted set of running jobs' deadlines, for job time-outs)
 -- ARGV[1]: pool id   ARGV[2]: now (epoch s)   ARGV[2 + group]: the job name's timeout in seconds (0 = none)
--- Returns {job bytes, 1-based index of the job name's group}, or false when nothing can be fetched.
+-- Returns {job bytes, 1-based index of the job name's group, lease deadline or ''}, or false when nothing can be
+-- fetched. The deadline identifies this run of the job: ack.lua and extend_lease.lua act only while it holds.
 local pool_id, now = ARGV[1], tonumber(ARGV[2])
 for group = 1, #KEYS / 7 do
   local base = (group - 1) * 7
@@ -16,10 +17,12 @@ for group = 1, #KEYS / 7 do
       redis.call('incr', KEYS[base + 4])
       redis.call('hincrby', KEYS[base + 5], pool_id, 1)
       local timeout = tonumber(ARGV[2 + group]) or 0
+      local deadline = ''
       if timeout > 0 then
-        redis.call('zadd', KEYS[base + 7], tostring(now + timeout), pool_id .. ':' .. payload)
+        deadline = tostring(now + timeout)
+        redis.call('zadd', KEYS[base + 7], deadline, pool_id .. ':' .. payload)
       end
-      return {payload, group}
+      return {payload, group, deadline}
     end
   end
 end

@@ -16,6 +16,8 @@ from workq.web.state import EXTENSION, Dashboard
 
 TOKEN_ENV = "WORKQ_WEB_TOKEN"
 REFRESH_MS = 4000
+MAX_REQUEST_BYTES = 64 * 1024
+"""Every form and API call is a few hundred bytes; anything far larger is refused (413) before it is read."""
 
 
 def create_app(
@@ -39,6 +41,7 @@ def create_app(
 
     app = Flask(__name__)  # templates/ and static/ next to this module
     app.extensions[EXTENSION] = state
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep gocraft/work's field order
     security.install(app, auth_token=auth_token, csrf_token=state.csrf_token, allowed_hosts=allowed_hosts)
     formatting.install(app)

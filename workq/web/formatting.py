@@ -11,6 +11,8 @@ from typing import Any
 from flask import Flask
 
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+INLINE_WIDTH = 48
+"""Widest nested JSON value (with its indent) kept on one line: about what the args column shows unwrapped."""
 
 
 def duration(seconds: int) -> str:
@@ -58,8 +60,23 @@ def rate_level(rate: float | None) -> str:
     return "warn" if rate < 0.1 else "bad"
 
 
-def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+def pretty_json(value: Any, depth: int = 0) -> str:
+    """JSON indented two spaces a level, except that a nested value short enough to read on one line stays on
+    one (`"sizes": [320, 1280]` rather than four lines); the top-level object is always opened up."""
+    compact = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if not isinstance(value, (dict, list)) or not value or (depth and len(compact) + 2 * depth <= INLINE_WIDTH):
+        return compact
+    inner = "  " * (depth + 1)
+    if isinstance(value, dict):
+        items = [
+            f"{inner}{json.dumps(key, ensure_ascii=False)}: {pretty_json(item, depth + 1)}"
+            for key, item in value.items()
+        ]
+        opening, closing = "{", "}"
+    else:
+        items = [f"{inner}{pretty_json(item, depth + 1)}" for item in value]
+        opening, closing = "[", "]"
+    return opening + "\n" + ",\n".join(items) + "\n" + "  " * depth + closing
 
 
 def pretty_json_text(text: str) -> str:

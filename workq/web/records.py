@@ -106,6 +106,7 @@ class Overview:
 
 
 def queue_rows(client: Client, stats: Sequence[JobStats] | None = None) -> list[QueueRow]:
+    """Every known queue with today's outcomes; `is_paused` costs a round trip per queue (Client has no batch)."""
     today = {entry.job_name: entry for entry in (client.job_stats() if stats is None else stats)}
     rows = []
     for queue in client.queues():
@@ -142,6 +143,7 @@ def pool_rows(client: Client, busy: Sequence[WorkerObservation], now: int) -> li
 
 
 def counts(client: Client) -> Counts:
+    """The sizes of the three sets. Client has no count-only call, so each reads its first page for the total."""
     return Counts(
         scheduled=client.scheduled_jobs(1)[1],
         retry=client.retry_jobs(1)[1],

@@ -24,7 +24,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self'",
         "connect-src 'self'",
         "form-action 'self'",
         "frame-ancestors 'none'",
@@ -38,13 +38,16 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
 }
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def install(
     app: Flask, *, auth_token: str | None, csrf_token: str, allowed_hosts: Collection[str] | None = None
 ) -> None:
-    """Check every request of `app` in this order: Host (400), auth (401), CSRF on POST (403); add the headers."""
+    """Check every request of `app` in this order: Host (400), auth (401), the CSRF token on anything but a safe
+    method (403; only POST routes exist); then add the headers to every response, errors included."""
     hosts = None if allowed_hosts is None else {_normal_host(host) for host in allowed_hosts}
 
     @app.before_request
@@ -57,7 +60,7 @@ def install(
                 "auth (any user) or as `Authorization: Bearer <token>`",
                 www_authenticate=WWWAuthenticate("basic", {"realm": "workq", "charset": "UTF-8"}),
             )
-        if request.method == "POST":
+        if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
             if not same_secret(sent, csrf_token):
                 abort(403, description="missing or wrong CSRF token: reload the page and try again")
