@@ -1,0 +1,209 @@
+"""End to end in a real headless browser: Debian's chromium, driven by Playwright for Python, against `workq web`
+in a subprocess and a WorkerPool running in this process. Skipped, with the reason, only where Playwright or
+/usr/bin/chromium is missing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import redis
+
+from support import wait_until
+from web.conftest import PoolStarter
+from web.harness import CHROMIUM, CHROMIUM_ARGS, ServedDashboard, chromium_missing
+from web.sample_jobs import SCRIPT, failed_job, file_job
+from workq import Client, Job
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request
+
+
+COUNT_FETCHES = """
+window.fetchCount = 0;
+const realFetch = window.fetch;
+window.fetch = (...args) => { window.fetchCount += 1; return realFetch(...args); };
+"""
+
+
+@dataclass
+class Watched:
+    """A page and what it did that it should not: console errors (a CSP violation is one), JS alerts, requests
+    to anywhere but the dashboard."""
+
+    page: Page
+    base_url: str
+    problems: list[str] = field(default_factory=list)
+
+    def watch(self) -> Watched:
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        self.page.on("dialog", self._dialog)
+        self.page.on("request", self._request)
+        return self
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.problems.append(f"console {message.type}: {message.text}")
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.problems.append(f"a JS {dialog.type} opened: {dialog.message}")
+        dialog.dismiss()
+
+    def _request(self, request: Request) -> None:
+        if not request.url.startswith(self.base_url):
+            self.problems.append(f"request outside the dashboard: {request.url}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    reason = chromium_missing()
+    if reason is not None:
+        print(f"skipping the browser tests: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 (installed: checked just above)
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def served(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[ServedDashboard]:
+    with ServedDashboard(redis_url, namespace, tmp_path / "web.log") as dashboard:
+        yield dashboard
+
+
+@pytest.fixture
+def page(browser: Browser, served: ServedDashboard) -> Iterator[Watched]:
+    context = browser.new_context(base_url=served.url)
+    watched = Watched(context.new_page(), served.url).watch()
+    yield watched
+    context.close()
+
+
+def test_retry_a_dead_job_from_the_dead_page_and_see_it_processed(
+    page: Watched,
+    client: Client,
+    redis_client: redis.Redis,
+    namespace: str,
+    start_pool: PoolStarter,
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    started = time.perf_counter()
+    handled: list[str] = []
+    start_pool({"email": lambda job: handled.append(job.id)})
+    now = int(time.time())
+    dead = failed_job("email", now, fails=4)
+    file_job(redis_client, namespace, "dead", dead, now - 5)
+
+    page.page.goto("dead")
+    row = page.page.locator(f'tr[data-job-id="{dead.id}"]')
+    expect(row).to_contain_text(SCRIPT)  # shown as text: the tag is data, never markup
+    expect(row).to_contain_text(f"smtp said {SCRIPT}")
+    row.get_by_role("button", name="Retry").click()
+
+    expect(row).to_have_count(0)
+    expect(page.page.locator("#toast")).to_have_text(f"Requeued email {dead.id}")
+    wait_until(lambda: dead.id in handled, what="the handler to run the retried job")
+    wait_until(
+        lambda: [entry.processed for entry in client.job_stats() if entry.job_name == "email"] == [1],
+        what="the run to be counted",
+    )
+    assert client.dead_jobs() == ([], 0)
+
+    page.page.goto("")
+    expect(page.page.locator('tr[data-queue="email"] [data-field="processed"]')).to_have_text("1")
+    expect(page.page.locator(".tab", has_text="Dead").locator(".badge")).to_have_text("0")
+    assert handled == [dead.id]
+    assert page.problems == []
+    print(f"browser test took {time.perf_counter() - started:.2f} s")
+
+
+def test_the_page_refreshes_itself_and_bulk_actions_ask_first(
+    page: Watched, client: Client, redis_client: redis.Redis, namespace: str, placed_dead: list[Job]
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    page.page.clock.install()  # the refresh timer runs on Playwright's clock: no waiting for it
+    page.page.add_init_script(COUNT_FETCHES)
+    page.page.goto("dead")
+    rows = page.page.locator("tr[data-job-id]")
+    expect(rows).to_have_count(2)
+
+    now = int(time.time())
+    file_job(redis_client, namespace, "dead", failed_job("sms", now, 4), now)
+    page.page.clock.run_for(5000)
+    expect(rows).to_have_count(3)
+    expect(page.page.locator(".tab", has_text="Dead").locator(".badge")).to_have_text("3")
+
+    dialog = page.page.locator("#confirm-dialog")
+    page.page.get_by_role("button", name="Delete all").click()
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Delete all 3 dead jobs?")
+    file_job(redis_client, namespace, "dead", failed_job("sms", now, 4, {"n": 4}), now)
+    fetches = page.page.evaluate("window.fetchCount")
+    page.page.clock.run_for(12_000)
+    assert page.page.evaluate("window.fetchCount") == fetches, "no refresh while the dialog is open"
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert client.dead_jobs()[1] == 4, "cancelled: nothing deleted"
+    page.page.clock.run_for(5000)
+    expect(rows).to_have_count(4)
+
+    page.page.get_by_role("button", name="Delete all").click()
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(page.page.locator("#toast")).to_have_text("Deleted 4 dead jobs")
+    expect(rows).to_have_count(0)
+    expect(page.page.locator("main")).to_contain_text("No dead jobs.")
+    assert client.dead_jobs() == ([], 0)
+    assert page.problems == []
+
+
+def test_pause_and_resume_a_queue_from_the_overview(page: Watched, client: Client, placed_dead: list[Job]) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    page.page.goto("")
+    row = page.page.locator('tr[data-queue="email"]')
+    row.get_by_role("button", name="Pause").click()
+    expect(row).to_contain_text("Paused")
+    assert client.is_paused("email")
+    row.get_by_role("button", name="Resume").click()
+    expect(row).to_contain_text("Active")
+    assert not client.is_paused("email")
+    assert page.problems == []
+
+
+def test_without_javascript_the_buttons_still_work(
+    browser: Browser, served: ServedDashboard, client: Client, placed_dead: list[Job]
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    context = browser.new_context(base_url=served.url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto("dead")
+        first = placed_dead[0]
+        page.locator(f'tr[data-job-id="{first.id}"]').get_by_role("button", name="Delete").click()
+        expect(page).to_have_url(served.url + "dead")
+        expect(page.locator("tr[data-job-id]")).to_have_count(1)
+        assert [job.id for job in client.dead_jobs()[0]] == [placed_dead[1].id]
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def placed_dead(redis_client: redis.Redis, namespace: str) -> list[Job]:
+    """Two dead email jobs (and the email queue known, as a pool or enqueue would make it)."""
+    now = int(time.time())
+    jobs = [failed_job("email", now, 4, {"n": n}) for n in range(2)]
+    for n, job in enumerate(jobs):
+        file_job(redis_client, namespace, "dead", job, now - 10 - n)
+    redis_client.sadd(f"{namespace}:known_jobs", "email")
+    return jobs
