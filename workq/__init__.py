@@ -1,6 +1,6 @@
 """workq: Redis-backed background jobs, wire-compatible with gocraft/work."""
 
-from workq.client import Client, Queue, WorkerObservation, WorkerPoolHeartbeat
+from workq.client import Client, JobStats, Queue, SetSizes, WorkerObservation, WorkerPoolHeartbeat
 from workq.enqueuer import Enqueuer
 from workq.errors import (
     ArgError,
@@ -24,6 +24,7 @@ __all__ = [
     "Job",
     "JobHandler",
     "JobOptions",
+    "JobStats",
     "MalformedJob",
     "NotDeleted",
     "NotRetried",
@@ -31,6 +32,7 @@ __all__ = [
     "Retry",
     "RetryJob",
     "ScheduledJob",
+    "SetSizes",
     "WorkerObservation",
     "WorkerPool",
     "WorkerPoolHeartbeat",

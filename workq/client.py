@@ -24,6 +24,16 @@ class Queue:
     count: int
     latency: int
     """Seconds since the next job to run was enqueued (0 when empty)."""
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class SetSizes:
+    """How many jobs wait in each sorted set."""
+
+    scheduled: int
+    retry: int
+    dead: int
 
 
 @dataclass(frozen=True)
@@ -231,13 +241,28 @@ class Client:
             for name in names:
                 pipe.llen(self.keys.queue(name))
                 pipe.lindex(self.keys.queue(name), -1)
+                pipe.exists(self.keys.paused(name))
             replies = pipe.execute()
         now = int(self._clock())
         queues = []
         for index, name in enumerate(names):
-            count, oldest = replies[2 * index], replies[2 * index + 1]
-            queues.append(Queue(name, int(count), _latency(oldest, now)))
+            count, oldest, paused = replies[3 * index : 3 * index + 3]
+            queues.append(Queue(name, int(count), _latency(oldest, now), bool(paused)))
         return queues
+
+    def set_sizes(self) -> SetSizes:
+        """The sizes of the scheduled, retry and dead sets, in one round trip."""
+        with translated_faults(self.redis):
+            pipe = self.redis.pipeline(transaction=False)
+            for zset in (self.keys.scheduled, self.keys.retry, self.keys.dead):
+                pipe.zcard(zset)
+            scheduled, retry, dead = pipe.execute()
+        return SetSizes(int(scheduled), int(retry), int(dead))
+
+    def ping(self) -> None:
+        """Raise `ConnectionFailed`, naming the server, unless Redis answers."""
+        with translated_faults(self.redis):
+            self.redis.ping()
 
     def worker_pool_heartbeats(self) -> list[WorkerPoolHeartbeat]:
         with translated_faults(self.redis):

@@ -39,7 +39,7 @@ def run_queues(args: argparse.Namespace) -> int:
             "job_name": queue.job_name,
             "count": queue.count,
             "latency": queue.latency,
-            "paused": client.is_paused(queue.job_name),
+            "paused": queue.paused,
             "processed_today": stats[queue.job_name].processed if queue.job_name in stats else 0,
             "failed_today": stats[queue.job_name].failed if queue.job_name in stats else 0,
         }

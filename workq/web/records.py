@@ -106,7 +106,7 @@ class Overview:
 
 
 def queue_rows(client: Client, stats: Sequence[JobStats] | None = None) -> list[QueueRow]:
-    """Every known queue with today's outcomes; `is_paused` costs a round trip per queue (Client has no batch)."""
+    """Every known queue with today's outcomes."""
     today = {entry.job_name: entry for entry in (client.job_stats() if stats is None else stats)}
     rows = []
     for queue in client.queues():
@@ -116,7 +116,7 @@ def queue_rows(client: Client, stats: Sequence[JobStats] | None = None) -> list[
                 job_name=queue.job_name,
                 count=queue.count,
                 latency=queue.latency,
-                paused=client.is_paused(queue.job_name),
+                paused=queue.paused,
                 processed=entry.processed if entry else 0,
                 failed=entry.failed if entry else 0,
             )
@@ -143,28 +143,21 @@ def pool_rows(client: Client, busy: Sequence[WorkerObservation], now: int) -> li
 
 
 def counts(client: Client) -> Counts:
-    """The sizes of the three sets. Client has no count-only call, so each reads its first page for the total."""
-    return Counts(
-        scheduled=client.scheduled_jobs(1)[1],
-        retry=client.retry_jobs(1)[1],
-        dead=client.dead_jobs(1)[1],
-    )
+    """The sizes of the three sets, in one round trip."""
+    sizes = client.set_sizes()
+    return Counts(scheduled=sizes.scheduled, retry=sizes.retry, dead=sizes.dead)
 
 
 def overview(client: Client, now: int) -> Overview:
     stats = client.job_stats(now)
     busy = busy_workers(client)
-    dead, dead_total = client.dead_jobs(1)
+    dead, _ = client.dead_jobs(1)
     return Overview(
         day=time.strftime("%Y-%m-%d", time.gmtime(now)),
         queues=queue_rows(client, stats),
         pools=pool_rows(client, busy, now),
         busy_workers=len(busy),
-        counts=Counts(
-            scheduled=client.scheduled_jobs(1)[1],
-            retry=client.retry_jobs(1)[1],
-            dead=dead_total,
-        ),
+        counts=counts(client),
         recent_dead=dead[:RECENT_DEAD],
     )
 
