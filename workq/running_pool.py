@@ -7,12 +7,14 @@ import random
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from workq.background import BackgroundLoop
 from workq.connection import RedisClient
 from workq.heartbeat import Heartbeater, Observer
 from workq.keys import Keys
+from workq.orphans import OrphanSweeper
 from workq.periodic import INTERVAL as PERIODIC_INTERVAL
 from workq.periodic import CronSchedule, PeriodicEnqueuer
 from workq.priority_sampler import PrioritySampler
@@ -106,12 +108,25 @@ class RunningPool:
             BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeue_and_wake, rng=rng),
             BackgroundLoop("reaper", reap_interval, reap_and_wake, rng=rng),
         ]
+        sweeper = OrphanSweeper(
+            client,
+            keys,
+            scripts,
+            pool_id=pool_id,
+            registrations=list(registrations.values()),
+            held=self._held_payloads,
+            clock=clock,
+        )
+        self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
         if schedules:
             periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)
             self._loops.append(BackgroundLoop("periodic-enqueuer", PERIODIC_INTERVAL, periodic.enqueue_coming, rng=rng))
         lease_keeper = LeaseKeeper(client, keys, scripts, list(registrations.values()), clock)
         if any(registration.options.timeout for registration in registrations.values()):
             self._loops.append(BackgroundLoop("timeouts", LEASE_CHECK_INTERVAL, lease_keeper.expire_due, rng=rng))
+
+    def _held_payloads(self) -> Counter[bytes]:
+        return Counter(payload for worker in self._workers if (payload := worker.held_payload) is not None)
 
     def start(self) -> None:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""

@@ -220,6 +220,12 @@ class Worker:
         else:
             logger.warning("job %s %s checked in after its timeout: another run of it has started", job.name, job.id)
 
+    @property
+    def held_payload(self) -> bytes | None:
+        """The bytes of the job this worker is running, as they sit in the in-progress list."""
+        run = self._current
+        return None if run is None else run.payload
+
     def abandon(self) -> bool:
         """Put the job this worker is running back on its queue (its handler outran the stop grace period).
 

@@ -1,0 +1,76 @@
+"""Jobs in this pool's own in-progress lists that none of its workers holds, handed back to their queues.
+
+A fetch whose reply is lost to a dropped connection has moved its job into the pool's in-progress list, but no
+worker ever learns of it; the pool is alive, so the reaper leaves it alone. The sweeper finds such jobs by
+comparing each list with what the workers hold. A job seen orphaned on two passes in a row (a fetch reply still
+on its way is not) goes back to the front of its queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from workq.connection import RedisClient
+from workq.keys import Keys
+from workq.registration import Registration
+from workq.scripts import Scripts
+
+logger = logging.getLogger("workq")
+
+
+class OrphanSweeper:
+    def __init__(
+        self,
+        client: RedisClient,
+        keys: Keys,
+        scripts: Scripts,
+        *,
+        pool_id: str,
+        registrations: Sequence[Registration],
+        held: Callable[[], Counter[bytes]],
+        clock: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._scripts = scripts
+        self._pool_id = pool_id
+        self._registrations = list(registrations)
+        self._held = held
+        self._clock = clock
+        self._suspects: dict[str, Counter[bytes]] = {}
+
+    def sweep(self) -> int:
+        """One pass; returns how many jobs went back to their queues."""
+        pipe = self._client.pipeline(transaction=False)
+        for registration in self._registrations:
+            pipe.lrange(registration.in_progress_key, 0, -1)
+        listed = cast(list[list[bytes]], pipe.execute())
+        held = self._held()  # read after the lists: a job fetched in between is held, not orphaned
+        returned = 0
+        for registration, payloads in zip(self._registrations, listed, strict=True):
+            orphans = Counter(payloads) - held
+            confirmed = orphans & self._suspects.get(registration.name, Counter())
+            self._suspects[registration.name] = orphans - confirmed
+            for payload, copies in confirmed.items():
+                for _ in range(copies):
+                    returned += self._hand_back(registration, payload)
+        return returned
+
+    def _hand_back(self, registration: Registration, payload: bytes) -> int:
+        keys = [
+            registration.in_progress_key,
+            registration.lock_key,
+            registration.lock_info_key,
+            registration.leases_key,
+            self._keys.stats(registration.name, self._clock()),
+            registration.queue_key,
+        ]
+        done = int(self._scripts.ack(keys=keys, args=[self._pool_id, payload, "", payload, "", 1, ""]))
+        if done:
+            logger.warning(
+                "a %s job was in progress with no worker (a lost fetch reply): back on its queue", registration.name
+            )
+        return done
