@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
@@ -13,6 +15,9 @@ from workq.keys import Keys
 from workq.scripts import Scripts
 
 ENQUEUE_MANY_CHUNK = 1000
+
+KNOWN_JOBS_REFRESH = 300.0
+"""Seconds between re-adding a name to `known_jobs`, which is otherwise added once per name per Enqueuer."""
 
 UNIQUE_LOCK_LIFETIME = 86400
 """Seconds a unique lock outlives its job's due time, in case the job is lost before a worker starts it."""
@@ -34,6 +39,8 @@ class Enqueuer:
         self.keys = Keys(self.namespace)
         self._clock = clock
         self._scripts = Scripts.register(self.redis)
+        self._known_until: dict[str, float] = {}
+        self._known_lock = threading.Lock()
 
     def enqueue(self, name: str, args: dict[str, Any] | None = None) -> Job:
         """Put a job on the queue of `name` now; one round trip."""
@@ -130,13 +137,46 @@ class Enqueuer:
         return Job(name=name, enqueued_at=int(self._clock()), args=check_args(args), args_null=args is None)
 
     def _push(self, name: str, jobs_json: list[str]) -> None:
-        """LPUSH through enqueue.lua (which also records the name and wakes idle pools), 1000 jobs per call.
+        """LPUSH in chunks of 1000, in one round trip; a push that made the queue non-empty then wakes idle pools.
 
-        Script calls are not pipelined: Redis Cluster clients refuse EVALSHA in pipelines, and at 1000 jobs a
-        call the round trips are a small share of the cost.
+        A queue that already held jobs needs no wake-up: whoever made it non-empty sent one, and a pool that
+        marked itself waiting after that looks at the queue once more before it sleeps. So a steady producer
+        pays one plain LPUSH per job.
         """
-        keys = [self.keys.queue(name), self.keys.waiting(name), self.keys.known_jobs]
-        with translated_faults(self.redis):
-            for start in range(0, len(jobs_json), ENQUEUE_MANY_CHUNK):
-                chunk = jobs_json[start : start + ENQUEUE_MANY_CHUNK]
-                self._scripts.enqueue(keys=keys, args=[self.keys.wake_channel, name, *chunk])
+        queue = self.keys.queue(name)
+        chunks = [
+            jobs_json[start : start + ENQUEUE_MANY_CHUNK] for start in range(0, len(jobs_json), ENQUEUE_MANY_CHUNK)
+        ]
+        with self._faults_forget_known():
+            first_use = self._first_use(name)
+            if len(chunks) == 1 and not first_use:
+                lengths = [self.redis.lpush(queue, *chunks[0])]
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                for chunk in chunks:
+                    pipe.lpush(queue, *chunk)
+                if first_use:
+                    pipe.sadd(self.keys.known_jobs, name)
+                lengths = pipe.execute()[: len(chunks)]
+            if int(lengths[0]) == len(chunks[0]):
+                self._scripts.wake(keys=[self.keys.waiting(name)], args=[self.keys.wake_channel, name])
+
+    def _first_use(self, name: str) -> bool:
+        """True when `name` must be (re)added to known_jobs: on first use and every few minutes after."""
+        now = self._clock()
+        with self._known_lock:
+            if self._known_until.get(name, 0.0) > now:
+                return False
+            self._known_until[name] = now + KNOWN_JOBS_REFRESH
+            return True
+
+    @contextmanager
+    def _faults_forget_known(self) -> Iterator[None]:
+        """Translate Redis faults; after any failure, re-add names to known_jobs on their next use."""
+        try:
+            with translated_faults(self.redis):
+                yield
+        except BaseException:
+            with self._known_lock:
+                self._known_until.clear()
+            raise

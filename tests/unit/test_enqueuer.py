@@ -223,13 +223,20 @@ def test_known_jobs_is_written_again_after_a_failed_enqueue(namespace: str) -> N
     assert client.smembers(f"{namespace}:known_jobs") == {b"x"}
 
 
-def test_every_enqueue_records_the_name_in_known_jobs(fake_redis: fakeredis.FakeRedis, namespace: str) -> None:
-    enqueuer = Enqueuer(namespace, fake_redis)
+def test_known_jobs_is_written_once_per_name_then_refreshed_after_a_while(
+    fake_redis: fakeredis.FakeRedis, namespace: str
+) -> None:
+    now = [NOW]
+    enqueuer = Enqueuer(namespace, fake_redis, clock=lambda: now[0])
     enqueuer.enqueue("x")
-    fake_redis.delete(f"{namespace}:known_jobs")
     enqueuer.enqueue_many("y", [{}])
-    enqueuer.enqueue("x")
     assert fake_redis.smembers(f"{namespace}:known_jobs") == {b"x", b"y"}
+    fake_redis.delete(f"{namespace}:known_jobs")
+    enqueuer.enqueue("x")
+    assert fake_redis.exists(f"{namespace}:known_jobs") == 0, "not re-added on every enqueue"
+    now[0] += 301
+    enqueuer.enqueue("x")
+    assert fake_redis.smembers(f"{namespace}:known_jobs") == {b"x"}
 
 
 def test_namespace_and_redis_url_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,3 +371,18 @@ def test_unique_enqueues_validate_before_redis_is_touched(offline_enqueuer: Enqu
 def test_a_lone_surrogate_in_args_is_a_type_error_before_redis_is_touched(offline_enqueuer: Enqueuer) -> None:
     with pytest.raises(TypeError):
         offline_enqueuer.enqueue("x", {"s": "\ud800"})
+
+
+def test_only_an_enqueue_that_makes_the_queue_non_empty_wakes_waiting_pools(
+    fake_redis: fakeredis.FakeRedis, namespace: str
+) -> None:
+    subscriber = fake_redis.pubsub(ignore_subscribe_messages=True)
+    subscriber.subscribe(f"{namespace}:wake")
+    enqueuer = Enqueuer(namespace, fake_redis)
+    fake_redis.set(f"{namespace}:jobs:x:waiting", "1")
+    enqueuer.enqueue("x")
+    enqueuer.enqueue("x")
+    enqueuer.enqueue_many("x", [{}, {}])
+    messages = [subscriber.get_message(timeout=0.1) for _ in range(3)]
+    assert [message["data"] for message in messages if message] == [b"x"]
+    assert not fake_redis.exists(f"{namespace}:jobs:x:waiting")

@@ -1,32 +1,57 @@
-"""The Lua scripts, one per atomic operation, registered on a client (EVALSHA with a NOSCRIPT fallback)."""
+"""The Lua scripts, one per atomic operation, each called by its SHA and loaded on demand."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
+from typing import Any
 
-from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from workq.connection import RedisClient
 
+Arg = str | bytes | int | float
 
+
+@cache
 def _source(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
+class LuaScript:
+    """EVALSHA straight through `execute_command` — the leanest call redis-py has, a tenth cheaper than its
+    `Script` objects — and SCRIPT LOAD when the server answers NOSCRIPT (first use, a restart, a failover)."""
+
+    def __init__(self, client: RedisClient, source: str) -> None:
+        self._client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+    def __call__(self, keys: Sequence[str] = (), args: Sequence[Arg] = (), client: RedisClient | None = None) -> Any:
+        target = self._client if client is None else client
+        try:
+            return target.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            target.script_load(self.source)
+            return target.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+
+
 @dataclass(frozen=True)
 class Scripts:
-    enqueue: Script
-    fetch: Script
-    ack: Script
-    requeue: Script
-    enqueue_unique: Script
-    periodic_enqueue: Script
-    reap: Script
-    expire_leases: Script
-    extend_lease: Script
-    release_lock: Script
+    wake: LuaScript
+    fetch: LuaScript
+    ack: LuaScript
+    requeue: LuaScript
+    enqueue_unique: LuaScript
+    periodic_enqueue: LuaScript
+    reap: LuaScript
+    expire_leases: LuaScript
+    extend_lease: LuaScript
+    release_lock: LuaScript
 
     @classmethod
     def register(cls, client: RedisClient) -> Scripts:
-        return cls(**{name: client.register_script(_source(name)) for name in cls.__dataclass_fields__})
+        return cls(**{name: LuaScript(client, _source(name)) for name in cls.__dataclass_fields__})
