@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
+from workq.connection import (
+    RedisClient,
+    check_namespace_fits,
+    dedicated_client,
+    resolve_namespace,
+    resolve_redis,
+    translated_faults,
+)
 from workq.job import Job, ScheduledJob, check_args, check_job_name
 from workq.keys import Keys
 from workq.scripts import Scripts
@@ -41,6 +48,7 @@ class Enqueuer:
         self._scripts = Scripts.register(self.redis)
         self._known_until: dict[str, float] = {}
         self._known_lock = threading.Lock()
+        self._per_thread = threading.local()
 
     def enqueue(self, name: str, args: dict[str, Any] | None = None) -> Job:
         """Put a job on the queue of `name` now; one round trip."""
@@ -150,7 +158,7 @@ class Enqueuer:
         with self._faults_forget_known():
             first_use = self._first_use(name)
             if len(chunks) == 1 and not first_use:
-                lengths = [self.redis.lpush(queue, *chunks[0])]
+                lengths = [self._thread_client().lpush(queue, *chunks[0])]
             else:
                 pipe = self.redis.pipeline(transaction=False)
                 for chunk in chunks:
@@ -159,7 +167,16 @@ class Enqueuer:
                     pipe.sadd(self.keys.known_jobs, name)
                 lengths = pipe.execute()[: len(chunks)]
             if int(lengths[0]) == len(chunks[0]):
-                self._scripts.wake(keys=[self.keys.waiting(name)], args=[self.keys.wake_channel, name])
+                self._scripts.wake(
+                    keys=[self.keys.waiting(name)], args=[self.keys.wake_channel, name], client=self._thread_client()
+                )
+
+    def _thread_client(self) -> RedisClient:
+        """This thread's own connection (see `dedicated_client`), returned to the pool when the thread ends."""
+        client: RedisClient | None = getattr(self._per_thread, "client", None)
+        if client is None:
+            client = self._per_thread.client = dedicated_client(self.redis)
+        return client
 
     def _first_use(self, name: str) -> bool:
         """True when `name` must be (re)added to known_jobs: on first use and every few minutes after."""

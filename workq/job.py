@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -19,8 +19,9 @@ _View = TypeVar("_View", bound="Job")
 
 
 def new_job_id() -> str:
-    """24 lowercase hex characters, as gocraft/work makes them."""
-    return secrets.token_hex(12)
+    """24 lowercase hex characters, as gocraft/work makes them: 96 random bits from the `random` module, which
+    is reseeded after a fork; ids need to be unique, not secret, and this is a system call cheaper per job."""
+    return f"{random.getrandbits(96):024x}"
 
 
 _PLAIN_STRING = re.compile(r"[A-Za-z0-9_.\-]*\Z")

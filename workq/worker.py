@@ -12,10 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-import redis
-
 from workq.backoff import default_backoff
-from workq.connection import REDIS_FAULTS, RedisClient
+from workq.connection import REDIS_FAULTS, RedisClient, dedicated_client
 from workq.errors import MalformedJob, Retry
 from workq.handler import JobOptions
 from workq.heartbeat import Observer
@@ -106,7 +104,7 @@ class Worker:
         self._context = context
         self._current: Run | None = None
         self._outage_since: float | None = None
-        self._redis = _own_connection(context.client)
+        self._redis = dedicated_client(context.client)
 
     def run(self) -> None:
         try:
@@ -367,14 +365,6 @@ class Worker:
                 time.sleep(wait)
                 waited += wait
                 wait = min(wait * 2, 2.0)
-
-
-def _own_connection(client: RedisClient) -> RedisClient:
-    """A client holding one connection of `client`'s pool for this worker alone: no pool checkout and health
-    probe per command (a sixth of a no-op job's cost). Cluster clients route per slot, so they are shared."""
-    if isinstance(client, redis.Redis):
-        return redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
-    return client
 
 
 def _as_bytes(payload: bytes | str) -> bytes:
