@@ -21,7 +21,8 @@ from urllib.parse import parse_qsl, unquote
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
-from redis.sentinel import Sentinel
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from workq.errors import ConnectionFailed, WorkqError
 from workq.keys import key_prefix
@@ -35,7 +36,6 @@ REDIS_FAULTS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.Timeou
 
 _CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
-_HASH_TAGGED = re.compile(r"\{[^{}]+\}")
 
 
 def resolve_namespace(namespace: str | None) -> str:
@@ -67,10 +67,12 @@ def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
 def check_namespace_fits(client_or_url: RedisClient | str | None, namespace: str) -> None:
     """On Redis Cluster every key of a namespace must share one slot: refuse a namespace without a hash tag now,
     rather than with CROSSSLOT errors later."""
+    if client_or_url is None:
+        client_or_url = os.environ.get("WORKQ_REDIS_URL", DEFAULT_REDIS_URL)
     on_cluster = isinstance(client_or_url, RedisCluster) or (
         isinstance(client_or_url, str) and client_or_url.partition("://")[0].lower() in _CLUSTER_SCHEMES
     )
-    if on_cluster and not _HASH_TAGGED.match(key_prefix(namespace)):
+    if on_cluster and not _has_hash_tag(key_prefix(namespace)):
         raise WorkqError(
             f"namespace {namespace!r} cannot be used on Redis Cluster: write it in braces, e.g. '{{{namespace}}}', "
             "so that all its keys share one slot"
@@ -80,9 +82,9 @@ def check_namespace_fits(client_or_url: RedisClient | str | None, namespace: str
 def dedicated_client(client: RedisClient) -> RedisClient:
     """A client holding one connection of `client`'s pool for one thread alone: no pool checkout and health
     probe per command (a sixth of the cost of a cheap command). Cluster clients route per slot: shared as is."""
-    if isinstance(client, redis.Redis):
+    if isinstance(client, redis.Redis) and not isinstance(client.connection_pool, SentinelConnectionPool):
         return redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
-    return client
+    return client  # a lone sentinel connection would redial the old master after a failover
 
 
 def describe(client: RedisClient) -> str:
@@ -92,8 +94,8 @@ def describe(client: RedisClient) -> str:
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
-    if "service_name" in repr(client.connection_pool):
-        return f"sentinel service {getattr(client.connection_pool, 'service_name', '?')}"
+    if isinstance(client.connection_pool, SentinelConnectionPool):
+        return f"the master of sentinel service {client.connection_pool.service_name!r}"
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
@@ -128,7 +130,7 @@ def _split_url(url: str) -> tuple[str, str | None, str | None, list[tuple[str, i
 
 def _cluster_from_url(url: str) -> RedisCluster:
     scheme, username, password, hosts, _, query = _split_url(url)
-    options: dict[str, Any] = dict(query)
+    options = _options(query)
     if scheme.startswith("rediss"):
         options["ssl"] = True
     return RedisCluster(
@@ -145,12 +147,14 @@ def _sentinel_from_url(url: str) -> redis.Redis:
     if not service_name:
         raise ValueError("a sentinel URL names the service: redis+sentinel://host:port/service_name[/db]")
     sentinel_password = query.pop("sentinel_password", None)
-    options: dict[str, Any] = dict(query)
+    options = _options(query)
     if scheme.startswith("rediss"):
         options["ssl"] = True
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         hosts,
-        sentinel_kwargs={"password": sentinel_password} if sentinel_password else None,
+        sentinel_kwargs={"password": sentinel_password, "socket_timeout": 5, "socket_keepalive": True}
+        if sentinel_password
+        else None,
         socket_timeout=5,
         socket_keepalive=True,
     )
@@ -164,6 +168,22 @@ def _sentinel_from_url(url: str) -> redis.Redis:
         **options,
     )
     return master
+
+
+def _has_hash_tag(key: str) -> bool:
+    """Redis Cluster hashes only what is between the first `{` and the next `}`, when that is not empty."""
+    opening = key.find("{")
+    closing = key.find("}", opening + 1)
+    return opening >= 0 and closing > opening + 1
+
+
+def _options(query: dict[str, str]) -> dict[str, Any]:
+    """URL query values typed as redis-py types them in `from_url` (numbers, booleans)."""
+    options: dict[str, Any] = {}
+    for name, value in query.items():
+        parser: Any = URL_QUERY_ARGUMENT_PARSERS.get(name)
+        options[name] = parser(value) if parser is not None else value
+    return options
 
 
 def _redacted(url: str) -> str:

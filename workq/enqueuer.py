@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from workq.connection import (
+    REDIS_FAULTS,
     RedisClient,
     check_namespace_fits,
     dedicated_client,
@@ -158,7 +159,7 @@ class Enqueuer:
         with self._faults_forget_known():
             first_use = self._first_use(name)
             if len(chunks) == 1 and not first_use:
-                lengths = [self._thread_client().lpush(queue, *chunks[0])]
+                lengths = [self._lpush_on_thread_client(queue, chunks[0])]
             else:
                 pipe = self.redis.pipeline(transaction=False)
                 for chunk in chunks:
@@ -170,6 +171,16 @@ class Enqueuer:
                 self._scripts.wake(
                     keys=[self.keys.waiting(name)], args=[self.keys.wake_channel, name], client=self._thread_client()
                 )
+
+    def _lpush_on_thread_client(self, queue: str, jobs_json: list[str]) -> int:
+        """LPUSH on this thread's connection; if that connection went stale (Redis restarted, an idle timeout),
+        once more on a fresh one from the pool. (An enqueue that raises may, rarely, have been enqueued.)"""
+        try:
+            return int(self._thread_client().lpush(queue, *jobs_json))
+        except REDIS_FAULTS:
+            self._per_thread.client.close()
+            self._per_thread.client = None
+            return int(self.redis.lpush(queue, *jobs_json))
 
     def _thread_client(self) -> RedisClient:
         """This thread's own connection (see `dedicated_client`), returned to the pool when the thread ends."""

@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from workq.connection import RedisClient
@@ -26,7 +26,11 @@ def _merged(older: Observation | None, newer: Observation | None) -> Observation
 
 
 class Heartbeater:
-    """Registers the pool in `worker_pools` and refreshes its hash, so other pools know it is alive."""
+    """Registers the pool in `worker_pools` and refreshes its hash, so other pools know it is alive.
+
+    Each beat also writes the pool's job names to `known_jobs` and their `max_concurrency` caps, as gocraft/work
+    pools do at start: Redis may have restarted empty since, and the reaper and the caps depend on them.
+    """
 
     def __init__(
         self,
@@ -34,7 +38,7 @@ class Heartbeater:
         keys: Keys,
         *,
         pool_id: str,
-        job_names: Sequence[str],
+        max_concurrency: Mapping[str, int],
         concurrency: int,
         worker_ids: Sequence[str],
         clock: Callable[[], float],
@@ -43,9 +47,10 @@ class Heartbeater:
         self._keys = keys
         self._pool_id = pool_id
         self._clock = clock
+        self._max_concurrency = dict(max_concurrency)
         self._fields: dict[str, str | int] = {
             "started_at": int(clock()),
-            "job_names": ",".join(sorted(job_names)),
+            "job_names": ",".join(sorted(max_concurrency)),
             "concurrency": concurrency,
             "worker_ids": ",".join(sorted(worker_ids)),
             "host": socket.gethostname(),
@@ -59,6 +64,9 @@ class Heartbeater:
             self._keys.worker_pool(self._pool_id),
             mapping=cast(Any, {**self._fields, "heartbeat_at": int(self._clock())}),
         )
+        pipe.sadd(self._keys.known_jobs, *self._max_concurrency)
+        for name, cap in self._max_concurrency.items():
+            pipe.set(self._keys.max_concurrency(name), cap)
         pipe.execute()
 
     def remove(self) -> None:

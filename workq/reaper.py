@@ -7,6 +7,8 @@ import math
 import secrets
 from collections.abc import Callable
 
+import redis
+
 from workq.connection import RedisClient
 from workq.keys import Keys
 from workq.scripts import Scripts
@@ -42,6 +44,8 @@ class Reaper:
         """Returns how many jobs went back to their queues."""
         token = f"{self._pool_id}:{secrets.token_hex(4)}"
         if not self._client.set(self._keys.reaper_lock, token, nx=True, px=self._lock_ms):
+            if self._client.pttl(self._keys.reaper_lock) == -1:  # garbage without an expiry: let it lapse
+                self._client.pexpire(self._keys.reaper_lock, self._lock_ms)
             return 0
         try:
             return self._reap_dead_pools()
@@ -49,39 +53,50 @@ class Reaper:
             self._scripts.release_lock(keys=[self._keys.reaper_lock], args=[token])
 
     def _reap_dead_pools(self) -> int:
-        job_names = sorted(_text(name) for name in self._client.smembers(self._keys.known_jobs))
+        known = self._members(self._keys.known_jobs)
         pipe = self._client.pipeline(transaction=False)
-        for name in job_names:
+        for name in sorted(known):
             pipe.hkeys(self._keys.lock_info(name))
-        holders = pipe.execute()
+        holders = dict(zip(sorted(known), pipe.execute(raise_on_error=False), strict=True))
         # Liveness is read after the holders: a pool beats before it fetches, so a holder seen above is live here.
         live, dead = self._pools_by_liveness()
         moved = 0
-        for name, pool_ids in zip(job_names, holders, strict=True):
+        for name in sorted(known | {name for names in dead.values() for name in names}):
+            pool_ids = holders.get(name)
+            holding = set() if not isinstance(pool_ids, list) else {_text(pool_id) for pool_id in pool_ids}
             # Pools holding jobs without a live heartbeat: dead ones, and ones that died before their first beat.
-            for pool_id in ({_text(pool_id) for pool_id in pool_ids} - live) | dead:
+            for pool_id in sorted((holding - live) | set(dead)):
                 moved += self._reap_jobs(name, pool_id)
         for pool_id in dead:
             self._forget_pool(pool_id)
         return moved
 
-    def _pools_by_liveness(self) -> tuple[set[str], set[str]]:
-        pool_ids = sorted(_text(pool_id) for pool_id in self._client.smembers(self._keys.worker_pools))
+    def _pools_by_liveness(self) -> tuple[set[str], dict[str, list[str]]]:
+        """Live pool ids, and dead ones with the job names their heartbeat listed."""
+        pool_ids = sorted(self._members(self._keys.worker_pools))
         pipe = self._client.pipeline(transaction=False)
         for pool_id in pool_ids:
-            pipe.hget(self._keys.worker_pool(pool_id), "heartbeat_at")
-        beats = pipe.execute()
-        oldest_alive = self._clock() - self._dead_after
-        live, dead = {self._pool_id}, set[str]()
-        for pool_id, beat in zip(pool_ids, beats, strict=True):
+            pipe.hmget(self._keys.worker_pool(pool_id), ["heartbeat_at", "job_names"])
+        replies = pipe.execute(raise_on_error=False)
+        # heartbeat_at is whole seconds: a beat within the last second counts in full.
+        oldest_alive = self._clock() - self._dead_after - 1
+        live, dead = {self._pool_id}, dict[str, list[str]]()
+        for pool_id, reply in zip(pool_ids, replies, strict=True):
             if pool_id == self._pool_id:
                 continue
-            try:
-                alive = beat is not None and math.isfinite(float(beat)) and float(beat) >= oldest_alive
-            except ValueError:
-                alive = False
-            (live if alive else dead).add(pool_id)
+            beat, names = reply if isinstance(reply, list) else (None, None)
+            if _seconds(beat) >= oldest_alive:
+                live.add(pool_id)
+            else:
+                dead[pool_id] = [name for name in _text(names or b"").split(",") if name]
         return live, dead
+
+    def _members(self, key: str) -> set[str]:
+        try:
+            return {_text(member) for member in self._client.smembers(key)}
+        except redis.ResponseError as exc:
+            logger.error("reaper: %s is not a set (%s); ignoring it", key, exc)
+            return set()
 
     def _reap_jobs(self, name: str, pool_id: str) -> int:
         keys = self._keys
@@ -102,7 +117,10 @@ class Reaper:
         return moved
 
     def _forget_pool(self, pool_id: str) -> None:
-        worker_ids = self._client.hget(self._keys.worker_pool(pool_id), "worker_ids")
+        try:
+            worker_ids = self._client.hget(self._keys.worker_pool(pool_id), "worker_ids")
+        except redis.ResponseError:
+            worker_ids = None
         pipe = self._client.pipeline(transaction=False)
         pipe.srem(self._keys.worker_pools, pool_id)
         pipe.delete(self._keys.worker_pool(pool_id))
@@ -111,6 +129,15 @@ class Reaper:
                 pipe.delete(self._keys.worker(worker_id))
         pipe.execute()
         logger.warning("reaper: removed dead pool %s", pool_id)
+
+
+def _seconds(value: bytes | str | None) -> float:
+    """A heartbeat time; anything that is not a finite number counts as long ago."""
+    try:
+        seconds = float(value) if value is not None else -math.inf
+    except ValueError:
+        return -math.inf
+    return seconds if math.isfinite(seconds) else -math.inf
 
 
 def _text(value: bytes | str) -> str:

@@ -80,7 +80,7 @@ class RunningPool:
             client,
             keys,
             pool_id=pool_id,
-            job_names=list(registrations),
+            max_concurrency={name: r.options.max_concurrency for name, r in registrations.items()},
             concurrency=concurrency,
             worker_ids=[worker.worker_id for worker in self._workers],
             clock=clock,

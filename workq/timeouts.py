@@ -51,7 +51,7 @@ class LeaseKeeper:
         args: list[bytes | float] = [now]
         for member in members:
             pool_id, _, payload = member.partition(b":")
-            keys.append(self._keys.in_progress(registration.name, pool_id.decode()))
+            keys.append(self._keys.in_progress(registration.name, pool_id.decode("utf-8", errors="replace")))
             args.extend((member, payload, pool_id))
         moved = int(self._scripts.expire_leases(keys=keys, args=args))
         if moved:

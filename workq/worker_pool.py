@@ -217,7 +217,6 @@ class WorkerPool:
             name: Registration.build(keys, self.pool_id, name, build_chain(self._middlewares, handler), handler.options)
             for name, handler in self._handlers.items()
         }
-        self._announce(client, keys)
         self._stopping = threading.Event()  # a fresh one: workers abandoned by a previous stop(grace) keep theirs
         logger.info(
             "worker pool %s starting: namespace=%r concurrency=%d jobs=%s",
@@ -226,33 +225,24 @@ class WorkerPool:
             self.concurrency,
             ",".join(self.job_names),
         )
-        running = RunningPool(
-            client=client,
-            keys=keys,
-            pool_id=self.pool_id,
-            registrations=registrations,
-            schedules=self._schedules,
-            concurrency=self.concurrency,
-            heartbeat_interval=self.heartbeat_interval,
-            dead_after=self.dead_after,
-            clock=self._clock,
-            rng=self._rng,
-            stopping=self._stopping,
-            wakeup=self._wakeup,
-            in_flight=self._in_flight,
-        )
         with translated_faults(client):
+            running = RunningPool(
+                client=client,
+                keys=keys,
+                pool_id=self.pool_id,
+                registrations=registrations,
+                schedules=self._schedules,
+                concurrency=self.concurrency,
+                heartbeat_interval=self.heartbeat_interval,
+                dead_after=self.dead_after,
+                clock=self._clock,
+                rng=self._rng,
+                stopping=self._stopping,
+                wakeup=self._wakeup,
+                in_flight=self._in_flight,
+            )
             running.start()
         self._running = running
-
-    def _announce(self, client: RedisClient, keys: Keys) -> None:
-        """Record this pool's job names and their concurrency caps, as gocraft/work pools do at start."""
-        pipe = client.pipeline(transaction=False)
-        pipe.sadd(keys.known_jobs, *self._handlers)
-        for name, handler in self._handlers.items():
-            pipe.set(keys.max_concurrency(name), handler.options.max_concurrency)
-        with translated_faults(client):
-            pipe.execute()
 
     def request_stop(self) -> None:
         """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""

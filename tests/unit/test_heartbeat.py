@@ -53,7 +53,7 @@ def heartbeater(client: fakeredis.FakeRedis, keys: Keys, clock: SteppedClock, po
         client,
         keys,
         pool_id=pool_id,
-        job_names=["send_email", "cleanup", "resize"],
+        max_concurrency={"send_email": 0, "cleanup": 1, "resize": 0},
         concurrency=3,
         worker_ids=["w3", "w1", "w2"],
         clock=clock,
@@ -348,3 +348,15 @@ def test_a_checkin_during_a_failing_flush_keeps_the_start_of_its_job(
         "checkin": "half way",
         "checkin_at": str(START + 11),
     }
+
+
+def test_each_beat_writes_known_jobs_and_caps_again(
+    fake_redis: fakeredis.FakeRedis, keys: Keys, clock: SteppedClock
+) -> None:
+    """Redis may have restarted empty: the reaper needs known_jobs and fetch needs the caps."""
+    beater = heartbeater(fake_redis, keys, clock)
+    beater.beat()
+    fake_redis.delete(keys.known_jobs, keys.max_concurrency("cleanup"))
+    beater.beat()
+    assert fake_redis.smembers(keys.known_jobs) == {b"send_email", b"cleanup", b"resize"}
+    assert fake_redis.get(keys.max_concurrency("cleanup")) == b"1"

@@ -89,7 +89,7 @@ def test_a_dead_pools_jobs_go_back_to_the_front_of_their_queue_in_their_old_orde
     reaper: Reaper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"a1", b"a2", b"a3", b"a4")
-    beat(fake_redis, keys, DEAD, NOW - DEAD_AFTER - 1)
+    beat(fake_redis, keys, DEAD, NOW - DEAD_AFTER - 2)
     fetch(fake_redis, scripts, keys, "a", DEAD, count=3)
 
     assert reaper.reap() == 3
@@ -165,11 +165,11 @@ def test_a_pool_becomes_dead_only_once_silent_for_longer_than_dead_after(
     beat(fake_redis, keys, LIVE, NOW)
     fetch(fake_redis, scripts, keys, "a", LIVE, count=1)
 
-    clock.now = NOW + DEAD_AFTER
+    clock.now = NOW + DEAD_AFTER + 1  # heartbeat_at is whole seconds: a beat at NOW may have been at NOW + 0.99
     assert reaper.reap() == 0
     assert fake_redis.llen(keys.in_progress("a", LIVE)) == 1
 
-    clock.now = NOW + DEAD_AFTER + 1
+    clock.now = NOW + DEAD_AFTER + 1.5
     assert reaper.reap() == 1
     assert next_to_run(fake_redis, keys, "a") == [b"a1"]
 

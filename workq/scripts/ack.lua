@@ -12,32 +12,42 @@
 -- ARGV[8]: value of the unique lock ('1', or the job JSON for unique-by-key)
 -- Returns 1; 0 when the job was no longer in progress here (a reaper or time-out took it back: it is already
 -- available again, so nothing changes); 2 when the unique lock was taken meanwhile by an identical pending job,
--- which then stands in for this one.
-if KEYS[6] and ARGV[3] ~= '' and not tonumber(ARGV[3]) then
-  return redis.error_reply('ack: score ' .. ARGV[3] .. ' is not a number')
+-- which then stands in for this one. Everything that could fail is checked before the job leaves in-progress,
+-- and the counters (bookkeeping, not jobs) are updated with pcall, so no garbage can lose a job.
+if KEYS[6] then
+  local wanted = ARGV[3] == '' and 'list' or 'zset'
+  local kind = redis.call('type', KEYS[6])['ok']
+  if kind ~= 'none' and kind ~= wanted then
+    return redis.error_reply('ack: ' .. KEYS[6] .. ' is a ' .. kind .. ', not a ' .. wanted .. '; job left in progress')
+  end
+  if ARGV[3] ~= '' and not tonumber(ARGV[3]) then
+    return redis.error_reply('ack: score ' .. ARGV[3] .. ' is not a number')
+  end
 end
+local member = ARGV[1] .. ':' .. ARGV[2]
 if ARGV[7] and ARGV[7] ~= '' then
-  local held = redis.call('zscore', KEYS[4], ARGV[1] .. ':' .. ARGV[2])
-  if not held or tonumber(held) ~= tonumber(ARGV[7]) then
+  local held = redis.pcall('zscore', KEYS[4], member)
+  if type(held) ~= 'table' and (not held or tonumber(held) ~= tonumber(ARGV[7])) then
     return 0
   end
 end
 if redis.call('lrem', KEYS[1], 1, ARGV[2]) == 0 then
   return 0
 end
-if redis.call('decr', KEYS[2]) < 0 then
+local left = redis.pcall('decr', KEYS[2])
+if type(left) ~= 'number' or left < 0 then
   redis.call('set', KEYS[2], 0)
 end
-if redis.call('hincrby', KEYS[3], ARGV[1], -1) <= 0 then
-  redis.call('hdel', KEYS[3], ARGV[1])
+local mine = redis.pcall('hincrby', KEYS[3], ARGV[1], -1)
+if type(mine) ~= 'number' or mine <= 0 then
+  redis.pcall('hdel', KEYS[3], ARGV[1])
 end
-redis.call('zrem', KEYS[4], ARGV[1] .. ':' .. ARGV[2])
-if ARGV[5] ~= '' then
-  if redis.call('hincrby', KEYS[5], ARGV[5], 1) == 1 then
-    redis.call('expire', KEYS[5], ARGV[6])
-  end
+redis.pcall('zrem', KEYS[4], member)
+if ARGV[5] ~= '' and redis.pcall('hincrby', KEYS[5], ARGV[5], 1) == 1 then
+  redis.call('expire', KEYS[5], ARGV[6])
 end
-if KEYS[7] and not redis.call('set', KEYS[7], ARGV[8], 'NX', 'EX', 86400) then
+if KEYS[7] and not redis.pcall('set', KEYS[7], ARGV[8], 'NX', 'EX', 86400)
+    and redis.call('type', KEYS[7])['ok'] == 'string' then
   return 2
 end
 if KEYS[6] then

@@ -5,22 +5,50 @@
 -- ARGV[1]: pool id   ARGV[2]: now (epoch s)   ARGV[2 + group]: the job name's timeout in seconds (0 = none)
 -- Returns {job bytes, 1-based index of the job name's group, lease deadline or ''}, or false when nothing can be
 -- fetched. The deadline identifies this run of the job: ack.lua and extend_lease.lua act only while it holds.
+-- Garbage never strands a job: a counter that is not a number (or not a string/hash) is reset before any job
+-- moves, a name whose queue or in-progress key has the wrong type is skipped, and the job moves last.
 local pool_id, now = ARGV[1], tonumber(ARGV[2])
+
+-- The number in a reply of GET/HGET, 0 when missing, nil for garbage (not a number, or a WRONGTYPE error).
+local function number_in(reply)
+  if type(reply) == 'table' then return nil end
+  if not reply then return 0 end
+  return tonumber(reply)
+end
+
+local function is_a(key, wanted)
+  local kind = redis.call('type', key)['ok']
+  return kind == 'none' or kind == wanted
+end
+
 for group = 1, #KEYS / 7 do
   local base = (group - 1) * 7
-  local queue = KEYS[base + 1]
-  if redis.call('llen', queue) > 0 and redis.call('exists', KEYS[base + 3]) == 0 then
-    local cap = tonumber(redis.call('get', KEYS[base + 6]) or '0') or 0
-    local running = tonumber(redis.call('get', KEYS[base + 4]) or '0') or 0
+  local queue, in_progress, lock, lock_info = KEYS[base + 1], KEYS[base + 2], KEYS[base + 4], KEYS[base + 5]
+  local length = redis.pcall('llen', queue)
+  if type(length) == 'number' and length > 0 and redis.call('exists', KEYS[base + 3]) == 0
+      and is_a(in_progress, 'list') then
+    local cap = number_in(redis.pcall('get', KEYS[base + 6])) or 0
+    local running = number_in(redis.pcall('get', lock))
+    if running == nil then
+      redis.call('del', lock)
+      running = 0
+    end
     if cap <= 0 or running < cap then
-      local payload = redis.call('rpoplpush', queue, KEYS[base + 2])
-      redis.call('incr', KEYS[base + 4])
-      redis.call('hincrby', KEYS[base + 5], pool_id, 1)
+      if not is_a(lock_info, 'hash') then
+        redis.call('del', lock_info)
+      elseif number_in(redis.call('hget', lock_info, pool_id)) == nil then
+        redis.call('hdel', lock_info, pool_id)
+      end
+      redis.call('incr', lock)
+      redis.call('hincrby', lock_info, pool_id, 1)
+      local payload = redis.call('rpoplpush', queue, in_progress)
       local timeout = tonumber(ARGV[2 + group]) or 0
       local deadline = ''
       if timeout > 0 then
         deadline = tostring(now + timeout)
-        redis.call('zadd', KEYS[base + 7], deadline, pool_id .. ':' .. payload)
+        if type(redis.pcall('zadd', KEYS[base + 7], deadline, pool_id .. ':' .. payload)) == 'table' then
+          deadline = ''  -- a leases key of the wrong type: the job runs without a time-out
+        end
       end
       return {payload, group, deadline}
     end
