@@ -95,7 +95,7 @@ def describe(client: RedisClient) -> str:
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
     if isinstance(client.connection_pool, SentinelConnectionPool):
-        return f"the master of sentinel service {client.connection_pool.service_name!r}"
+        return f"sentinel service {client.connection_pool.service_name}"
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
@@ -105,7 +105,8 @@ def translated_faults(client: RedisClient) -> Iterator[None]:
     try:
         yield
     except REDIS_FAULTS as exc:
-        raise ConnectionFailed(f"cannot reach Redis at {describe(client)}: {exc}") from exc
+        detail = str(exc).split(" : <", 1)[0]  # redis-py appends a client repr to sentinel errors
+        raise ConnectionFailed(f"cannot reach Redis at {describe(client)}: {detail}") from exc
 
 
 def _split_url(url: str) -> tuple[str, str | None, str | None, list[tuple[str, int]], str, dict[str, str]]:

@@ -24,7 +24,7 @@ from workq.requeuer import Requeuer
 from workq.scripts import Scripts
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
-from workq.worker import InFlight, Worker, WorkerContext
+from workq.worker import Complaints, InFlight, Worker, WorkerContext
 
 logger = logging.getLogger("workq")
 
@@ -73,6 +73,7 @@ class RunningPool:
             wake_signal=self._wake_signal,
             in_flight=in_flight,
             observer=self._observer,
+            complaints=Complaints(),
         )
         self._workers = [Worker(secrets.token_hex(12), context) for _ in range(concurrency)]
         self._threads: list[threading.Thread] = []

@@ -42,6 +42,23 @@ ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
 
 
+class Complaints:
+    """Wrong-typed keys the fetch script skipped, logged once a minute per key per pool, not once per fetch."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self._every = every
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def report(self, key: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -self._every) < self._every:
+                return
+            self._last[key] = now
+        logger.error("%s holds the wrong type of value (WRONGTYPE); its jobs are skipped until it is repaired", key)
+
+
 class InFlight:
     """Counts workers between the start of a fetch and the end of its ack, so `drain()` cannot miss a job."""
 
@@ -80,6 +97,7 @@ class WorkerContext:
     wake_signal: WakeSignal
     in_flight: InFlight
     observer: Observer
+    complaints: Complaints
 
 
 @dataclass
@@ -165,6 +183,9 @@ class Worker:
         if not result:
             return None
         payload, group, lease = result
+        if int(group) == 0:
+            context.complaints.report(_as_bytes(lease).decode(errors="replace"))
+            return None
         raw = _as_bytes(payload)
         return Run(raw, order[int(group) - 1], _as_bytes(lease).decode(), requeue_as=raw)
 

@@ -3,11 +3,12 @@
 --       in flight across pools), lock_info (per-pool in-flight hash), max_concurrency (cap; 0 or missing = none),
 --       leases (ext: sorted set of running jobs' deadlines, for job time-outs)
 -- ARGV[1]: pool id   ARGV[2]: now (epoch s)   ARGV[2 + group]: the job name's timeout in seconds (0 = none)
--- Returns {job bytes, 1-based index of the job name's group, lease deadline or ''}, or false when nothing can be
--- fetched. The deadline identifies this run of the job: ack.lua and extend_lease.lua act only while it holds.
+-- Returns {job bytes, 1-based index of the job name's group, lease deadline or ''}; when nothing can be fetched,
+-- false, or {'', 0, key} naming a queue or in-progress key of the wrong type that was skipped. The deadline identifies this run of the job: ack.lua and extend_lease.lua act only while it holds.
 -- Garbage never strands a job: a counter that is not a number (or not a string/hash) is reset before any job
 -- moves, a name whose queue or in-progress key has the wrong type is skipped, and the job moves last.
 local pool_id, now = ARGV[1], tonumber(ARGV[2])
+local broken = nil
 
 -- The number in a reply of GET/HGET, 0 when missing, nil for garbage (not a number, or a WRONGTYPE error).
 local function number_in(reply)
@@ -25,8 +26,11 @@ for group = 1, #KEYS / 7 do
   local base = (group - 1) * 7
   local queue, in_progress, lock, lock_info = KEYS[base + 1], KEYS[base + 2], KEYS[base + 4], KEYS[base + 5]
   local length = redis.pcall('llen', queue)
-  if type(length) == 'number' and length > 0 and redis.call('exists', KEYS[base + 3]) == 0
-      and is_a(in_progress, 'list') then
+  if type(length) ~= 'number' then
+    broken = broken or queue
+  elseif length > 0 and not is_a(in_progress, 'list') then
+    broken = broken or in_progress
+  elseif length > 0 and redis.call('exists', KEYS[base + 3]) == 0 then
     local cap = number_in(redis.pcall('get', KEYS[base + 6])) or 0
     local running = number_in(redis.pcall('get', lock))
     if running == nil then
@@ -53,5 +57,8 @@ for group = 1, #KEYS / 7 do
       return {payload, group, deadline}
     end
   end
+end
+if broken then
+  return {'', 0, broken}
 end
 return false

@@ -1,0 +1,145 @@
+"""The pool that reliability tests run as `workq worker reliability.app:make_pool` subprocesses.
+
+Tuning comes from environment variables the harness sets; every handler records its runs in Redis under
+`<namespace>:test:` so a test can count completed, lost and duplicated jobs however the process died.
+Records are keyed by a random token per run, so retrying a record through a dropped connection never counts twice.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from workq import Job, WorkerPool
+
+HEARTBEAT_ENV = "WORKQ_TEST_HEARTBEAT_INTERVAL"
+DEAD_AFTER_ENV = "WORKQ_TEST_DEAD_AFTER"
+LEASED_TIMEOUT = 3.0
+"""Time-out of `work_leased` jobs: far above a healthy run of a few milliseconds."""
+HANG_TIMEOUT = 1.0
+RECORD_PATIENCE = 30.0
+_T = TypeVar("_T")
+
+TRACK_RUNNING = """
+local running = redis.call('incrby', KEYS[1], ARGV[1])
+if running > tonumber(redis.call('get', KEYS[2]) or '0') then
+  redis.call('set', KEYS[2], running)
+end
+return running
+"""
+"""KEYS[1]: jobs of a name running now; KEYS[2]: the most ever seen. ARGV[1]: 1 on start, -1 at the end."""
+
+
+class Recorder:
+    """What the handlers write under `<namespace>:test:` (hashes `started`, `done`: run token → job id)."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
+
+    def key(self, suffix: str) -> str:
+        return f"{self._pool.namespace}:test:{suffix}"
+
+    def persist(self, call: Callable[[], _T]) -> _T:
+        """Ride through dropped connections and restarts, as the worker's own Redis calls do."""
+        deadline = time.monotonic() + RECORD_PATIENCE
+        while True:
+            try:
+                return call()
+            except (RedisConnectionError, RedisTimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def started(self, job: Job) -> str:
+        """Also notes which process ran it (`started_by`: run token → pid)."""
+        token = secrets.token_hex(8)
+        pipe = self._pool.redis.pipeline(transaction=True)
+        pipe.hset(self.key("started"), token, job.id)
+        pipe.hset(self.key("started_by"), token, os.getpid())
+        self.persist(pipe.execute)
+        return token
+
+    def done(self, job: Job, token: str) -> None:
+        self.persist(lambda: self._pool.redis.hset(self.key("done"), token, job.id))
+
+    def is_first_run(self, job: Job, token: str) -> bool:
+        return bool(self.persist(lambda: self._pool.redis.hsetnx(self.key("first_run"), job.id, token)))
+
+    def released(self) -> bool:
+        return bool(self.persist(lambda: self._pool.redis.exists(self.key("release"))))
+
+    def track_running(self, name: str, change: int) -> None:
+        counters = [self.key(f"running:{name}"), self.key(f"max_running:{name}")]
+        self.persist(lambda: self._pool.redis.eval(TRACK_RUNNING, 2, *counters, change))
+
+
+class Handlers:
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+
+    def work(self, job: Job) -> None:
+        """Sleeps `seconds` (default 0) to stand for real work."""
+        token = self._recorder.started(job)
+        time.sleep(float(job.args.get("seconds", 0)))
+        self._recorder.done(job, token)
+
+    def hold(self, job: Job) -> None:
+        """A job's first run holds until the test sets `test:release` (or `seconds` pass); later runs finish at once."""
+        token = self._recorder.started(job)
+        if self._recorder.is_first_run(job, token):
+            deadline = time.monotonic() + float(job.args.get("seconds", 60))
+            while not self._recorder.released() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self._recorder.done(job, token)
+
+    def checkin_long(self, job: Job) -> None:
+        """Runs `seconds`, checking in every `every` seconds (more often than its time-out)."""
+        token = self._recorder.started(job)
+        deadline = time.monotonic() + float(job.args["seconds"])
+        step = 0
+        while time.monotonic() < deadline:
+            step += 1
+            job.checkin(f"step {step}")
+            time.sleep(float(job.args["every"]))
+        self._recorder.done(job, token)
+
+    def exclusive(self, job: Job) -> None:
+        """Counts how many `exclusive` jobs run at once, keeping the maximum ever seen."""
+        token = self._recorder.started(job)
+        self._recorder.track_running("exclusive", 1)
+        try:
+            time.sleep(float(job.args.get("seconds", 0.02)))
+        finally:
+            self._recorder.track_running("exclusive", -1)
+        self._recorder.done(job, token)
+
+
+def make_pool() -> WorkerPool:
+    pool = WorkerPool(
+        heartbeat_interval=float(os.environ.get(HEARTBEAT_ENV, "0.2")),
+        dead_after=float(os.environ.get(DEAD_AFTER_ENV, "2.0")),
+    )
+    handlers = Handlers(Recorder(pool))
+
+    def register(name: str, handler: Callable[[Job], None], *, timeout: float = 0, max_concurrency: int = 0) -> None:
+        """A failed run (never expected here) retries after 1 s instead of gocraft's 16+ s, many times over."""
+        pool.job(name, handler, max_fails=25, backoff=_one_second, timeout=timeout, max_concurrency=max_concurrency)
+
+    register("work", handlers.work)
+    register("other", handlers.work)
+    register("work_leased", handlers.work, timeout=LEASED_TIMEOUT)
+    register("hold", handlers.hold)
+    register("hang", handlers.hold, timeout=HANG_TIMEOUT)
+    register("checkin_long", handlers.checkin_long, timeout=HANG_TIMEOUT)
+    register("exclusive", handlers.exclusive, max_concurrency=1)
+    return pool
+
+
+def _one_second(job: Job) -> int:
+    return 1

@@ -1,0 +1,59 @@
+"""Fixtures for the reliability tests: worker subprocesses that never outlive their test, and a redis-server of the
+test's own for tests that kill connections or restart Redis (never the shared one)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from reliability.harness import FIGURES, Fleet, RedisServer
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, namespace: str, request: pytest.FixtureRequest) -> Iterator[Fleet]:
+    """Worker processes on the test's namespace; every one still running is killed at teardown, and their logs are
+    printed when the test failed."""
+    started = Fleet(tmp_path, namespace)
+    yield started
+    started.close()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(started.logs()[-20000:])
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server on a free loopback port, stopped at teardown whatever happened; missing redis-server fails
+    under CI and skips elsewhere, like the shared Redis."""
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed: the tests that kill connections or restart Redis need their own"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(tmp_path / "redis")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test item, so `fleet` knows at teardown whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
