@@ -19,3 +19,13 @@ def wait_until(probe: Callable[[], T], timeout: float = 10.0, interval: float = 
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or probe}")
         time.sleep(interval)
+
+
+class SteppedClock:
+    """A clock that moves only when the test says so (`clock.now = ...`); pass it as a `clock=` to workq."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -60,14 +60,7 @@ class OrphanSweeper:
         return returned
 
     def _hand_back(self, registration: Registration, payload: bytes) -> int:
-        keys = [
-            registration.in_progress_key,
-            registration.lock_key,
-            registration.lock_info_key,
-            registration.leases_key,
-            self._keys.stats(registration.name, self._clock()),
-            registration.queue_key,
-        ]
+        keys = [*registration.ack_keys(self._keys, self._clock()), registration.queue_key]
         done = int(self._scripts.ack(keys=keys, args=[self._pool_id, payload, "", payload, "", 1, ""]))
         if done:
             logger.warning(

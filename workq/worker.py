@@ -344,13 +344,7 @@ class Worker:
         `relock` (unique key, lock value) takes a unique job's lock again as it goes back to its queue.
         """
         context, registration = self._context, run.registration
-        keys = [
-            registration.in_progress_key,
-            registration.lock_key,
-            registration.lock_info_key,
-            registration.leases_key,
-            context.keys.stats(registration.name, context.clock()),
-        ]
+        keys = registration.ack_keys(context.keys, context.clock())
         args: list[str | bytes | int] = [
             context.pool_id,
             run.payload,

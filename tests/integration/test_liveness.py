@@ -16,23 +16,13 @@ import redis
 from integration.job_log import JobLog
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
-from support import wait_until
+from support import SteppedClock, wait_until
 from workq import Client, Enqueuer, Job
 from workq.keys import Keys
 from workq.reaper import Reaper
 from workq.scripts import Scripts
 
 DEAD_POOL = "deaddeaddeaddeaddeaddead"
-
-
-class SteppedClock:
-    """A clock that moves only when the test says so (read from pool threads, set by the test)."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fake_dead_pool(view: NamespaceView, name: str, held: int, worker_id: str = "dead-worker") -> list[bytes]:

@@ -14,6 +14,7 @@ import pytest
 import redis
 from redis import Redis
 
+from support import SteppedClock
 from workq.heartbeat import Heartbeater, Observer
 from workq.job import Job
 from workq.keys import Keys
@@ -21,16 +22,6 @@ from workq.keys import Keys
 START = 1_700_000_000
 POOL = "a1b2c3d4e5f6a1b2c3d4e5f6"
 WORKER = "0123456789abcdef01234567"
-
-
-class SteppedClock:
-    """A clock that moves only when the test says so."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

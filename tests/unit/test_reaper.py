@@ -8,6 +8,7 @@ from typing import cast
 import fakeredis
 import pytest
 
+from support import SteppedClock
 from workq.keys import Keys
 from workq.reaper import Reaper
 from workq.scripts import Scripts
@@ -17,14 +18,6 @@ DEAD_AFTER = 60.0
 SELF = "5e1f5e1f5e1f5e1f5e1f5e1f"
 DEAD = "deaddeaddeaddeaddeaddead"
 LIVE = "a11ea11ea11ea11ea11ea11e"
-
-
-class SteppedClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

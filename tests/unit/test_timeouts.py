@@ -8,6 +8,7 @@ from typing import Any, cast
 import fakeredis
 import pytest
 
+from support import SteppedClock
 from workq.handler import JobOptions
 from workq.job import Job
 from workq.keys import Keys
@@ -19,14 +20,6 @@ NOW = 1_700_000_000
 POOL = "a1b2c3d4e5f6a1b2c3d4e5f6"
 OTHER_POOL = "0f0f0f0f0f0f0f0f0f0f0f0f"
 TIMEOUT = 30
-
-
-class SteppedClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
