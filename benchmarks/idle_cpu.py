@@ -1,25 +1,21 @@
 """CPU of an idle `workq worker` (concurrency 10) over a window: `python -m benchmarks.idle_cpu [--seconds 30]`.
 
 Starts a real worker process on an empty namespace of its own, lets it settle, then reads its user+system CPU
-time from /proc before and after the window.
+time from /proc before and after the window. `python -m benchmarks.run` measures the same, next to the peers.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.worker_process import cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -1,0 +1,327 @@
+"""The benchmark suite: `python -m benchmarks.run [--jobs 20000] [--runs 3] [--quick] [--profile]`.
+
+In one run, against the Redis at $WORKQ_REDIS_URL (default redis://127.0.0.1:6379/0), measures workq, RQ
+(SimpleWorker and the forking Worker), Dramatiq and a raw redis-py ceiling on the same no-op job: enqueue rates,
+processing rate, latency from enqueue to handler start, idle CPU and workq's memory over a long run. Prints a
+markdown table and writes docs/benchmarks.md. The peers run from .bench-venv, created on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from benchmarks.machine import describe, load_average, workq_commit
+from benchmarks.measure import Bench, MeasurementFailed
+from benchmarks.peer_venv import BENCH_VENV, ROOT, ensure_peer_venv
+from benchmarks.profiling import VIEWS, profile_processing, summarise
+from benchmarks.report import RunInfo, document, summary
+from benchmarks.results import CEILING, PARSER_VARIANT, WORKQ, Results
+from benchmarks.systems import (
+    CONCURRENCY,
+    System,
+    has_hiredis,
+    peer_systems,
+    workq_supports_processes,
+    workq_systems,
+)
+
+DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one benchmark run. Slow peers get fewer jobs: a rate is a rate once the run lasts seconds."""
+
+    jobs: int = 20_000
+    runs: int = 3
+    latency_jobs: int = 2_000
+    latency_rate: float = 200.0
+    idle_seconds: float = 30.0
+    memory_jobs: int = 200_000
+    rq_simple_jobs: int = 5_000
+    rq_fork_jobs: int = 1_000
+    rq_fork_latency_jobs: int = 400
+    settle: float = 2.0
+    peers: bool = True
+    parser_variant: bool = True
+    profile: bool = False
+
+    @classmethod
+    def quick(cls, jobs: int | None, runs: int, **flags: bool) -> Plan:
+        return cls(
+            jobs=jobs or 5_000,
+            runs=runs,
+            latency_jobs=400,
+            idle_seconds=5.0,
+            memory_jobs=20_000,
+            rq_simple_jobs=1_000,
+            rq_fork_jobs=200,
+            rq_fork_latency_jobs=100,
+            **flags,
+        )
+
+    def processing_jobs(self, system: System) -> int:
+        caps = {"rq-simple": self.rq_simple_jobs, "rq-fork": self.rq_fork_jobs}
+        return min(self.jobs, caps.get(system.key, self.jobs))
+
+    def latency_jobs_for(self, system: System) -> int:
+        return self.rq_fork_latency_jobs if system.key == "rq-fork" else self.latency_jobs
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def attempt(results: Results, row: str, column: str, what: str, measure: Callable[[], _T]) -> _T | None:
+    """Run one measurement; a failure is logged and noted in its cell instead of ending the suite."""
+    try:
+        return measure()
+    except MeasurementFailed as exc:
+        log(f"  {what}: FAILED: {exc}")
+        results.note(row, column, "failed (see log)")
+        return None
+
+
+def run_suite(bench: Bench, plan: Plan, systems: dict[str, System], results: Results | None = None) -> Results:
+    """Every measurement `plan` asks for, `plan.runs` times, interleaved so that drift hits every system alike."""
+    results = results if results is not None else Results()
+    if PARSER_VARIANT in systems:
+        results.labels[PARSER_VARIANT] = systems[PARSER_VARIANT].label
+    workq = systems[WORKQ]
+    two_processes = workq_supports_processes(workq.interpreter.python)
+    if not two_processes:
+        results.note("processing_2", WORKQ, "n/a: `workq worker` has no `--processes`")
+    for run in range(1, plan.runs + 1):
+        log(f"run {run}/{plan.runs}")
+        _enqueue_round(bench, plan, systems, results)
+        _processing_round(bench, plan, systems, results, two_processes)
+        _latency_round(bench, plan, systems, results)
+        if plan.idle_seconds > 0:
+            _idle_round(bench, plan, systems, results)
+    if plan.memory_jobs > 0:
+        _memory(bench, plan, workq, results)
+    if plan.profile:
+        _profile(bench, plan, workq, results)
+    return results
+
+
+def _column(system: System) -> str:
+    return CEILING if system.key.startswith("ceiling") else system.key
+
+
+def _enqueue_round(bench: Bench, plan: Plan, systems: dict[str, System], results: Results) -> None:
+    feeders = [key for key in (WORKQ, PARSER_VARIANT, "ceiling-1", "rq-simple", "dramatiq") if key in systems]
+    for key in feeders:
+        system, column = systems[key], _column(systems[key])
+        for mode, row in (("one", "enqueue"), ("many", "enqueue_many")):
+            what = f"{row} {system.label}"
+            try:
+                sample = bench.enqueue(system, mode, plan.jobs)
+            except MeasurementFailed as exc:
+                log(f"  {what}: FAILED: {exc}")
+                results.note(row, column, "failed (see log)")
+                continue
+            if sample is None:
+                results.note(row, column, "n/a: no bulk enqueue")
+                continue
+            results.add(row, column, sample.jobs_per_second)
+            if mode == "one":
+                results.add("enqueue_round_trips", column, sample.round_trips_per_job)
+            log(f"  {what}: {sample.jobs_per_second:,.0f} jobs/s, {sample.round_trips_per_job:.3f} round trips/job")
+    if "rq-fork" in systems:
+        for row in ("enqueue", "enqueue_many", "enqueue_round_trips"):
+            results.note(row, "rq-fork", "as SimpleWorker")
+
+
+def _processing_round(
+    bench: Bench, plan: Plan, systems: dict[str, System], results: Results, two_processes: bool
+) -> None:
+    """Ceiling variants are kept under their own keys (`ceiling-1`, `ceiling-10`): Results picks the faster."""
+    order = [WORKQ, PARSER_VARIANT, "ceiling-1", "ceiling-10", "rq-simple", "rq-fork", "dramatiq"]
+    runs = [(systems[key], 1, "processing") for key in order if key in systems]
+    if two_processes:
+        runs.insert(1, (systems[WORKQ], 2, "processing_2"))
+    for system, processes, row in runs:
+        jobs = plan.processing_jobs(system)
+        what = f"{row} {system.label} ({jobs:,} jobs)"
+        measure = partial(bench.processing, system, jobs, processes)
+        sample = attempt(results, row, system.key, what, measure)
+        if sample is None:
+            continue
+        results.add(row, system.key, sample.jobs_per_second, sample.accounting)
+        if processes == 1:
+            results.add("worker_cpu", system.key, sample.cpu_us_per_job)
+            results.add("redis_cpu", system.key, sample.redis_cpu_us_per_job)
+        log(
+            f"  {what}: {sample.jobs_per_second:,.0f} jobs/s, worker {sample.cpu_us_per_job:,.0f} µs CPU/job, "
+            f"lost {sample.accounting.lost}, duplicates {sample.accounting.duplicates}"
+        )
+
+
+def _latency_round(bench: Bench, plan: Plan, systems: dict[str, System], results: Results) -> None:
+    for key in (WORKQ, "rq-simple", "rq-fork", "dramatiq"):
+        if key not in systems:
+            continue
+        system, jobs = systems[key], plan.latency_jobs_for(systems[key])
+        what = f"latency {system.label} ({jobs:,} jobs at {plan.latency_rate:.0f}/s)"
+        sample = attempt(results, "latency_p50", key, what, partial(bench.latency, system, jobs, plan.latency_rate))
+        if sample is None:
+            continue
+        results.add("latency_p50", key, sample.p50_ms, sample.accounting)
+        results.add("latency_p99", key, sample.p99_ms)
+        log(f"  {what}: p50 {sample.p50_ms:.2f} ms, p99 {sample.p99_ms:.2f} ms, lost {sample.accounting.lost}")
+
+
+def _idle_round(bench: Bench, plan: Plan, systems: dict[str, System], results: Results) -> None:
+    idle = [systems[key] for key in (WORKQ, "rq-simple", "rq-fork", "dramatiq") if key in systems]
+    what = f"idle CPU over {plan.idle_seconds:.0f} s ({', '.join(system.label for system in idle)} side by side)"
+    percents = attempt(results, "idle_cpu", WORKQ, what, partial(bench.idle_cpu, idle, plan.idle_seconds))
+    if percents is None:
+        return
+    for key, percent in percents.items():
+        results.add("idle_cpu", key, percent)
+    log(f"  {what}: " + ", ".join(f"{key} {percent:.2f}%" for key, percent in percents.items()))
+
+
+def _memory(bench: Bench, plan: Plan, workq: System, results: Results) -> None:
+    what = f"memory of a workq worker over {plan.memory_jobs:,} jobs"
+    log(what)
+    sample = attempt(results, "rss_end", WORKQ, what, partial(bench.memory, workq, plan.memory_jobs))
+    if sample is None:
+        return
+    megabyte = 1024 * 1024
+    results.add("rss_start", WORKQ, sample.start_rss / megabyte)
+    results.add("rss_warm", WORKQ, sample.warm_rss / megabyte)
+    results.add("rss_end", WORKQ, sample.end_rss / megabyte, sample.accounting)
+    log(
+        f"  RSS {sample.start_rss / megabyte:.1f} MB at start, {sample.warm_rss / megabyte:.1f} MB after 10%, "
+        f"{sample.end_rss / megabyte:.1f} MB at the end (peak {sample.peak_rss / megabyte:.1f}); "
+        f"lost {sample.accounting.lost}, duplicates {sample.accounting.duplicates}"
+    )
+
+
+def _profile(bench: Bench, plan: Plan, workq: System, results: Results) -> None:
+    py_spy = BENCH_VENV / "bin" / "py-spy"
+    summaries = []
+    for view in VIEWS:
+        log(f"profiling the workq worker with py-spy ({view}) over {plan.jobs:,} jobs")
+        try:
+            profile = profile_processing(bench, workq, plan.jobs, py_spy, view)
+        except (MeasurementFailed, OSError, subprocess.SubprocessError) as exc:
+            log(f"  profile FAILED: {exc}")
+            summaries.append(f"py-spy could not profile the worker ({view}): {exc}")
+            continue
+        summaries.append(summarise(profile))
+        log(summaries[-1])
+    results.profile = "\n".join(summaries)
+
+
+def method(plan: Plan, redis_url: str) -> list[str]:
+    return [
+        f"Redis: {redis_url}, shared; every measurement keeps its keys under a prefix of its own and deletes them.",
+        "The job: one small argument (its number); the handler makes one round trip recording that it ran: "
+        "SADD of its number (a 0 reply counts a duplicate), pipelined in latency runs with an RPUSH of its start "
+        "minus the enqueue stamp. Every system runs this same handler, the ceiling loop included.",
+        f"Enqueue: one producer process enqueues {plan.jobs:,} jobs, one call each (workq `enqueue`, RQ "
+        "`Queue.enqueue`, Dramatiq `actor.send`, ceiling: redis-py `LPUSH` of a workq-shaped JSON payload), or in "
+        "bulk (workq `enqueue_many`, RQ `Queue.enqueue_many`, ceiling: pipelined `LPUSH` of 1,000 payloads per "
+        "command). Round trips are counted as socket writes by redis-py, after one untimed warm-up job.",
+        f"Processing: {plan.jobs:,} jobs are queued first (RQ SimpleWorker {plan.rq_simple_jobs:,}, RQ Worker "
+        f"{plan.rq_fork_jobs:,}: they are slower and a rate needs only a few seconds), then one worker process "
+        f"starts: `workq worker` (concurrency {CONCURRENCY}), `rq worker` (SimpleWorker, and the default Worker "
+        f"that forks per job), `dramatiq --processes 1 --threads {CONCURRENCY}`. The harness looks at the set "
+        "of done jobs every 5 ms; rate = jobs done between the first look that sees one and the look that sees "
+        "the last ÷ the time between them, so interpreter start-up is not timed. CPU per job is the worker's "
+        "process-tree CPU (and the Redis server's) over the same window.",
+        "Ceiling: a raw redis-py loop, LMOVE queue → in-progress list, the same handler, LREM — the fewest round "
+        "trips a queue that never holds a job only in memory can make; in 1 thread and in 10 threads, the faster "
+        "being the ceiling.",
+        f"Latency: a worker is started, runs one warm-up job and is left idle for {plan.settle:.0f} s; then "
+        f"{plan.latency_jobs:,} jobs arrive at {plan.latency_rate:.0f}/s, each stamped with time.time() at enqueue "
+        "(producer and worker on the same host). RQ Worker gets "
+        f"{plan.rq_fork_latency_jobs:,} jobs: it cannot keep up with that rate, so its latency is a growing backlog.",
+        f"Idle CPU: all workers started and warmed up with one job, then {plan.idle_seconds:.0f} s side by side, "
+        "measured as utime+stime (children included) of each worker's process tree from /proc.",
+        f"Memory: RSS of a workq worker idle after start-up, after the first 10% and at the end of one "
+        f"{plan.memory_jobs:,}-job run (one run, not a median); the jobs are pushed with `enqueue_many` while it "
+        "works.",
+        "Reply parser: RQ, Dramatiq and the ceiling use the same redis-py reply parser as workq's environment "
+        "(hiredis or redis-py's own: see the machine table); the extra workq column runs workq with the other one, "
+        "through a directory on PYTHONPATH that provides (or hides) hiredis.",
+        "Noise: the machine and the Redis server may be shared with other work (see the load average): re-run "
+        "before reading small differences.",
+    ]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=None, help="jobs per enqueue and processing run (20000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each figure; the median is reported (3)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and a 5 s idle window, for a check")
+    parser.add_argument("--profile", action="store_true", help="also profile the workq worker with py-spy")
+    parser.add_argument("--no-peers", action="store_true", help="workq and the ceiling only")
+    parser.add_argument(
+        "--no-parser-variant", action="store_true", help="skip workq with the other parser (hiredis or not)"
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("WORKQ_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown file to write")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    started, date = time.monotonic(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    flags = {"peers": not options.no_peers, "parser_variant": not options.no_parser_variant, "profile": options.profile}
+    if options.quick:
+        plan = Plan.quick(options.jobs, options.runs, **flags)
+    else:
+        plan = Plan(jobs=options.jobs or Plan.jobs, runs=options.runs, **flags)
+    venv = None
+    if plan.peers or plan.parser_variant or plan.profile:
+        try:
+            venv = ensure_peer_venv()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            log(f"could not set up .bench-venv ({exc}): measuring workq and the ceiling only")
+    systems = workq_systems(venv=venv if plan.parser_variant else None)
+    if venv is not None and plan.peers:
+        systems |= peer_systems(venv, hiredis=has_hiredis(systems[WORKQ].interpreter))
+    workdir = Path(tempfile.mkdtemp(prefix="workq-bench-"))
+    bench = Bench(options.redis_url, workdir, settle=plan.settle)
+    interpreters = {"workq": systems[WORKQ].interpreter}
+    if PARSER_VARIANT in systems:
+        interpreters[systems[PARSER_VARIANT].label] = systems[PARSER_VARIANT].interpreter
+    if "dramatiq" in systems:
+        interpreters["peers, in .bench-venv"] = systems["dramatiq"].interpreter
+    machine = describe(bench.client, interpreters)
+    load_at_start = load_average()
+    log(f"worker logs and profiles in {workdir}")
+    results = run_suite(bench, plan, systems)
+    machine["load average (1/5/15 min)"] = f"{load_at_start} at start, {load_average()} at the end"
+    commit_at_end = workq_commit()
+    if commit_at_end != machine["workq commit"]:
+        machine["workq commit"] += f" at start, {commit_at_end} at the end: workq changed during the run"
+    command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
+    elapsed = time.monotonic() - started
+    info = RunInfo(command.strip(), date, f"{elapsed / 60:.1f} min", machine, method(plan, options.redis_url))
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(document(results, info))
+    print(summary(results))
+    log(f"wrote {options.output} ({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The systems measured, side by side: how each one's worker is started and which producer feeds it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.peer_venv import ROOT, PeerVenv
+from benchmarks.space import DRAMATIQ_QUEUE, RQ_QUEUE, Space
+
+CONCURRENCY = 10
+PARSER_VARIANT = "workq-parser"
+"""Key of workq run with the other reply parser (hiredis or redis-py's own) than its environment has."""
+
+WorkerCommand = Callable[["Interpreter", Space, str, int], list[str]]
+"""(interpreter, space, redis URL, processes) -> argv of the worker process."""
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """A Python to run producers and workers with, and what to add to their environment."""
+
+    python: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def script(self, name: str) -> str:
+        return str(self.python.parent / name)
+
+
+@dataclass(frozen=True)
+class System:
+    """`key` names the table column; `producer` names the `benchmarks.producers` system that feeds it."""
+
+    key: str
+    label: str
+    producer: str
+    interpreter: Interpreter
+    worker: WorkerCommand
+    exits_when_empty: bool = False
+
+
+def workq_worker(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+    command = [
+        str(interpreter.python),
+        "-m",
+        "workq",
+        "worker",
+        "benchmarks.apps.workq_app:pool",
+        "--redis-url",
+        redis_url,
+        "--namespace",
+        space.workq_namespace,
+        "--concurrency",
+        str(CONCURRENCY),
+        "--log-level",
+        "WARNING",
+    ]
+    return [*command, "--processes", str(processes)] if processes > 1 else command
+
+
+def rq_worker(worker_class: str | None) -> WorkerCommand:
+    def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+        chosen = ["--worker-class", worker_class] if worker_class else []
+        return [
+            interpreter.script("rq"),
+            "worker",
+            "--url",
+            redis_url,
+            *chosen,
+            "--path",
+            str(ROOT),
+            "--logging_level",
+            "WARNING",
+            "--disable-job-desc-logging",
+            RQ_QUEUE,
+        ]
+
+    return command
+
+
+def dramatiq_worker(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+    return [
+        interpreter.script("dramatiq"),
+        "benchmarks.apps.dramatiq_app",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(CONCURRENCY),
+        "--path",
+        str(ROOT),
+        "--queues",
+        DRAMATIQ_QUEUE,
+    ]
+
+
+def ceiling_loop(threads: int) -> WorkerCommand:
+    def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+        return [
+            str(interpreter.python),
+            "-m",
+            "benchmarks.ceiling",
+            "--space",
+            space.prefix,
+            "--threads",
+            str(threads),
+            "--redis-url",
+            redis_url,
+        ]
+
+    return command
+
+
+def _pythonpath(site: Path) -> str:
+    return os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))
+
+
+def has_hiredis(interpreter: Interpreter) -> bool:
+    """Whether redis-py uses hiredis in `interpreter` (with its environment)."""
+    probe = "import redis.utils, sys; sys.exit(0 if redis.utils.HIREDIS_AVAILABLE else 1)"
+    env = {**os.environ, **interpreter.env}
+    return subprocess.run([str(interpreter.python), "-c", probe], env=env, check=False).returncode == 0
+
+
+def workq_systems(python: Path | None = None, venv: PeerVenv | None = None) -> dict[str, System]:
+    """workq (this checkout, in the interpreter running the harness), the raw-redis-py ceilings and, given the
+    peers' venv, workq with the other reply parser (with hiredis if workq's environment lacks it, else without)."""
+    plain = Interpreter(python or Path(sys.executable))
+    systems = {
+        "workq": System("workq", "workq", "workq", plain, workq_worker),
+        "ceiling-1": System("ceiling-1", "ceiling, 1 thread", "raw", plain, ceiling_loop(1), exits_when_empty=True),
+        "ceiling-10": System(
+            "ceiling-10", "ceiling, 10 threads", "raw", plain, ceiling_loop(10), exits_when_empty=True
+        ),
+    }
+    if venv is not None:
+        with_hiredis = has_hiredis(plain)
+        site = venv.no_hiredis_site if with_hiredis else venv.hiredis_site
+        label = "workq without hiredis" if with_hiredis else "workq + hiredis"
+        other = Interpreter(plain.python, {"PYTHONPATH": _pythonpath(site)})
+        systems[PARSER_VARIANT] = System(PARSER_VARIANT, label, "workq", other, workq_worker)
+    return systems
+
+
+def peer_systems(venv: PeerVenv, hiredis: bool) -> dict[str, System]:
+    """RQ and Dramatiq from the peers' venv, with hiredis exactly when workq has it: the same reply parser for all."""
+    peers = Interpreter(venv.python, {"PYTHONPATH": _pythonpath(venv.hiredis_site)} if hiredis else {})
+    return {
+        "rq-simple": System("rq-simple", "RQ SimpleWorker", "rq", peers, rq_worker("rq.worker.SimpleWorker")),
+        "rq-fork": System("rq-fork", "RQ Worker (fork per job)", "rq", peers, rq_worker(None)),
+        "dramatiq": System("dramatiq", "Dramatiq (1 process × 10 threads)", "dramatiq", peers, dramatiq_worker),
+    }
+
+
+def workq_supports_processes(python: Path | None = None) -> bool:
+    """True once `workq worker --processes N` exists in this checkout."""
+    help_text = subprocess.run(
+        [str(python or sys.executable), "-m", "workq", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout
+    return "--processes" in help_text
