@@ -173,3 +173,14 @@ def test_enqueue_in_schedules_and_unique_skips_a_pending_duplicate(
     assert duplicate.returncode == 0 and duplicate.stdout == ""
     assert "already queued or scheduled" in duplicate.stderr
     assert redis_client.llen(f"{namespace}:jobs:quick") == 0
+
+
+def test_a_corrupted_key_at_start_up_is_one_line_and_exit_1(
+    redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    redis_client.set(f"{namespace}:worker_pools", "not a set")
+    result = workq("worker", "worker_app:pool", "--redis-url", redis_url, "--namespace", namespace)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("workq: Redis refused:") and "WRONGTYPE" in last
+    assert "Traceback" not in result.stderr

@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+import redis
+
 from workq.cli import jobs, views, web, worker
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options
 from workq.cli.worker import load_pool
@@ -32,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except WorkqError as exc:
         print(f"workq: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except redis.RedisError as exc:  # e.g. WRONGTYPE on a corrupted key, or an ACL refusal
+        print(f"workq: Redis refused: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
 
