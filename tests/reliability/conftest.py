@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reliability.harness import FIGURES, Fleet, RedisServer
+from redis_servers import RedisServer
+from reliability.harness import FIGURES, Fleet
 
 
 @pytest.fixture

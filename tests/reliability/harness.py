@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import redis
 
@@ -42,66 +40,6 @@ def report(test: str, **figures: object) -> str:
 
 def _format(value: object) -> str:
     return f"{value:.2f}s" if isinstance(value, float) else str(value)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server of the test's own on a free loopback port. It keeps nothing on disk: a restart empties it."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self._workdir = workdir
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=10)
-
-    def start(self) -> None:
-        self._workdir.mkdir(parents=True, exist_ok=True)
-        self._log = (self._workdir / "redis-server.log").open("ab")
-        self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
-            cwd=self._workdir,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        probe = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
-        try:
-            wait_until(lambda: self._answers(probe), timeout=10, what=f"redis-server on port {self.port}")
-        finally:
-            probe.close()
-
-    def _answers(self, probe: redis.Redis) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            raise AssertionError(f"redis-server on port {self.port} exited with {self._process.returncode}")
-        try:
-            return bool(probe.ping())
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        """SIGTERM (it saves nothing), SIGKILL if it lingers; safe to call when already stopped."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 class WorkerProcess:

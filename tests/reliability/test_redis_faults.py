@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import redis
 
+from redis_servers import RedisServer
 from reliability.app import LEASED_TIMEOUT
 from reliability.harness import (
     DEAD_AFTER,
     Fleet,
-    RedisServer,
     WorkerProcess,
     in_progress_ids,
     leftovers,

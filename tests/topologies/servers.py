@@ -14,16 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from reliability.harness import free_port
 
+from redis_servers import HOST, START_TIMEOUT, RedisProcess, free_port, server_args
 from support import wait_until
 
-HOST = "127.0.0.1"
-START_TIMEOUT = 15.0
 TESTS_DIR = Path(__file__).resolve().parents[1]
 FIGURES: list[str] = []
 """Every figure line reported in this session, repeated in the terminal summary."""
@@ -37,76 +35,6 @@ def report(test: str, **figures: object) -> str:
     print(line, flush=True)
     FIGURES.append(line)
     return line
-
-
-class RedisProcess:
-    """One redis-server (or Sentinel) process on `HOST:port`; its log is `<workdir>/redis.log`."""
-
-    def __init__(
-        self, workdir: Path, port: int, args: Sequence[str], *, client_options: dict[str, Any] | None = None
-    ) -> None:
-        self.workdir = workdir
-        self.port = port
-        self._args = list(args)
-        self._client_options = client_options or {}
-        """What an admin client needs to connect: TLS files, a password."""
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def client(self, **options: Any) -> redis.Redis:
-        """A plain (non-cluster) client of this one process, as the admin (default) user."""
-        return redis.Redis(host=HOST, port=self.port, **{"socket_timeout": 10, **self._client_options, **options})
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._log = (self.workdir / "redis.log").open("ab")
-        self._process = subprocess.Popen(
-            ["redis-server", *self._args], cwd=self.workdir, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def wait_ready(self) -> None:
-        probe = self.client(socket_connect_timeout=0.5)
-        try:
-            wait_until(lambda: self._answers(probe), timeout=START_TIMEOUT, what=f"redis-server on port {self.port}")
-        finally:
-            probe.close()
-
-    def _answers(self, probe: redis.Redis) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            raise AssertionError(f"redis-server on port {self.port} exited:\n{self.log[-3000:]}")
-        try:
-            return bool(probe.ping())
-        except redis.ConnectionError:
-            return False
-
-    @property
-    def log(self) -> str:
-        path = self.workdir / "redis.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def kill(self) -> None:
-        """kill -9: no shutdown, nothing flushed to clients or replicas."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGKILL)
-            self._process.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM (it saves nothing), SIGKILL if it lingers; safe to call when already stopped or never started."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def server_args(port: int, *extra: str) -> list[str]:
-    return ["--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", *extra]
 
 
 def plain_server(workdir: Path) -> RedisProcess:

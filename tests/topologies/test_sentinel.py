@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis
-from reliability.harness import free_port
 
+from redis_servers import free_port
 from support import wait_until
 from topologies.app import FIRST_RUN_AT, RUNS, TALLY_ENV
 from topologies.conftest import PoolMaker, WorkerStarter
