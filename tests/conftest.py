@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import fakeredis
 import pytest
@@ -51,3 +51,14 @@ def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
 def fake_redis() -> fakeredis.FakeRedis:
     """A fakeredis client on a server of its own (a Lua global on a shared server would leak between tests)."""
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test item (`rep_call`…), so fixtures can print logs at teardown when the
+    test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

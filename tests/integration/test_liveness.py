@@ -301,23 +301,35 @@ def test_a_job_that_checks_in_within_its_timeout_runs_once_and_shows_its_checkin
 # --- stop(grace) ---------------------------------------------------------------------------------------------
 
 
+class Stubborn:
+    """A handler that holds its job until the test sets `release`, remembering the thread it ran on."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+        self.started = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, job: Job) -> None:
+        self.threads.append(threading.current_thread())
+        self.started.set()
+        self.release.wait(10)
+
+    def finish(self, timeout: float = 5) -> None:
+        """Let the (abandoned) handler return and wait for its thread."""
+        self.release.set()
+        self.threads[0].join(timeout)
+
+
 def test_stop_with_a_grace_hands_back_a_job_that_outlives_it(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event, namespace: str
 ) -> None:
-    started = threading.Event()
-    handler_threads: list[threading.Thread] = []
+    stubborn = Stubborn(release)
     pool = make_pool(concurrency=1)
-
-    @pool.job("stubborn")
-    def stubborn(job: Job) -> None:
-        handler_threads.append(threading.current_thread())
-        started.set()
-        release.wait(10)
-
+    pool.job("stubborn", stubborn)
     enqueuer.enqueue("stubborn", {"n": 1})
     [queued_bytes] = view.queued("stubborn")
     pool.start()
-    assert started.wait(5)
+    assert stubborn.started.wait(5)
 
     began = time.monotonic()
     pool.stop(grace=0.5)
@@ -329,9 +341,8 @@ def test_stop_with_a_grace_hands_back_a_job_that_outlives_it(
     assert view.lock("stubborn") == 0 and view.lock_info("stubborn") == {}
     assert Client(namespace, view.client).worker_pool_heartbeats() == []
 
-    release.set()  # the abandoned handler returns; its ack finds the job gone and changes nothing
-    handler_threads[0].join(5)
-    assert not handler_threads[0].is_alive()
+    stubborn.finish()  # the abandoned handler returns; its ack finds the job gone and changes nothing
+    assert not stubborn.threads[0].is_alive()
     assert view.queued("stubborn") == [queued_bytes]
     assert view.lock("stubborn") == 0 and view.lock_info("stubborn") == {}
 
@@ -370,22 +381,16 @@ def test_stop_with_a_grace_leaves_no_observation_of_the_handed_back_job(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event, namespace: str
 ) -> None:
     client = Client(namespace, view.client)
-    handler_threads: list[threading.Thread] = []
+    stubborn = Stubborn(release)
     pool = make_pool(concurrency=1)
-
-    @pool.job("stubborn")
-    def stubborn(job: Job) -> None:
-        handler_threads.append(threading.current_thread())
-        release.wait(10)
-
+    pool.job("stubborn", stubborn)
     enqueuer.enqueue("stubborn")
     pool.start()
     [busy] = wait_until(
         lambda: [seen for seen in client.worker_observations() if seen.is_busy], timeout=5, what="a busy worker"
     )
     pool.stop(grace=0.1)
-    release.set()
-    handler_threads[0].join(5)
+    stubborn.finish()
 
     assert view.client.exists(view.key(f"worker:{busy.worker_id}")) == 0
 
@@ -393,22 +398,14 @@ def test_stop_with_a_grace_leaves_no_observation_of_the_handed_back_job(
 def test_a_unique_job_handed_back_at_stop_stays_unique(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
 ) -> None:
-    started = threading.Event()
-    handler_threads: list[threading.Thread] = []
+    stubborn = Stubborn(release)
     pool = make_pool(concurrency=1)
-
-    @pool.job("sync_user")
-    def hang(job: Job) -> None:
-        handler_threads.append(threading.current_thread())
-        started.set()
-        release.wait(10)
-
+    pool.job("sync_user", stubborn)
     assert enqueuer.enqueue_unique("sync_user", {"user": 7}) is not None
     pool.start()
-    assert started.wait(5)
+    assert stubborn.started.wait(5)
     pool.stop(grace=0.1)
-    release.set()
-    handler_threads[0].join(5)
+    stubborn.finish()
     assert len(view.queued("sync_user")) == 1
 
     assert enqueuer.enqueue_unique("sync_user", {"user": 7}) is None, "the job is pending again: no duplicate"
@@ -418,23 +415,15 @@ def test_a_unique_job_handed_back_at_stop_stays_unique(
 def test_a_unique_by_key_job_handed_back_at_stop_keeps_its_newest_args(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
 ) -> None:
-    started = threading.Event()
-    handler_threads: list[threading.Thread] = []
+    stubborn = Stubborn(release)
     first = make_pool(concurrency=1)
-
-    @first.job("sync_user")
-    def hang(job: Job) -> None:
-        handler_threads.append(threading.current_thread())
-        started.set()
-        release.wait(10)
-
+    first.job("sync_user", stubborn)
     assert enqueuer.enqueue_unique_by_key("sync_user", {"version": 1}, key={"user": 7}) is not None
     assert enqueuer.enqueue_unique_by_key("sync_user", {"version": 2}, key={"user": 7}) is None
     first.start()
-    assert started.wait(5)
+    assert stubborn.started.wait(5)
     first.stop(grace=0.1)
-    release.set()
-    handler_threads[0].join(5)
+    stubborn.finish()
 
     log = JobLog()
     second = make_pool(concurrency=1)
@@ -447,25 +436,18 @@ def test_a_unique_by_key_job_handed_back_at_stop_keeps_its_newest_args(
 def test_a_pool_restarted_after_stop_with_grace_does_not_revive_its_abandoned_worker(
     make_pool: PoolFactory, enqueuer: Enqueuer, release: threading.Event
 ) -> None:
-    started = threading.Event()
-    handler_threads: list[threading.Thread] = []
+    stubborn = Stubborn(release)
     pool = make_pool(concurrency=1)
-
-    @pool.job("stubborn")
-    def stubborn(job: Job) -> None:
-        handler_threads.append(threading.current_thread())
-        started.set()
-        release.wait(10)
-
+    pool.job("stubborn", stubborn)
     enqueuer.enqueue("stubborn")
     pool.start()
-    assert started.wait(5)
+    assert stubborn.started.wait(5)
     pool.stop(grace=0.1)
     pool.start()
     release.set()
 
-    handler_threads[0].join(2)
-    revived = handler_threads[0].is_alive()
+    stubborn.threads[0].join(2)
+    revived = stubborn.threads[0].is_alive()
     pool.stop()
-    handler_threads[0].join(5)
+    stubborn.threads[0].join(5)
     assert not revived, "the abandoned worker thread went back to fetching jobs"

@@ -5,7 +5,7 @@ test failed."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,16 +129,6 @@ def start_worker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Wor
     if report is not None and report.failed:
         for worker in workers:
             print(f"--- {worker.log_path.name}\n{worker.log[-10000:]}")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Keep each phase's report on the item, so fixtures know at teardown whether the test failed."""
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
