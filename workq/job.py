@@ -79,13 +79,17 @@ class Job:
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Job:
-        """Parse wire JSON; raise `MalformedJob` saying what is wrong."""
+        """Parse wire JSON; raise `MalformedJob` saying what is wrong (including nesting deeper than args may)."""
         try:
             data = json.loads(payload, parse_float=_finite_float, parse_constant=_refuse_constant)
         except MalformedJob:
             raise
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedJob(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise MalformedJob(_TOO_DEEP) from None
+        if _nests_too_deep(payload, data):
+            raise MalformedJob(_TOO_DEEP)
         if not isinstance(data, dict):
             raise MalformedJob(f"a job is a JSON object, got {type(data).__name__}")
         name = _field(data, "name", str, "")
@@ -162,6 +166,32 @@ class Job:
             self._checkin_hook(message)
 
 
+_MAX_JOB_DEPTH = gojson.MAX_DEPTH + 1  # the job object holds args
+_TOO_DEEP = f"objects and arrays nest too deep: args may nest at most {gojson.MAX_DEPTH} levels"
+
+
+def _nests_too_deep(payload: bytes | str, data: object) -> bool:
+    """Whether parsed job JSON nests deeper than a job may; refusing it here, once, spares every later encoder
+    and walker a `RecursionError`."""
+    if isinstance(payload, bytes):
+        opened = payload.count(b"{") + payload.count(b"[")
+    else:
+        opened = payload.count("{") + payload.count("[")
+    if opened <= _MAX_JOB_DEPTH:
+        return False  # the usual case: too few brackets (even counting those in strings) to nest that deep
+    level = [data] if isinstance(data, (dict, list)) else []
+    for _ in range(_MAX_JOB_DEPTH):  # afterwards `level` holds the containers one level deeper than allowed
+        level = [
+            item
+            for container in level
+            for item in (container.values() if isinstance(container, dict) else container)
+            if isinstance(item, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -226,7 +256,8 @@ def check_job_name(name: object) -> str:
 
 def check_args(args: object) -> dict[str, Any]:
     """Return `args` as a dict; its values are checked when it is encoded (`Job.to_json`, `gojson.dumps`), which
-    raises `TypeError` for anything JSON cannot hold — before Redis is touched."""
+    raises `TypeError` for anything JSON cannot hold or nesting deeper than `gojson.MAX_DEPTH` — before Redis is
+    touched."""
     if args is None:
         return {}
     if not isinstance(args, dict):

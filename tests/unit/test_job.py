@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from workq import gojson
 from workq.errors import ArgError, MalformedJob
 from workq.job import (
     DeadJob,
@@ -170,6 +171,48 @@ def test_from_json_refuses_malformed_jobs(payload: str | bytes, message: str) ->
 def test_from_json_refuses_numbers_go_cannot_hold_as_malformed(payload: str) -> None:
     with pytest.raises(MalformedJob):
         Job.from_json(payload)
+
+
+def _job_with_args_nested(levels: int, bracket: str = "[") -> str:
+    """Job JSON whose args nest `levels` objects and arrays deep (args itself is level 1)."""
+    closing = "]" if bracket == "[" else "}"
+    inner = '{"x":1}' if bracket == "[" else "{}"
+    opener = bracket if bracket == "[" else '{"a":'
+    nested = opener * (levels - 2) + inner + closing * (levels - 2)
+    return '{"name":"n","id":"i","t":1,"args":{"deep":' + nested + "}}"
+
+
+def test_from_json_reads_args_nested_to_the_limit() -> None:
+    for bracket in "[{":
+        job = Job.from_json(_job_with_args_nested(gojson.MAX_DEPTH, bracket))
+        assert job.to_json() == _job_with_args_nested(gojson.MAX_DEPTH, bracket)
+
+
+@pytest.mark.parametrize("levels", [gojson.MAX_DEPTH + 1, 600, 100_000])
+@pytest.mark.parametrize("bracket", ["[", "{"])
+def test_from_json_refuses_args_nested_too_deep_as_malformed(levels: int, bracket: str) -> None:
+    payload = _job_with_args_nested(levels, bracket)
+    for form in (payload, payload.encode()):
+        with pytest.raises(MalformedJob, match=f"nest too deep: args may nest at most {gojson.MAX_DEPTH} levels"):
+            Job.from_json(form)
+
+
+def test_from_json_refuses_deep_extra_fields_too() -> None:
+    with pytest.raises(MalformedJob, match="nest too deep"):
+        Job.from_json('{"name":"n","id":"i","t":1,"args":null,"note":' + "[" * 600 + "]" * 600 + "}")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    job = Job.from_json('{"name":"n","id":"i","t":1,"args":{"s":"' + "[{" * 1000 + '"}}')
+    assert job.args == {"s": "[{" * 1000}
+
+
+def test_to_json_refuses_args_nested_too_deep() -> None:
+    args: dict[str, object] = {}
+    for _ in range(gojson.MAX_DEPTH):
+        args = {"a": args}
+    with pytest.raises(TypeError, match="nest"):
+        Job(name="n", args=args).to_json()
 
 
 def test_malformed_job_is_a_value_error_too() -> None:
