@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 
-from workq.connection import REDIS_FAULTS
+from workq.connection import is_redis_fault
 
 logger = logging.getLogger("workq")
 
@@ -17,8 +18,9 @@ MAX_ERROR_BACKOFF = 30.0
 class BackgroundLoop:
     """Calls `tick` every `interval` seconds on a daemon thread until `stop()`.
 
-    A failing tick never kills the loop: Redis faults are logged as warnings, anything else with its traceback,
-    and the next try waits twice as long (up to `max_error_wait`, 30 s by default) until a tick succeeds again.
+    A failing tick never kills the loop: a Redis outage (see `is_redis_fault`) is logged as a warning once, and
+    once more when it ends; anything else with its traceback, every time. The next try waits twice as long (up to
+    `max_error_wait`, 30 s by default) until a tick succeeds again.
     """
 
     def __init__(
@@ -52,17 +54,24 @@ class BackgroundLoop:
     def _run(self) -> None:
         delay = 0.0
         failures = 0
+        outage_since: float | None = None
         while not self._stopping.wait(delay):
             try:
                 self._tick()
-            except REDIS_FAULTS as exc:
+            except Exception as exc:
                 failures += 1
-                logger.warning("%s: Redis unavailable (%s); retrying", self.name, exc)
-            except Exception:
-                failures += 1
-                logger.exception("%s failed; retrying", self.name)
+                if not is_redis_fault(exc):
+                    logger.exception("%s failed; retrying", self.name)
+                elif outage_since is None:
+                    outage_since = time.monotonic()
+                    logger.warning("%s: Redis unavailable (%s); retrying", self.name, exc)
+                else:
+                    logger.debug("%s: Redis still unavailable (%s)", self.name, exc)
             else:
                 failures = 0
+                if outage_since is not None:
+                    logger.info("%s: Redis available again after %.1f s", self.name, time.monotonic() - outage_since)
+                    outage_since = None
             delay = self._next_delay(failures)
 
     def _next_delay(self, failures: int) -> float:

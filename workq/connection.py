@@ -22,6 +22,14 @@ from urllib.parse import parse_qsl, unquote
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    ReadOnlyError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from workq.errors import ConnectionFailed, WorkqError
@@ -33,6 +41,23 @@ DEFAULT_NAMESPACE = "workq"
 RedisClient: TypeAlias = "redis.Redis | RedisCluster"
 
 REDIS_FAULTS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+"""The connection failed: the command may or may not have run. `is_redis_fault` also covers the refusals."""
+
+_REFUSALS: tuple[type[Exception], ...] = (
+    ReadOnlyError,  # a replica, or a master demoted by a failover
+    TryAgainError,  # a slot half-migrated: the keys of a multi-key command are on two nodes
+    AskError,  # with MovedError: a redirect not followed
+    ClusterError,  # "TTL exhausted" after redirects; CLUSTERDOWN, MASTERDOWN
+    SlotNotCoveredError,
+)
+_REFUSAL_CODES = frozenset({"MISCONF", "NOREPLICAS"})
+"""Error codes of replies refusing every write for now (a failed RDB save; too few replicas), no class of their own."""
+_TOPOLOGY_REFRESH_FAILURES = (
+    "Redis Cluster cannot be connected",
+    "All slots are not covered",
+    "startup_nodes could not",
+)
+_REDIS_PY_DIR = os.path.dirname(os.path.abspath(redis.__file__))
 
 _CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -60,7 +85,9 @@ def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
         return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
     except (ValueError, IndexError) as exc:
         raise ValueError(f"invalid Redis URL {_redacted(url)!r}: {exc}") from None
-    except REDIS_FAULTS as exc:
+    except Exception as exc:  # a cluster client connects at once
+        if not is_redis_fault(exc):
+            raise
         raise ConnectionFailed(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
 
 
@@ -99,14 +126,46 @@ def describe(client: RedisClient) -> str:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
+def is_redis_fault(exc: BaseException) -> bool:
+    """True when Redis, not the call, failed, so the same call may succeed later: the connection failed or timed
+    out (the command may have run), or Redis refused the command without running it — READONLY (a failover),
+    MISCONF (a failed RDB save), NOREPLICAS, a cluster slot moving or uncovered (TRYAGAIN, ASK/MOVED until redis-py
+    gave up, CLUSTERDOWN) — or redis-py's cluster client failed to refresh its topology. Retrying is safe where the
+    call is idempotent or the fault is a refusal."""
+    if isinstance(exc, (*REDIS_FAULTS, *_REFUSALS)):
+        return True
+    if isinstance(exc, redis.ResponseError):
+        return str(exc).partition(" ")[0] in _REFUSAL_CODES
+    if isinstance(exc, RedisClusterException):
+        return str(exc).startswith(_TOPOLOGY_REFRESH_FAILURES)
+    return isinstance(exc, AttributeError) and _raised_inside_redis_py(exc)
+
+
+def _raised_inside_redis_py(exc: BaseException) -> bool:
+    """An AttributeError from redis-py's own code: its cluster client refreshing its topology while another thread
+    uses it (seen during failovers), not a mistake of the caller."""
+    traceback = exc.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return os.path.abspath(traceback.tb_frame.f_code.co_filename).startswith(_REDIS_PY_DIR + os.sep)
+
+
 @contextmanager
 def translated_faults(client: RedisClient) -> Iterator[None]:
-    """Re-raise redis-py connection faults as `ConnectionFailed` naming the server."""
+    """Re-raise Redis faults (see `is_redis_fault`) as `ConnectionFailed` naming the server."""
     try:
         yield
-    except REDIS_FAULTS as exc:
+    except Exception as exc:
+        if not is_redis_fault(exc):
+            raise
         detail = str(exc).split(" : <", 1)[0]  # redis-py appends a client repr to sentinel errors
-        raise ConnectionFailed(f"cannot reach Redis at {describe(client)}: {detail}") from exc
+        if isinstance(exc, REDIS_FAULTS):
+            raise ConnectionFailed(f"cannot reach Redis at {describe(client)}: {detail}") from exc
+        raise ConnectionFailed(
+            f"Redis at {describe(client)} cannot serve this now ({type(exc).__name__}: {detail})"
+        ) from exc
 
 
 def _split_url(url: str) -> tuple[str, str | None, str | None, list[tuple[str, int]], str, dict[str, str]]:
