@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from workq.backoff import default_backoff
-from workq.connection import REDIS_FAULTS, RedisClient, dedicated_client
+from workq.connection import RedisClient, dedicated_client, is_redis_fault
 from workq.errors import MalformedJob, Retry
 from workq.handler import JobOptions
 from workq.heartbeat import Observer
@@ -148,11 +148,11 @@ class Worker:
                         if woken:
                             context.wakeup.notify_one()  # woken for one job: there may be more
                         self._process(fetched)
-            except REDIS_FAULTS as exc:
-                self._note_redis_unreachable(exc)
-                fetched = None
-            except Exception:
-                logger.exception("worker %s: unexpected error; continuing", self.worker_id)
+            except Exception as exc:
+                if is_redis_fault(exc):
+                    self._note_redis_unreachable(exc)
+                else:
+                    logger.exception("worker %s: unexpected error; continuing", self.worker_id)
                 fetched = None
             woken = fetched is None and context.wakeup.wait(IDLE_POLL)
 
@@ -371,15 +371,22 @@ class Worker:
         wait, waited = 0.05, 0.0
         while True:
             try:
-                return call()
-            except REDIS_FAULTS as exc:
+                result = call()
+            except Exception as exc:
+                if not is_redis_fault(exc):
+                    raise
                 if self._context.stopping.is_set() and waited >= ACK_GIVE_UP_WHEN_STOPPING:
                     logger.error("could not %s (%s); the job stays in progress for recovery", what, exc)
                     return None
-                logger.warning("could not %s (%s); retrying in %.2f s", what, exc, wait)
+                log = logger.debug if waited else logger.warning  # once per call, not once per try
+                log("could not %s (%s); retrying until Redis answers", what, exc)
                 time.sleep(wait)
                 waited += wait
                 wait = min(wait * 2, 2.0)
+            else:
+                if waited:
+                    logger.info("%s: done after %.1f s of retries", what, waited)
+                return result
 
 
 def _as_bytes(payload: bytes | str) -> bytes:
