@@ -160,18 +160,23 @@ class Client:
     def retry_all_dead_jobs(self) -> int:
         return self.retry_dead_jobs()
 
-    def retry_dead_jobs(self, job_name: str | None = None, limit: int | None = None) -> int:
+    def retry_dead_jobs(
+        self, job_name: str | None = None, limit: int | None = None, *, reason: str | None = None
+    ) -> int:
         """Requeue up to `limit` dead jobs (oldest deaths first), of `job_name` only when given (beanstalkd's
-        kick). Returns how many were requeued; members that are not valid jobs stay dead."""
+        kick), and only those whose `err` contains `reason` when given (e.g. "unknown job": what gocraft/work's
+        requeuer dead-letters). Returns how many were requeued; members that are not valid jobs stay dead."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
+        if reason is not None and (not isinstance(reason, str) or not reason):
+            raise ValueError(f"reason must be a non-empty string or None, got {reason!r}")
         moved, start = 0, 0
         while limit is None or moved < limit:
             with translated_faults(self.redis):
                 members = cast(list[bytes], self.redis.zrange(self.keys.dead, start, start + BATCH - 1))
             if not members:
                 break
-            chosen = [(member, job) for member in members if _wanted(job := _decode(member), job_name)]
+            chosen = [(member, job) for member in members if _wanted(job := _decode(member), job_name, reason)]
             if limit is not None:
                 chosen = chosen[: limit - moved]
             moved_now = self._move_dead(chosen) if chosen else 0
@@ -332,8 +337,12 @@ def _latency(oldest: bytes | None, now: int) -> int:
         return 0
 
 
-def _wanted(job: Job, job_name: str | None) -> bool:
-    return not job.id.startswith("malformed-") and (job_name is None or job.name == job_name)
+def _wanted(job: Job, job_name: str | None, reason: str | None = None) -> bool:
+    return (
+        not job.id.startswith("malformed-")
+        and (job_name is None or job.name == job_name)
+        and (reason is None or reason in job.last_err)
+    )
 
 
 def _text(value: bytes | str) -> str:

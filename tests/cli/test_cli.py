@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,3 +185,67 @@ def test_a_corrupted_key_at_start_up_is_one_line_and_exit_1(
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("workq: Redis refused:") and "WRONGTYPE" in last
     assert "Traceback" not in result.stderr
+
+
+# gocraft/work's requeuer script (redis.go, redisLuaZremLpushCmd), verbatim: it moves one due job to its queue if
+# the calling pool registers the name, and otherwise dead-letters it (gocraft/work issue #117).
+GOCRAFT_REQUEUE = """
+local res, j, queue
+res = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, 1)
+if #res > 0 then
+  j = cjson.decode(res[1])
+  redis.call('zrem', KEYS[1], res[1])
+  queue = ARGV[1] .. j['name']
+  for _,v in pairs(KEYS) do
+    if v == queue then
+      j['t'] = tonumber(ARGV[2])
+      redis.call('lpush', queue, cjson.encode(j))
+      return 'ok'
+    end
+  end
+  j['err'] = 'unknown job when requeueing'
+  j['failed_at'] = tonumber(ARGV[2])
+  redis.call('zadd', KEYS[2], ARGV[2], cjson.encode(j))
+  return 'dead' -- put on dead queue
+end
+return nil
+"""
+
+
+def test_retry_dead_by_reason_rescues_the_jobs_a_gocraft_requeuer_dead_lettered(
+    redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    enqueuer = Enqueuer(namespace, redis_url)
+    stranded = enqueuer.enqueue_in("python_only", 0, {"user": 7})
+    ns = f"{namespace}:"
+    # A Go pool that registers only go_only runs its requeuer over the due job.
+    keys = (ns + "scheduled", ns + "dead", ns + "jobs:go_only")
+    verdict = redis_client.eval(GOCRAFT_REQUEUE, len(keys), *keys, ns + "jobs:", int(time.time()) + 1)
+    assert verdict == b"dead"
+    failed = Job(name="python_only", last_err="ValueError: boom", fails=3, failed_at=5)
+    redis_client.zadd(ns + "dead", {failed.to_json(): 5})
+    common = ["--redis-url", redis_url, "--namespace", namespace]
+
+    result = workq("retry-dead", "--reason", "unknown job", *common)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "requeued 1 dead job(s) whose error contains 'unknown job'"
+    [queued] = redis_client.lrange(ns + "jobs:python_only", 0, -1)
+    rescued = Job.from_json(queued)
+    assert (rescued.id, rescued.args, rescued.last_err, rescued.fails) == (stranded.id, {"user": 7}, "", 0)
+    assert redis_client.zrange(ns + "dead", 0, -1) == [failed.to_json().encode()]
+    again = workq("retry-dead", "--reason", "unknown job", *common)
+    assert again.stdout.strip() == "requeued 0 dead job(s) whose error contains 'unknown job'"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["retry-dead", "--reason", "unknown job", "5", "abc"], "either --reason TEXT or DIED_AT JOB_ID"),
+        (["retry-dead", "--reason", ""], "--reason needs the text"),
+    ],
+)
+def test_retry_dead_by_reason_refuses_ambiguous_usage(argv: list[str], message: str) -> None:
+    result = workq(*argv, "--redis-url", UNREACHABLE)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1

@@ -1,4 +1,4 @@
-"""Commands that change jobs: `workq enqueue`, `pause`/`unpause`, `retry-dead`, `delete-dead`."""
+"""Commands that change jobs: `workq enqueue`, `pause`/`unpause`, `retry-dead` (one, all, by reason), `delete-dead`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,14 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         repair.add_argument("died_at", nargs="?", type=int, help="the dead job's died_at (see `workq dead`)")
         repair.add_argument("job_id", nargs="?", help="the dead job's id")
         repair.add_argument("--all", action="store_true", help=f"{action} every dead job")
-        repair.set_defaults(command=run_retry_dead if name == "retry-dead" else run_delete_dead)
+        repair.set_defaults(command=run_retry_dead if name == "retry-dead" else run_delete_dead, reason=None)
+        if name == "retry-dead":
+            repair.add_argument(
+                "--reason",
+                metavar="TEXT",
+                help="requeue every dead job whose error contains TEXT, e.g. 'unknown job' for the jobs a "
+                "gocraft/work pool's requeuer dead-letters",
+            )
 
 
 def _one_or_all(args: argparse.Namespace) -> bool:
@@ -43,12 +50,24 @@ def _one_or_all(args: argparse.Namespace) -> bool:
 
 
 def run_retry_dead(args: argparse.Namespace) -> int:
+    if args.reason is not None:
+        return _retry_dead_by_reason(args)
     client = client_for(args)
     if _one_or_all(args):
         print(f"requeued {client.retry_all_dead_jobs()} dead job(s)")
     else:
         client.retry_dead_job(args.died_at, args.job_id)
         print(f"requeued dead job {args.job_id}")
+    return EXIT_OK
+
+
+def _retry_dead_by_reason(args: argparse.Namespace) -> int:
+    if args.died_at is not None or args.job_id is not None:
+        raise UsageError("give either --reason TEXT or DIED_AT JOB_ID, not both")
+    if not args.reason:
+        raise UsageError("--reason needs the text to look for in dead jobs' errors, e.g. --reason 'unknown job'")
+    count = client_for(args).retry_dead_jobs(reason=args.reason)
+    print(f"requeued {count} dead job(s) whose error contains {args.reason!r}")
     return EXIT_OK
 
 
