@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
+from workq import unique
+from workq.clock import as_clock
 from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
 from workq.errors import MalformedJob, NotDeleted, NotRetried
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob, check_job_name, malformed_job_record
@@ -16,6 +19,11 @@ from workq.scripts import Scripts
 
 PAGE_SIZE = 20
 BATCH = 100
+PROBLEM_FIELD = "workq_problem"
+"""The `extra` key of a listed job whose entry in Redis is wrong (a score of inf, a time past year 9999, negative
+fails, bytes that are not a job): what is wrong, for the CLI and dashboard to show. Only views carry it."""
+LAST_EPOCH = 253_402_300_799
+"""9999-12-31 23:59:59 UTC: a time after it (or before 1970) in Redis is a corrupt value, not a moment to show."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,8 @@ class Queue:
     latency: int
     """Seconds since the next job to run was enqueued (0 when empty)."""
     paused: bool = False
+    problem: str = ""
+    """What is wrong with what Redis holds for this queue (its next job unreadable), or "" when nothing is."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,8 @@ class JobStats:
     day: str
     processed: int
     failed: int
+    problem: str = ""
+    """A counter that is not a whole number >= 0 reads as 0 and is named here."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class WorkerPoolHeartbeat:
     host: str
     pid: int
     worker_ids: list[str]
+    problem: str = ""
+    """Fields of the heartbeat hash that are not whole numbers (read as 0) or not times, or "" when all are."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,8 @@ class WorkerObservation:
     args_json: str
     checkin: str
     checkin_at: int
+    problem: str = ""
+    """Fields of the observation hash that are not times (read as 0), or "" when all are."""
 
 
 class Client:
@@ -78,13 +94,13 @@ class Client:
         namespace: str | None = None,
         redis: RedisClient | str | None = None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.namespace = resolve_namespace(namespace)
         check_namespace_fits(redis, self.namespace)
         self.redis = resolve_redis(redis)
         self.keys = Keys(self.namespace)
-        self._clock = clock
+        self._clock = as_clock(clock).wall  # times shown to people and filed on retried jobs
 
     def pause(self, job_name: str) -> None:
         """Every pool stops fetching `job_name` (running jobs finish) until `unpause`."""
@@ -124,15 +140,16 @@ class Client:
             pipe.zrange(zset, start, start + PAGE_SIZE - 1, desc=newest_first, withscores=True)
             pipe.zcard(zset)
             members, total = pipe.execute()
-        jobs = [_decode(member).as_view(view, **{score_field: int(score)}) for member, score in members]
+        jobs = [_listed(member, score, view, score_field) for member, score in members]
         return jobs, int(total)
 
     def delete_scheduled_job(self, scheduled_for: int, job_id: str) -> None:
-        """Delete one scheduled job (and release its unique lock); `NotDeleted` if it is not there."""
+        """Delete one scheduled job (and release its unique lock if the lock is still its own: see
+        `workq.unique`); `NotDeleted` if it is not there."""
         job = self._remove(self.keys.scheduled, scheduled_for, job_id)
-        if job.unique and job.unique_key.startswith(self.keys.unique(job.name, "")):
+        if job.unique:
             with translated_faults(self.redis):
-                self.redis.delete(job.unique_key)
+                unique.claim(self.redis, Scripts.register(self.redis), self.keys, job)
 
     def delete_retry_job(self, retry_at: int, job_id: str) -> None:
         self._remove(self.keys.retry, retry_at, job_id)
@@ -154,8 +171,12 @@ class Client:
         member, job = self._find(self.keys.dead, died_at, job_id, NotRetried)
         if job.id.startswith("malformed-"):
             raise NotRetried(f"dead job {job_id} is not a valid job and cannot run; delete it instead")
+        try:
+            check_job_name(job.name)
+        except ValueError as exc:
+            raise NotRetried(f"dead job {job_id} cannot go back to a queue: {exc}; delete it instead") from None
         if not self._move_dead([(member, job)]):
-            raise NotRetried(f"dead job {job_id} (died at {died_at}) was taken meanwhile")
+            raise NotRetried(f"dead job {job_id} (died at {died_at}) was taken meanwhile, or its queue is not a list")
 
     def retry_all_dead_jobs(self) -> int:
         return self.retry_dead_jobs()
@@ -185,15 +206,22 @@ class Client:
         return moved
 
     def _move_dead(self, chosen: list[tuple[bytes, Job]]) -> int:
+        """Requeue dead jobs whose names can name a queue (a payload's name becomes a key only once checked);
+        a queue of the wrong type leaves its jobs dead. Returns how many moved."""
         now = int(self._clock())
         keys: list[str] = [self.keys.dead]
         args: list[bytes | str | int] = [now]
         for member, job in chosen:
+            if not _names_a_queue(job):
+                continue
             job.enqueued_at, job.fails, job.last_err, job.failed_at = now, 0, "", 0
             keys.append(self.keys.queue(job.name))
             args.extend((member, job.to_json(), "queue"))
+        if len(keys) == 1:
+            return 0
         with translated_faults(self.redis):
-            return int(Scripts.register(self.redis).requeue(keys=keys, args=args))
+            moved, _ = Scripts.register(self.redis).requeue(keys=keys, args=args)
+        return int(moved)
 
     def _find(
         self, zset: str, score: int, job_id: str, missing: type[NotDeleted] | type[NotRetried]
@@ -233,10 +261,12 @@ class Client:
                 pipe.hmget(self.keys.stats(name, at), ["processed", "failed"])
             counts = pipe.execute()
         label = time.strftime("%Y-%m-%d", time.gmtime(at))
-        return [
-            JobStats(name, label, _int(processed), _int(failed))
-            for name, (processed, failed) in zip(names, counts, strict=True)
-        ]
+        stats = []
+        for name, (processed, failed) in zip(names, counts, strict=True):
+            problems: list[str] = []
+            counted = _int(processed, "processed", problems), _int(failed, "failed", problems)
+            stats.append(JobStats(name, label, *counted, problem="; ".join(problems)))
+        return stats
 
     def queues(self) -> list[Queue]:
         """Every known job name with its queue length and latency, sorted by name."""
@@ -252,7 +282,8 @@ class Client:
         queues = []
         for index, name in enumerate(names):
             count, oldest, paused = replies[3 * index : 3 * index + 3]
-            queues.append(Queue(name, int(count), _latency(oldest, now), bool(paused)))
+            latency, problem = _latency(oldest, now)
+            queues.append(Queue(name, int(count), latency, bool(paused), problem))
         return queues
 
     def set_sizes(self) -> SetSizes:
@@ -276,20 +307,7 @@ class Client:
             for pool_id in pool_ids:
                 pipe.hgetall(self.keys.worker_pool(pool_id))
             hashes = pipe.execute()
-        return [
-            WorkerPoolHeartbeat(
-                worker_pool_id=pool_id,
-                started_at=_int(fields.get(b"started_at")),
-                heartbeat_at=_int(fields.get(b"heartbeat_at")),
-                job_names=_list(fields.get(b"job_names")),
-                concurrency=_int(fields.get(b"concurrency")),
-                host=_text(fields.get(b"host", b"")),
-                pid=_int(fields.get(b"pid")),
-                worker_ids=_list(fields.get(b"worker_ids")),
-            )
-            for pool_id, fields in zip(pool_ids, hashes, strict=True)
-            if fields
-        ]
+        return [_heartbeat(pool_id, fields) for pool_id, fields in zip(pool_ids, hashes, strict=True) if fields]
 
     def worker_observations(self) -> list[WorkerObservation]:
         """One observation per worker of every live pool; `is_busy` when it is running a job."""
@@ -299,42 +317,89 @@ class Client:
             for worker_id in worker_ids:
                 pipe.hgetall(self.keys.worker(worker_id))
             hashes = pipe.execute()
-        return [
-            WorkerObservation(
-                worker_id=worker_id,
-                is_busy=bool(fields),
-                job_name=_text(fields.get(b"job_name", b"")),
-                job_id=_text(fields.get(b"job_id", b"")),
-                started_at=_int(fields.get(b"started_at")),
-                args_json=_text(fields.get(b"args", b"")),
-                checkin=_text(fields.get(b"checkin", b"")),
-                checkin_at=_int(fields.get(b"checkin_at")),
-            )
-            for worker_id, fields in zip(worker_ids, hashes, strict=True)
-        ]
+        return [_observation(worker_id, fields) for worker_id, fields in zip(worker_ids, hashes, strict=True)]
 
 
 _View = TypeVar("_View", ScheduledJob, RetryJob, DeadJob)
+_Fields = Mapping[bytes, bytes]
 
 
 def _decode(member: bytes) -> Job:
-    """A sorted-set member as a job; bytes that are not one become a record with a stable id, so they can be
-    listed and deleted like any job."""
+    """A sorted-set member as a job; bytes that are not one (including JSON nested too deep to parse) become a
+    record with a stable id, so they can be listed and deleted like any job."""
     try:
         return Job.from_json(member)
-    except MalformedJob as exc:
-        record = malformed_job_record("unknown", member, f"malformed job: {exc}", 0)
+    except (MalformedJob, RecursionError, ValueError) as exc:
+        reason = str(exc) if isinstance(exc, MalformedJob) else f"{type(exc).__name__}: {exc}"
+        record = malformed_job_record("unknown", member, f"malformed job: {reason}", 0)
         record.id = "malformed-" + hashlib.sha256(member).hexdigest()[:24]
         return record
 
 
-def _latency(oldest: bytes | None, now: int) -> int:
+def _listed(member: bytes, score: float, view: type[_View], score_field: str) -> _View:
+    """One entry of a sorted set as its view; whatever is wrong with it (the member or its score) is named under
+    `PROBLEM_FIELD` instead of failing the whole page."""
+    job = _decode(member)
+    problems = [job.last_err] if job.id.startswith("malformed-") else []
+    listed = job.as_view(view, **{score_field: _time(score, score_field, problems)})
+    _time(job.enqueued_at, "t", problems)
+    _time(job.failed_at, "failed_at", problems)
+    if job.fails < 0:
+        problems.append(f"fails is negative ({job.fails})")
+    if problems:
+        listed.extra = {**listed.extra, PROBLEM_FIELD: "; ".join(problems)}
+    return listed
+
+
+def _heartbeat(pool_id: str, fields: _Fields) -> WorkerPoolHeartbeat:
+    problems: list[str] = []
+    return WorkerPoolHeartbeat(
+        worker_pool_id=pool_id,
+        started_at=_time(_int(fields.get(b"started_at"), "started_at", problems), "started_at", problems),
+        heartbeat_at=_time(_int(fields.get(b"heartbeat_at"), "heartbeat_at", problems), "heartbeat_at", problems),
+        job_names=_list(fields.get(b"job_names")),
+        concurrency=_int(fields.get(b"concurrency"), "concurrency", problems),
+        host=_text(fields.get(b"host", b"")),
+        pid=_int(fields.get(b"pid"), "pid", problems),
+        worker_ids=_list(fields.get(b"worker_ids")),
+        problem="; ".join(problems),
+    )
+
+
+def _observation(worker_id: str, fields: _Fields) -> WorkerObservation:
+    problems: list[str] = []
+    return WorkerObservation(
+        worker_id=worker_id,
+        is_busy=bool(fields),
+        job_name=_text(fields.get(b"job_name", b"")),
+        job_id=_text(fields.get(b"job_id", b"")),
+        started_at=_time(_int(fields.get(b"started_at"), "started_at", problems), "started_at", problems),
+        args_json=_text(fields.get(b"args", b"")),
+        checkin=_text(fields.get(b"checkin", b"")),
+        checkin_at=_time(_int(fields.get(b"checkin_at"), "checkin_at", problems), "checkin_at", problems),
+        problem="; ".join(problems),
+    )
+
+
+def _latency(oldest: bytes | None, now: int) -> tuple[int, str]:
+    """Seconds the next job has waited, and what is wrong with it when it cannot say (0 then)."""
     if oldest is None:
-        return 0
-    try:
-        return max(0, now - Job.from_json(oldest).enqueued_at)
-    except MalformedJob:
-        return 0
+        return 0, ""
+    job = _decode(oldest)
+    if job.id.startswith("malformed-"):
+        return 0, f"the next job is not valid: {job.last_err}"
+    problems: list[str] = []
+    enqueued_at = _time(job.enqueued_at, "the next job's t", problems)
+    return (max(0, now - enqueued_at) if enqueued_at else 0), "; ".join(problems)
+
+
+def _time(value: float, name: str, problems: list[str]) -> int:
+    """`value` as epoch seconds, noting it when it is not a time between 1970 and 9999; a finite one is kept
+    (a score must stay exact for the entry to be found and deleted), an infinite one reads as 0."""
+    if 0 <= value <= LAST_EPOCH:
+        return int(value)
+    problems.append(f"{name} {value:g} is not a time between 1970 and 9999")
+    return int(value) if math.isfinite(value) else 0
 
 
 def _wanted(job: Job, job_name: str | None, reason: str | None = None) -> bool:
@@ -345,15 +410,32 @@ def _wanted(job: Job, job_name: str | None, reason: str | None = None) -> bool:
     )
 
 
+def _names_a_queue(job: Job) -> bool:
+    try:
+        check_job_name(job.name)
+    except ValueError:
+        return False
+    return True
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
-def _int(value: bytes | str | None) -> int:
-    try:
-        return int(float(value)) if value is not None else 0
-    except ValueError:
+def _int(value: bytes | str | None, name: str = "", problems: list[str] | None = None) -> int:
+    """A counter or id field as a whole number >= 0 (0 when absent); anything else reads as 0 and, with
+    `problems`, is noted there under `name`."""
+    if value is None:
         return 0
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if math.isfinite(number) and number >= 0:
+        return int(value) if _text(value).strip().isdigit() else int(number)
+    if problems is not None:
+        problems.append(f"{name} is {_text(value)[:40]!r}, not a whole number >= 0")
+    return 0
 
 
 def _list(value: bytes | str | None) -> list[str]:

@@ -6,9 +6,10 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import RedisClient
 from workq.job import Job
 from workq.keys import Keys
@@ -28,8 +29,11 @@ def _merged(older: Observation | None, newer: Observation | None) -> Observation
 class Heartbeater:
     """Registers the pool in `worker_pools` and refreshes its hash, so other pools know it is alive.
 
-    Each beat also writes the pool's job names to `known_jobs` and their `max_concurrency` caps, as gocraft/work
-    pools do at start: Redis may have restarted empty since, and the reaper and the caps depend on them.
+    `heartbeat_at` and `started_at` are Redis's clock (hosts' clocks may disagree), and the hash declares the
+    pool's own `heartbeat_interval` and `dead_after` (ext fields), so that a reaper with shorter settings still
+    waits long enough before it takes this pool for dead. Each beat also writes the pool's job names to
+    `known_jobs` and their `max_concurrency` caps, as gocraft/work pools do at start: Redis may have restarted
+    empty since, and the reaper and the caps depend on them.
     """
 
     def __init__(
@@ -41,29 +45,31 @@ class Heartbeater:
         max_concurrency: Mapping[str, int],
         concurrency: int,
         worker_ids: Sequence[str],
-        clock: Callable[[], float],
+        heartbeat_interval: float,
+        dead_after: float,
+        clock: ClockLike = None,
     ) -> None:
         self._client = client
         self._keys = keys
         self._pool_id = pool_id
-        self._clock = clock
+        self._clock: Clock = as_clock(clock)
         self._max_concurrency = dict(max_concurrency)
-        self._fields: dict[str, str | int] = {
-            "started_at": int(clock()),
+        self._fields: dict[str, str | int | float] = {
             "job_names": ",".join(sorted(max_concurrency)),
             "concurrency": concurrency,
             "worker_ids": ",".join(sorted(worker_ids)),
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "heartbeat_interval": heartbeat_interval,
+            "dead_after": dead_after,
         }
 
     def beat(self) -> None:
+        now = int(self._clock.server_now(self._client))
+        self._fields.setdefault("started_at", now)
         pipe = self._client.pipeline(transaction=False)
         pipe.sadd(self._keys.worker_pools, self._pool_id)
-        pipe.hset(
-            self._keys.worker_pool(self._pool_id),
-            mapping=cast(Any, {**self._fields, "heartbeat_at": int(self._clock())}),
-        )
+        pipe.hset(self._keys.worker_pool(self._pool_id), mapping=cast(Any, {**self._fields, "heartbeat_at": now}))
         pipe.sadd(self._keys.known_jobs, *self._max_concurrency)
         for name, cap in self._max_concurrency.items():
             pipe.set(self._keys.max_concurrency(name), cap)
@@ -80,10 +86,10 @@ class Observer:
     """What each worker is doing, kept off the job path: workers note changes in memory and `flush()` (run by a
     background loop) writes the latest state of every worker that changed in one pipelined round trip."""
 
-    def __init__(self, client: RedisClient, keys: Keys, clock: Callable[[], float]) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, clock: ClockLike = None) -> None:
         self._client = client
         self._keys = keys
-        self._clock = clock
+        self._clock: Clock = as_clock(clock)
         self._lock = threading.Lock()
         self._pending: dict[str, Observation | None] = {}
         self._written: set[str] = set()
@@ -93,7 +99,7 @@ class Observer:
         observation: dict[str, str | int] = {
             "job_name": job.name,
             "job_id": job.id,
-            "started_at": int(self._clock()),
+            "started_at": int(self._clock.wall()),
             "args": args,
         }
         with self._lock:
@@ -104,7 +110,7 @@ class Observer:
             observation = self._pending.get(worker_id)
             if observation is None:
                 self._pending[worker_id] = observation = {"job_name": job.name, "job_id": job.id}
-            observation.update(checkin=message, checkin_at=int(self._clock()))
+            observation.update(checkin=message, checkin_at=int(self._clock.wall()))
 
     def done(self, worker_id: str) -> None:
         with self._lock:

@@ -61,7 +61,7 @@ class OrphanSweeper:
 
     def _hand_back(self, registration: Registration, payload: bytes) -> int:
         keys = [*registration.ack_keys(self._keys, self._clock()), registration.queue_key]
-        done = int(self._scripts.ack(keys=keys, args=[self._pool_id, payload, "", payload, "", 1, ""]))
+        done = int(self._scripts.ack(keys=keys, args=[self._pool_id, payload, "", payload, "", 1, "", ""]))
         if done:
             logger.warning(
                 "a %s job was in progress with no worker (a lost fetch reply): back on its queue", registration.name

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from croniter import croniter
 
+from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import RedisClient
 from workq.job import Job, check_job_name
 from workq.keys import Keys
@@ -80,7 +81,10 @@ def _parse(spec: str, start: float) -> croniter:
 
 
 class PeriodicEnqueuer:
-    """Adds the next `LOOKAHEAD` seconds of fire times of every schedule, atomically, in one script call."""
+    """Adds the next `LOOKAHEAD` seconds of fire times of every schedule, atomically, in one script call.
+
+    The window starts at Redis's clock, not this host's: a host minutes ahead would otherwise raise the high-water
+    mark past ticks that no pool had added yet, and those ticks would be lost."""
 
     def __init__(
         self,
@@ -88,16 +92,16 @@ class PeriodicEnqueuer:
         keys: Keys,
         scripts: Scripts,
         schedules: Sequence[CronSchedule],
-        clock: Callable[[], float],
+        clock: ClockLike = None,
     ) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts
         self._schedules = list(schedules)
-        self._clock = clock
+        self._clock: Clock = as_clock(clock)
 
     def enqueue_coming(self) -> int:
-        now = self._clock()
+        now = self._clock.server_now(self._client)
         args: list[str | int] = [int(now)]
         for schedule in self._schedules:
             for fire_at in schedule.fire_times(now, now + LOOKAHEAD):

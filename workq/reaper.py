@@ -6,10 +6,14 @@ import logging
 import math
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 
+from workq.clock import Clock, ClockLike, as_clock
+from workq.complaints import Complaints
 from workq.connection import RedisClient
+from workq.job import check_job_name
 from workq.keys import Keys
 from workq.scripts import Scripts
 
@@ -19,7 +23,11 @@ logger = logging.getLogger("workq")
 class Reaper:
     """One pass finds dead pools and hands their jobs back to their queues, under a lock so that one reaper runs at
     a time across all pools. Every step is an atomic script, so a reaper that dies midway loses nothing: the next
-    pass redoes what is left."""
+    pass redoes what is left.
+
+    A pool is dead when its heartbeat (Redis's clock) is older than the longer of this pool's `dead_after` and the
+    one it declared itself, so pools with different settings never take each other for dead too early.
+    """
 
     def __init__(
         self,
@@ -30,7 +38,7 @@ class Reaper:
         pool_id: str,
         dead_after: float,
         lock_for: float,
-        clock: Callable[[], float],
+        clock: ClockLike = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -38,7 +46,8 @@ class Reaper:
         self._pool_id = pool_id
         self._dead_after = dead_after
         self._lock_ms = max(1, int(lock_for * 1000))
-        self._clock = clock
+        self._clock: Clock = as_clock(clock)
+        self._complaints = Complaints()
 
     def reap(self) -> int:
         """Returns how many jobs went back to their queues."""
@@ -53,68 +62,112 @@ class Reaper:
             self._scripts.release_lock(keys=[self._keys.reaper_lock], args=[token])
 
     def _reap_dead_pools(self) -> int:
-        known = self._members(self._keys.known_jobs)
+        names = sorted(self._members(self._keys.known_jobs, "a job name", check_job_name))
         pipe = self._client.pipeline(transaction=False)
-        for name in sorted(known):
-            pipe.hkeys(self._keys.lock_info(name))
-        holders = dict(zip(sorted(known), pipe.execute(raise_on_error=False), strict=True))
+        for name in names:
+            pipe.hgetall(self._keys.lock_info(name))
+        holders = {
+            name: self._held_counts(name, reply)
+            for name, reply in zip(names, pipe.execute(raise_on_error=False), strict=True)
+        }
         # Liveness is read after the holders: a pool beats before it fetches, so a holder seen above is live here.
         live, dead = self._pools_by_liveness()
         moved = 0
-        for name in sorted(known | {name for names in dead.values() for name in names}):
-            pool_ids = holders.get(name)
-            holding = set() if not isinstance(pool_ids, list) else {_text(pool_id) for pool_id in pool_ids}
+        for name in sorted(set(names) | {name for pool in dead.values() for name in pool.job_names}):
+            held = holders.get(name, {})
             # Pools holding jobs without a live heartbeat: dead ones, and ones that died before their first beat.
-            for pool_id in sorted((holding - live) | set(dead)):
-                moved += self._reap_jobs(name, pool_id)
+            for pool_id in sorted((set(held) - live) | set(dead)):
+                pool = dead.get(pool_id)
+                # A gocraft/work pool that stopped cleanly leaves by-key placeholders in its in-progress list that
+                # its own counters no longer count: those jobs ran. Only what a pool held by its counters (or any
+                # workq pool's list, which its counters always match) goes back to the queue.
+                requeue = held.get(pool_id, 1) > 0 or (pool is not None and pool.is_workq)
+                moved += self._reap_jobs(name, pool_id, requeue=requeue)
         for pool_id in dead:
             self._forget_pool(pool_id)
         return moved
 
-    def _pools_by_liveness(self) -> tuple[set[str], dict[str, list[str]]]:
-        """Live pool ids, and dead ones with the job names their heartbeat listed."""
-        pool_ids = sorted(self._members(self._keys.worker_pools))
+    def _held_counts(self, name: str, reply: object) -> dict[str, int]:
+        """Pool id → jobs of `name` it holds, by its lock_info counters; garbage counts as holding."""
+        if not isinstance(reply, dict):
+            return {}
+        counts: dict[str, int] = {}
+        for raw_id, raw_count in reply.items():
+            pool_id = self._valid(raw_id, self._keys.lock_info(name), "a pool id", _check_pool_id)
+            if pool_id is not None:
+                counts[pool_id] = _count(raw_count)
+        return counts
+
+    def _pools_by_liveness(self) -> tuple[set[str], dict[str, DeadPool]]:
+        """Live pool ids, and the dead ones."""
+        pool_ids = sorted(self._members(self._keys.worker_pools, "a pool id", _check_pool_id))
         pipe = self._client.pipeline(transaction=False)
         for pool_id in pool_ids:
-            pipe.hmget(self._keys.worker_pool(pool_id), ["heartbeat_at", "job_names"])
+            pipe.hmget(self._keys.worker_pool(pool_id), ["heartbeat_at", "job_names", "dead_after"])
         replies = pipe.execute(raise_on_error=False)
-        # heartbeat_at is whole seconds: a beat within the last second counts in full.
-        oldest_alive = self._clock() - self._dead_after - 1
-        live, dead = {self._pool_id}, dict[str, list[str]]()
+        now = self._clock.server_now(self._client)
+        live, dead = {self._pool_id}, dict[str, DeadPool]()
         for pool_id, reply in zip(pool_ids, replies, strict=True):
             if pool_id == self._pool_id:
                 continue
-            beat, names = reply if isinstance(reply, list) else (None, None)
-            if _seconds(beat) >= oldest_alive:
+            beat, names, declared = reply if isinstance(reply, list) else (None, None, None)
+            dead_after = max(self._dead_after, _seconds(declared, missing=0.0))
+            # heartbeat_at is whole seconds: a beat within the last second counts in full.
+            if _seconds(beat, missing=-math.inf) >= now - dead_after - 1:
                 live.add(pool_id)
             else:
-                dead[pool_id] = [name for name in _text(names or b"").split(",") if name]
+                job_names = [
+                    name
+                    for name in _text(names or b"").split(",")
+                    if name and self._valid(name, self._keys.worker_pool(pool_id), "a job name", check_job_name)
+                ]
+                dead[pool_id] = DeadPool(job_names, is_workq=declared is not None)
         return live, dead
 
-    def _members(self, key: str) -> set[str]:
+    def _members(self, key: str, what: str, check: Callable[[str], object]) -> set[str]:
         try:
-            return {_text(member) for member in self._client.smembers(key)}
+            members = self._client.smembers(key)
         except redis.ResponseError as exc:
-            logger.error("reaper: %s is not a set (%s); ignoring it", key, exc)
+            self._complaints.wrong_type(key, f"the reaper ignores it ({exc})")
             return set()
+        return {member for raw in members if (member := self._valid(raw, key, what, check)) is not None}
 
-    def _reap_jobs(self, name: str, pool_id: str) -> int:
+    def _valid(self, raw: bytes | str, key: str, what: str, check: Callable[[str], object]) -> str | None:
+        """`raw` as text if it passes `check`; garbage (not UTF-8, not a valid name) is skipped and logged."""
+        try:
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            check(text)
+        except (UnicodeDecodeError, ValueError, TypeError) as exc:
+            self._complaints.report(f"{key}:{raw!r}", "reaper: skipping %r in %s: not %s (%s)", raw, key, what, exc)
+            return None
+        return text
+
+    def _reap_jobs(self, name: str, pool_id: str, *, requeue: bool) -> int:
         keys = self._keys
-        moved = int(
-            self._scripts.reap(
-                keys=[
-                    keys.queue(name),
-                    keys.in_progress(name, pool_id),
-                    keys.lock(name),
-                    keys.lock_info(name),
-                    keys.leases(name),
-                ],
-                args=[pool_id],
-            )
+        moved, broken = self._scripts.reap(
+            keys=[
+                keys.queue(name),
+                keys.in_progress(name, pool_id),
+                keys.lock(name),
+                keys.lock_info(name),
+                keys.leases(name),
+            ],
+            args=[pool_id, "1" if requeue else "0"],
         )
-        if moved:
+        if broken:
+            self._complaints.wrong_type(_text(broken), f"pool {pool_id}'s {name} jobs stay in progress")
+        moved = int(moved)
+        if moved and requeue:
             logger.warning("reaper: pool %s is dead; %d %s job(s) back on their queue", pool_id, moved, name)
-        return moved
+        elif moved:
+            logger.warning(
+                "reaper: pool %s stopped; dropped %d %s job(s) its counters did not hold (leftover by-key "
+                "placeholders of gocraft/work, whose jobs ran)",
+                pool_id,
+                moved,
+                name,
+            )
+        return moved if requeue else 0
 
     def _forget_pool(self, pool_id: str) -> None:
         try:
@@ -131,14 +184,35 @@ class Reaper:
         logger.warning("reaper: removed dead pool %s", pool_id)
 
 
-def _seconds(value: bytes | str | None) -> float:
-    """A heartbeat time; anything that is not a finite number counts as long ago."""
+@dataclass(frozen=True)
+class DeadPool:
+    job_names: list[str]
+    is_workq: bool
+    """Its heartbeat declared workq's liveness settings: its in-progress lists hold only jobs it ran."""
+
+
+def _check_pool_id(pool_id: str) -> None:
+    """Pool ids become key parts (`…:<pool id>:inprogress`): no separators, spaces or control characters."""
+    if not pool_id or any(char == ":" or char.isspace() or not char.isprintable() for char in pool_id):
+        raise ValueError("a pool id is printable text without ':' or spaces")
+
+
+def _seconds(value: bytes | str | None, *, missing: float) -> float:
+    """A time or duration field; anything that is not a finite number counts as `missing`."""
     try:
-        seconds = float(value) if value is not None else -math.inf
+        seconds = float(value) if value is not None else missing
     except ValueError:
-        return -math.inf
-    return seconds if math.isfinite(seconds) else -math.inf
+        return missing
+    return seconds if math.isfinite(seconds) else missing
+
+
+def _count(value: bytes | str) -> int:
+    """A lock_info counter; garbage counts as one held job, so the pool's list is requeued rather than dropped."""
+    try:
+        return int(value)
+    except ValueError:
+        return 1
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value

@@ -51,7 +51,3 @@ class Registration:
     def ack_keys(self, keys: Keys, at: float) -> list[str]:
         """The five keys ack.lua always takes, in its order (the destination and a unique lock may follow)."""
         return [self.in_progress_key, self.lock_key, self.lock_info_key, self.leases_key, keys.stats(self.name, at)]
-
-    def lease_member(self, pool_id: str, payload: bytes) -> bytes:
-        """How a running job is named in its leases set (and in fetch.lua, ack.lua, reap.lua)."""
-        return pool_id.encode() + b":" + payload

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import cast
 
+from workq.clock import Clock, ClockLike, as_clock
+from workq.complaints import Complaints
 from workq.connection import RedisClient
 from workq.errors import MalformedJob
 from workq.job import Job, check_job_name, malformed_job_record
@@ -21,21 +22,22 @@ class Requeuer:
     """Moves every due member of the retry and scheduled sets, whatever its job name (gocraft fix: never drops
     names this pool does not handle). Safe to run in every pool at once: each member moves exactly once."""
 
-    def __init__(self, client: RedisClient, keys: Keys, scripts: Scripts, clock: Callable[[], float]) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, scripts: Scripts, clock: ClockLike = None) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts
-        self._clock = clock
+        self._clock: Clock = as_clock(clock)
+        self._complaints = Complaints()
 
     def requeue_due(self) -> int:
         """Move what is due now; returns how many jobs moved."""
         return sum(self._drain_set(zset) for zset in (self._keys.retry, self._keys.scheduled))
 
     def _drain_set(self, zset: str) -> int:
-        moved = 0
+        moved, passed_over = 0, 0  # passed over: left in the set (a wrong-typed destination, or moved by another pool)
         while True:
-            now = int(self._clock())
-            members = cast(list[bytes], self._client.zrangebyscore(zset, "-inf", now, start=0, num=BATCH))
+            now = int(self._clock.server_now(self._client))
+            members = cast(list[bytes], self._client.zrangebyscore(zset, "-inf", now, start=passed_over, num=BATCH))
             if not members:
                 return moved
             keys: list[str] = [zset]
@@ -44,7 +46,12 @@ class Requeuer:
                 destination, filed, kind = self._destination(zset, member, now)
                 keys.append(destination)
                 args.extend((member, filed, kind))
-            moved += int(self._scripts.requeue(keys=keys, args=args))
+            moved_now, broken = self._scripts.requeue(keys=keys, args=args)
+            moved += int(moved_now)
+            if broken:
+                key = broken.decode("utf-8", errors="replace") if isinstance(broken, bytes) else broken
+                self._complaints.wrong_type(key, f"due jobs for it stay in {zset}")
+            passed_over += len(members) - int(moved_now)
             if len(members) < BATCH:
                 return moved
 

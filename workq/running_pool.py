@@ -8,9 +8,11 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from workq.background import BackgroundLoop
+from workq.clock import Clock
+from workq.complaints import Complaints
 from workq.connection import RedisClient
 from workq.heartbeat import Heartbeater, Observer
 from workq.keys import Keys
@@ -24,13 +26,15 @@ from workq.requeuer import Requeuer
 from workq.scripts import Scripts
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
-from workq.worker import Complaints, InFlight, Worker, WorkerContext
+from workq.worker import InFlight, Worker, WorkerContext
 
 logger = logging.getLogger("workq")
 
 REQUEUE_INTERVAL = 1.0
 LEASE_CHECK_INTERVAL = 1.0
 OBSERVER_FLUSH_INTERVAL = 0.5
+STOP_SETTLE = 2.0
+"""Seconds `stop(grace)` gives the clean-up after the grace period before it returns anyway (Redis stalled)."""
 
 
 class RunningPool:
@@ -47,7 +51,7 @@ class RunningPool:
         concurrency: int,
         heartbeat_interval: float,
         dead_after: float,
-        clock: Callable[[], float],
+        clock: Clock,
         rng: random.Random,
         stopping: threading.Event,
         wakeup: Wakeup,
@@ -84,6 +88,8 @@ class RunningPool:
             max_concurrency={name: r.options.max_concurrency for name, r in registrations.items()},
             concurrency=concurrency,
             worker_ids=[worker.worker_id for worker in self._workers],
+            heartbeat_interval=heartbeat_interval,
+            dead_after=dead_after,
             clock=clock,
         )
         requeuer = Requeuer(client, keys, scripts, clock)
@@ -116,7 +122,7 @@ class RunningPool:
             pool_id=pool_id,
             registrations=list(registrations.values()),
             held=self._held_payloads,
-            clock=clock,
+            clock=clock.wall,
         )
         self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
         if schedules:
@@ -142,24 +148,40 @@ class RunningPool:
 
     def stop(self, grace: float | None) -> int:
         """Stop fetching; wait for in-flight jobs (at most `grace` seconds when given), hand back the rest, then
-        stop the loops and deregister. Returns how many jobs were handed back."""
+        stop the loops and deregister. Returns how many jobs were handed back.
+
+        With a grace period, the clean-up after it gets at most `STOP_SETTLE` seconds, so `stop()` returns even
+        while Redis stalls; what it could not do then (hand a job back, deregister) the reaper does later. The
+        pool deregisters only when no fetch is in flight: a fetch still on its way when the pool is gone from
+        `worker_pools` would hold a job that a reaper could hand to another pool while this one ran it.
+        """
         self._stopping.set()
         self._wakeup.notify()
         deadline = None if grace is None else time.monotonic() + grace
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        handed_back = sum(
-            worker.abandon() for worker, thread in zip(self._workers, self._threads, strict=True) if thread.is_alive()
-        )
-        if handed_back:
-            logger.warning(
-                "%d job(s) still running after the %s s grace period: back on their queues", handed_back, grace
-            )
-        for loop in self._loops:
-            loop.stop()
-        self._wake_signal.stop()
-        self._flush_and_deregister()
-        return handed_back
+        stragglers = [worker for worker, thread in zip(self._workers, self._threads, strict=True) if thread.is_alive()]
+        handed_back: list[int] = []
+
+        def settle() -> None:
+            handed_back.append(sum(worker.abandon() for worker in stragglers))
+            for loop in self._loops:
+                loop.stop()
+            self._wake_signal.stop()
+            if any(worker.fetching for worker in self._workers):
+                logger.warning("a fetch is still in flight: the pool stays registered; the reaper will remove it")
+            else:
+                self._flush_and_deregister()
+
+        settling = threading.Thread(target=settle, name="workq-stop", daemon=True)
+        settling.start()
+        settling.join(None if grace is None else STOP_SETTLE)
+        if settling.is_alive():
+            logger.warning("Redis did not answer within %s s of the grace period: stopping without it", STOP_SETTLE)
+        count = handed_back[0] if handed_back else 0
+        if count:
+            logger.warning("%d job(s) still running after the %s s grace period: back on their queues", count, grace)
+        return count
 
     def _flush_and_deregister(self) -> None:
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import cast
 
+from workq.clock import Clock, ClockLike, as_clock
+from workq.complaints import Complaints
 from workq.connection import RedisClient
 from workq.keys import Keys
 from workq.registration import Registration
@@ -29,31 +31,45 @@ class LeaseKeeper:
         keys: Keys,
         scripts: Scripts,
         registrations: Sequence[Registration],
-        clock: Callable[[], float],
+        clock: ClockLike = None,
     ) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts
         self._registrations = [registration for registration in registrations if registration.options.timeout]
-        self._clock = clock
+        self._clock: Clock = as_clock(clock)
+        self._complaints = Complaints()
 
     def expire_due(self) -> int:
         return sum(self._expire(registration) for registration in self._registrations)
 
     def _expire(self, registration: Registration) -> int:
-        now = self._clock()
+        now = self._clock.server_now(self._client)
         members = cast(
             list[bytes], self._client.zrangebyscore(registration.leases_key, "-inf", now, start=0, num=BATCH)
         )
-        if not members:
-            return 0
         keys = [registration.leases_key, registration.queue_key, registration.lock_key, registration.lock_info_key]
-        args: list[bytes | float] = [now]
+        args: list[bytes | str | float] = [self._clock.script_now()]
         for member in members:
-            pool_id, _, payload = member.partition(b":")
-            keys.append(self._keys.in_progress(registration.name, pool_id.decode("utf-8", errors="replace")))
+            pool_id, _, rest = member.partition(b":")
+            _token, _, payload = rest.partition(b":")
+            try:
+                keys.append(self._keys.in_progress(registration.name, pool_id.decode()))
+            except UnicodeDecodeError:
+                self._complaints.report(
+                    registration.leases_key,
+                    "%s: a lease names no valid pool (%r)",
+                    registration.leases_key,
+                    member[:80],
+                )
+                continue
             args.extend((member, payload, pool_id))
-        moved = int(self._scripts.expire_leases(keys=keys, args=args))
+        if len(keys) == 4:
+            return 0
+        moved, broken = self._scripts.expire_leases(keys=keys, args=args)
+        if broken:
+            self._complaints.wrong_type(_text(broken), "jobs that outran their time-out stay in progress")
+        moved = int(moved)
         if moved:
             logger.warning(
                 "%d %s job(s) ran past their %s s timeout: made available again",
@@ -62,3 +78,7 @@ class LeaseKeeper:
                 registration.options.timeout,
             )
         return moved
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value

@@ -12,7 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from workq import unique
 from workq.backoff import default_backoff
+from workq.clock import Clock
+from workq.complaints import Complaints
 from workq.connection import RedisClient, dedicated_client, is_redis_fault
 from workq.errors import MalformedJob, Retry
 from workq.handler import JobOptions
@@ -40,23 +43,6 @@ STATS_LIFETIME = 8 * 86400
 
 ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
-
-
-class Complaints:
-    """Wrong-typed keys the fetch script skipped, logged once a minute per key per pool, not once per fetch."""
-
-    def __init__(self, every: float = 60.0) -> None:
-        self._every = every
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def report(self, key: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last.get(key, -self._every) < self._every:
-                return
-            self._last[key] = now
-        logger.error("%s holds the wrong type of value (WRONGTYPE); its jobs are skipped until it is repaired", key)
 
 
 class InFlight:
@@ -89,7 +75,7 @@ class WorkerContext:
     pool_id: str
     registrations: Mapping[str, Registration]
     sampler: PrioritySampler[Registration]
-    clock: Callable[[], float]
+    clock: Clock
     rng: random.Random
     fetch_keys: Mapping[str, tuple[str, ...]]
     stopping: threading.Event
@@ -106,12 +92,12 @@ class Run:
 
     payload: bytes
     registration: Registration
-    lease: str
-    """The lease deadline this run holds, as fetch/extend wrote it ('' when the job has no time-out)."""
+    lease: bytes
+    """This run's own lease, `<pool id>:<run token>:<payload>` (b'' when the job has no time-out)."""
     requeue_as: bytes | str = b""
     """What goes back on the queue if the run is handed back: the payload, or the by-key job it ran."""
-    relock: tuple[str, str] | None = None
-    """(unique key, lock value) to take again when handing back a unique job."""
+    relock: tuple[str, str | bytes] | None = None
+    """(unique key, lock value) to take again when handing back a unique job whose lock it released."""
 
 
 class Worker:
@@ -121,6 +107,7 @@ class Worker:
         self.worker_id = worker_id
         self._context = context
         self._current: Run | None = None
+        self._fetching = False
         self._outage_since: float | None = None
         self._redis = dedicated_client(context.client)
 
@@ -144,7 +131,11 @@ class Worker:
                         context.wake_signal.mark_waiting()
                         fetched = self._fetch()
                     self._note_redis_reachable()
-                    if fetched is not None:
+                    if fetched is not None and context.stopping.is_set():
+                        # The pool began stopping while this fetch was on its way: the job must not start now
+                        # (the pool may be deregistering, and a reaper would then run it elsewhere too).
+                        self._hand_back(fetched)
+                    elif fetched is not None:
                         if woken:
                             context.wakeup.notify_one()  # woken for one job: there may be more
                         self._process(fetched)
@@ -173,21 +164,32 @@ class Worker:
             )
             self._outage_since = None
 
+    @property
+    def fetching(self) -> bool:
+        """True while a fetch call is on its way to or from Redis."""
+        return self._fetching
+
     def _fetch(self) -> Run | None:
         context = self._context
         order = context.sampler.sample()
         keys = [key for registration in order for key in context.fetch_keys[registration.name]]
-        args: list[str | float] = [context.pool_id, context.clock()]
+        token = f"{context.rng.getrandbits(64):016x}"
+        args: list[str | float] = [context.pool_id, context.clock.script_now(), token]
         args.extend(registration.options.timeout for registration in order)
-        result = context.scripts.fetch(keys=keys, args=args, client=self._redis)
+        self._fetching = True
+        try:
+            result = context.scripts.fetch(keys=keys, args=args, client=self._redis)
+        finally:
+            self._fetching = False
         if not result:
             return None
-        payload, group, lease = result
+        payload, group, leased = result
         if int(group) == 0:
-            context.complaints.report(_as_bytes(lease).decode(errors="replace"))
+            context.complaints.wrong_type(_as_bytes(leased).decode(errors="replace"), "its jobs are skipped")
             return None
         raw = _as_bytes(payload)
-        return Run(raw, order[int(group) - 1], _as_bytes(lease).decode(), requeue_as=raw)
+        lease = f"{context.pool_id}:{token}:".encode() + raw if _as_bytes(leased) else b""
+        return Run(raw, order[int(group) - 1], lease, requeue_as=raw)
 
     def _process(self, run: Run) -> None:
         self._current = run
@@ -204,17 +206,13 @@ class Worker:
             self._bury_malformed(run, exc)
             return
         if job.unique:
-            job, by_key = self._claim_unique(job)
-            if by_key is not None:
-                run.requeue_as = job.to_json()
-                run.relock = (job.unique_key, run.requeue_as if by_key else "1")
+            job = self._claim_unique(job, run)
         self._context.observer.started(self.worker_id, job)
         job._checkin_hook = lambda message: self._checkin(job, run, message)
         try:
             run.registration.chain(job)
         except Retry as retry:
-            run_at = math.ceil(self._context.clock() + retry.in_seconds)
-            self._ack(run, self._context.keys.scheduled, run_at, job.to_json())
+            self._ack(run, self._context.keys.scheduled, retry.in_seconds, _refiled(job))
         except (KeyboardInterrupt, SystemExit) as exc:
             logger.error(
                 "job %s %s raised %s: returning it to its queue and stopping the pool",
@@ -236,17 +234,14 @@ class Worker:
         if not run.lease:
             return
         registration = run.registration
-        member = registration.lease_member(self._context.pool_id, run.payload)
-        deadline = repr(self._context.clock() + registration.options.timeout)
         extended = self._persist(
             lambda: self._context.scripts.extend_lease(
-                keys=[registration.leases_key], args=[member, run.lease, deadline]
+                keys=[registration.leases_key],
+                args=[run.lease, registration.options.timeout, self._context.clock.script_now()],
             ),
             f"extend the lease of job {job.id}",
         )
-        if extended:
-            run.lease = deadline
-        else:
+        if not extended:
             logger.warning("job %s %s checked in after its timeout: another run of it has started", job.name, job.id)
 
     @property
@@ -271,43 +266,36 @@ class Worker:
         """Back to the front of its queue, untouched (a unique job takes its lock again)."""
         self._ack(run, run.registration.queue_key, None, run.requeue_as, relock=run.relock)
 
-    def _claim_unique(self, job: Job) -> tuple[Job, bool | None]:
-        """Release the job's unique lock as it starts; for unique-by-key, run the newest args stored there.
-
-        Returns the job to run and whether its lock is by key (None when it has no lock of this namespace).
-        """
-        prefix = self._context.keys.unique(job.name, "")
-        if not job.unique_key.startswith(prefix):
-            logger.warning("job %s %s: ignoring unique_key %r outside %r", job.name, job.id, job.unique_key, prefix)
-            return job, None
-        stored = self._persist(lambda: self._redis.getdel(job.unique_key), f"unlock job {job.id}")
-        if not stored or stored in (b"1", "1"):
-            return job, False
-        try:
-            return Job.from_json(stored), True
-        except MalformedJob as exc:
-            logger.warning(
-                "job %s %s: unique lock holds no valid job (%s); running the queued one", job.name, job.id, exc
-            )
-            return job, False
+    def _claim_unique(self, job: Job, run: Run) -> Job:
+        """Release the job's unique lock as it starts, if the lock is its own (see workq.unique); for a by-key
+        lock, run the newest args stored there. Returns the job to run."""
+        context = self._context
+        claim = self._persist(
+            lambda: unique.claim(self._redis, context.scripts, context.keys, job), f"unlock job {job.id}"
+        )
+        if claim is None or not claim.released:
+            return job
+        if claim.by_key:
+            run.requeue_as = claim.job.to_json()
+        run.relock = (unique.lock_key_of(job, context.keys) or job.unique_key, run.requeue_as)
+        return claim.job
 
     def _failed(self, job: Job, run: Run, exc: BaseException) -> None:
         context, options = self._context, run.registration.options
-        now = int(context.clock())
         job.fails += 1
         job.last_err = _describe(exc)
-        job.failed_at = now
+        job.failed_at = int(context.clock.wall())
         attempt = f"job {job.name} {job.id} failed (fails={job.fails}, max_fails={options.max_fails})"
         if job.fails < options.max_fails:
             delay = self._backoff(job, options)
             logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
-            self._ack(run, context.keys.retry, now + delay, job.to_json(), counted=FAILED)
+            self._ack(run, context.keys.retry, delay, _refiled(job), counted=FAILED)
         elif options.skip_dead:
             logger.error("%s; out of retries, discarded (skip_dead)", attempt, exc_info=exc)
             self._ack(run, counted=FAILED)
         else:
             logger.error("%s; out of retries, moved to the dead queue", attempt, exc_info=exc)
-            self._ack(run, context.keys.dead, now, job.to_json(), counted=FAILED)
+            self._ack(run, context.keys.dead, 0, _refiled(job), counted=FAILED)
 
     def _backoff(self, job: Job, options: JobOptions) -> int:
         if options.backoff is None:
@@ -322,37 +310,40 @@ class Worker:
             return default_backoff(job, self._context.rng)
 
     def _bury_malformed(self, run: Run, exc: MalformedJob) -> None:
-        now = int(self._context.clock())
+        now = int(self._context.clock.wall())
         reason = f"malformed job payload in queue {run.registration.name}: {exc}"
         logger.error("%s; moved to the dead queue: %r", reason, run.payload[:200])
         dead = malformed_job_record(run.registration.name, run.payload, reason, now)
-        self._ack(run, self._context.keys.dead, now, dead.to_json(), counted=FAILED)
+        self._ack(run, self._context.keys.dead, 0, dead.to_json(), counted=FAILED)
 
     def _ack(
         self,
         run: Run,
         destination: str | None = None,
-        score: int | None = None,
+        delay: float | None = None,
         filed: str | bytes = "",
         *,
         counted: str = "",
-        relock: tuple[str, str] | None = None,
+        relock: tuple[str, str | bytes] | None = None,
     ) -> None:
         """Finish the run in one script call, retrying through Redis faults (the job stays in progress meanwhile).
 
-        `counted` names the daily stats field the outcome adds to (`processed`, `failed`, or "" for neither);
-        `relock` (unique key, lock value) takes a unique job's lock again as it goes back to its queue.
+        A sorted-set destination files the job `delay` seconds from now on Redis's clock; with no delay, the
+        destination is the queue. `counted` names the daily stats field the outcome adds to (`processed`,
+        `failed`, or "" for neither); `relock` (unique key, lock value) takes a unique job's lock again as it goes
+        back to its queue.
         """
         context, registration = self._context, run.registration
-        keys = registration.ack_keys(context.keys, context.clock())
-        args: list[str | bytes | int] = [
+        keys = registration.ack_keys(context.keys, context.clock.wall())
+        args: list[str | bytes | float] = [
             context.pool_id,
             run.payload,
-            "" if score is None else score,
+            "" if delay is None else delay,
             filed,
             counted,
             STATS_LIFETIME,
             run.lease,
+            context.clock.script_now(),
         ]
         if destination is not None:
             keys.append(destination)
@@ -387,6 +378,14 @@ class Worker:
                 if waited:
                     logger.info("%s: done after %.1f s of retries", what, waited)
                 return result
+
+
+def _refiled(job: Job) -> str:
+    """The JSON of a job filed again after its run started (retry, rescheduled, dead): its unique lock, if it had
+    one, was released when the run started, so this copy holds none and must release none (gocraft/work workers
+    read `unique` the same way)."""
+    job.unique = False
+    return job.to_json()
 
 
 def _as_bytes(payload: bytes | str) -> bytes:

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, overload
 
 from workq.backoff import Backoff
+from workq.clock import as_clock
 from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
@@ -28,6 +29,14 @@ from workq.worker import InFlight
 logger = logging.getLogger("workq")
 
 DRAIN_POLL = 0.05
+
+DEAD_AFTER_BEATS = 3
+"""`dead_after` must span this many heartbeats: a pool that misses one or two (a GC pause, a slow network) is not
+dead, and a reaper that thought so would run its jobs twice."""
+
+MIN_DEAD_AFTER = 2.0
+"""Heartbeat times are whole seconds (as gocraft/work stores them), so anything shorter mistakes live pools for
+dead ones around each second boundary."""
 
 HandlerFn = Callable[[Job], object]
 
@@ -46,7 +55,7 @@ class WorkerPool:
         *,
         heartbeat_interval: float = 5.0,
         dead_after: float | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         check_namespace_fits(redis, resolve_namespace(namespace))
@@ -59,12 +68,14 @@ class WorkerPool:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
         self.heartbeat_interval = float(heartbeat_interval)
         self.dead_after = float(dead_after) if dead_after is not None else max(60.0, 12 * self.heartbeat_interval)
-        if self.dead_after <= 2 * self.heartbeat_interval:
+        if self.dead_after < max(MIN_DEAD_AFTER, DEAD_AFTER_BEATS * self.heartbeat_interval):
             raise ValueError(
-                f"dead_after ({self.dead_after} s) must exceed twice heartbeat_interval ({self.heartbeat_interval} s)"
+                f"dead_after ({self.dead_after} s) must be at least {DEAD_AFTER_BEATS} heartbeats "
+                f"({DEAD_AFTER_BEATS} x heartbeat_interval {self.heartbeat_interval} s) and {MIN_DEAD_AFTER} s: "
+                "a pool that misses a beat or two is alive, not dead"
             )
         self.pool_id = secrets.token_hex(12)
-        self._clock = clock
+        self._clock = as_clock(clock)
         self._rng = rng if rng is not None else random.Random()
         self._handlers: dict[str, JobHandler] = {}
         self._middlewares: list[Middleware] = []

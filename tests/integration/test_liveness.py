@@ -109,7 +109,7 @@ def test_a_live_pool_recovers_and_runs_the_jobs_of_a_dead_pool(
     jobs = enqueuer.enqueue_many("recover", [{"i": i} for i in range(4)])
     fake_dead_pool(view, "recover", held=3)
     log = JobLog()
-    pool = make_pool(concurrency=2, heartbeat_interval=0.1, dead_after=0.5)
+    pool = make_pool(concurrency=2, heartbeat_interval=0.1, dead_after=2.0)
     pool.job("recover", log.record)
 
     pool.start()
@@ -137,7 +137,7 @@ def test_a_silent_pools_job_runs_elsewhere_and_its_late_failure_changes_nothing(
         release.wait(10)
         raise RuntimeError("finished long after the pool was declared dead")
 
-    live = make_pool(concurrency=1, heartbeat_interval=0.1, dead_after=0.5)
+    live = make_pool(concurrency=1, heartbeat_interval=0.1, dead_after=2.0)
     live.job("work", log.record)
 
     silent.start()

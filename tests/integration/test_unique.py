@@ -21,7 +21,8 @@ def test_unique_job_json_and_lock_key_match_the_wire_format(enqueuer: Enqueuer, 
     lock_key = view.key('unique:dedupe:{"a":1,"b":"\\u003cx\\u003e"}\n')
     bare_lock_key = view.key("unique:dedupe:")
     assert with_args.unique_key == lock_key and without_args.unique_key == bare_lock_key
-    assert view.client.get(lock_key) == b"1" and view.client.get(bare_lock_key) == b"1"
+    assert view.client.get(lock_key) == with_args.to_json().encode(), "a lock holds its owner: the job itself"
+    assert view.client.get(bare_lock_key) == without_args.to_json().encode()
     assert 0 < view.client.ttl(lock_key) <= 86400
     oldest = view.queued("dedupe")[-1].decode("utf-8")
     assert oldest == (

@@ -47,6 +47,8 @@ def heartbeater(client: fakeredis.FakeRedis, keys: Keys, clock: SteppedClock, po
         max_concurrency={"send_email": 0, "cleanup": 1, "resize": 0},
         concurrency=3,
         worker_ids=["w3", "w1", "w2"],
+        heartbeat_interval=5.0,
+        dead_after=60.0,
         clock=clock,
     )
 
@@ -77,12 +79,14 @@ def test_beat_registers_the_pool_and_writes_exactly_the_spec_fields(
     assert fake_redis.smembers(keys.worker_pools) == {POOL.encode()}
     assert hash_of(fake_redis, keys.worker_pool(POOL)) == {
         "heartbeat_at": str(START + 5),
-        "started_at": str(START),
+        "started_at": str(START + 5),
         "job_names": "cleanup,resize,send_email",
         "worker_ids": "w1,w2,w3",
         "concurrency": "3",
         "host": socket.gethostname(),
         "pid": str(os.getpid()),
+        "heartbeat_interval": "5.0",
+        "dead_after": "60.0",
     }
 
 

@@ -69,8 +69,8 @@ def fetch(client: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, name: str, 
         keys.max_concurrency(name),
         keys.leases(name),
     ]
-    for _ in range(count):
-        assert scripts.fetch(keys=fetch_keys, args=[pool_id, NOW, 30]), f"nothing left in {name} to fetch"
+    for run in range(count):
+        assert scripts.fetch(keys=fetch_keys, args=[pool_id, NOW, f"run{run}", 30]), f"nothing left in {name} to fetch"
 
 
 def next_to_run(client: fakeredis.FakeRedis, keys: Keys, name: str) -> list[bytes]:

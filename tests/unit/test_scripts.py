@@ -41,17 +41,22 @@ def fetch_keys(keys: Keys, *names: str) -> list[str]:
     ]
 
 
-def fetch(scripts: Scripts, keys: Keys, *names: str, timeout: int = 0) -> object:
-    return scripts.fetch(keys=fetch_keys(keys, *names), args=[POOL, NOW, *[timeout] * len(names)])
+def fetch(scripts: Scripts, keys: Keys, *names: str, timeout: int = 0, token: str = "run1", now: float = NOW) -> object:
+    return scripts.fetch(keys=fetch_keys(keys, *names), args=[POOL, now, token, *[timeout] * len(names)])
 
 
-def ack(scripts: Scripts, keys: Keys, name: str, payload: bytes, *destination: object) -> object:
+def lease(payload: bytes, token: str = "run1") -> bytes:
+    """How fetch.lua names a run's lease: `<pool id>:<run token>:<job bytes>`."""
+    return f"{POOL}:{token}:".encode() + payload
+
+
+def ack(scripts: Scripts, keys: Keys, name: str, payload: bytes, *destination: object, held: bytes = b"") -> object:
     ack_keys = [keys.in_progress(name, POOL), keys.lock(name), keys.lock_info(name), keys.leases(name), STATS]
-    args: list[Any] = [POOL, payload, "", "", "processed", 3600]
+    args: list[Any] = [POOL, payload, "", "", "processed", 3600, held, NOW]
     if destination:
-        key, score, filed = destination
+        key, delay, filed = destination
         ack_keys.append(key)  # type: ignore[arg-type]
-        args[2:4] = [score, filed]
+        args[2:4] = [delay, filed]
     return scripts.ack(keys=ack_keys, args=args)
 
 
@@ -129,8 +134,8 @@ def test_ack_removes_only_one_copy_of_identical_bytes(
 def test_ack_files_a_failed_job_in_a_sorted_set(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
     fake_redis.lpush(keys.queue("a"), b"job")
     fetch(scripts, keys, "a")
-    assert ack(scripts, keys, "a", b"job", keys.retry, 1700000060, b"job-with-fails") == 1
-    assert fake_redis.zrange(keys.retry, 0, -1, withscores=True) == [(b"job-with-fails", 1700000060)]
+    assert ack(scripts, keys, "a", b"job", keys.retry, 60, b"job-with-fails") == 1
+    assert fake_redis.zrange(keys.retry, 0, -1, withscores=True) == [(b"job-with-fails", NOW + 60)]
 
 
 def test_ack_with_no_score_puts_the_job_back_at_the_fetching_end(
@@ -162,14 +167,27 @@ def test_fetch_of_a_job_with_a_timeout_records_its_lease(
     scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"job")
-    fetch(scripts, keys, "a", timeout=30)
-    assert fake_redis.zrange(keys.leases("a"), 0, -1, withscores=True) == [(POOL.encode() + b":job", NOW + 30)]
+    assert fetch(scripts, keys, "a", timeout=30) == [b"job", 1, b"1"]
+    assert fake_redis.zrange(keys.leases("a"), 0, -1, withscores=True) == [(lease(b"job"), NOW + 30)]
+
+
+def test_identical_payloads_in_flight_hold_a_lease_each(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"same", b"same")
+    fetch(scripts, keys, "a", timeout=30, token="first")
+    fetch(scripts, keys, "a", timeout=30, token="second")
+    assert fake_redis.zcard(keys.leases("a")) == 2
+    assert ack(scripts, keys, "a", b"same", held=lease(b"same", "first")) == 1
+    assert fake_redis.zrange(keys.leases("a"), 0, -1) == [lease(b"same", "second")], "the other run keeps its lease"
+    assert ack(scripts, keys, "a", b"same", held=lease(b"same", "second")) == 1
+    assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
 
 
 def test_ack_drops_the_lease(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
     fake_redis.lpush(keys.queue("a"), b"job")
     fetch(scripts, keys, "a", timeout=30)
-    assert ack(scripts, keys, "a", b"job") == 1
+    assert ack(scripts, keys, "a", b"job", held=lease(b"job")) == 1
     assert fake_redis.zcard(keys.leases("a")) == 0
 
 
@@ -177,23 +195,87 @@ def test_reap_puts_a_dead_pools_jobs_back_in_their_old_order_and_takes_back_its_
     scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"one", b"two", b"three", b"four")
-    for _ in range(3):
-        fetch(scripts, keys, "a", timeout=30)
+    for run in range(3):
+        fetch(scripts, keys, "a", timeout=30, token=f"run{run}")
     fake_redis.set(keys.lock("a"), 5)  # two more held by another pool
     fake_redis.hset(keys.lock_info("a"), "other", 2)
+    fake_redis.zadd(keys.leases("a"), {b"other:run9:job": NOW + 30})
     reap_keys = [keys.queue("a"), keys.in_progress("a", POOL), keys.lock("a"), keys.lock_info("a"), keys.leases("a")]
-    assert scripts.reap(keys=reap_keys, args=[POOL]) == 3
+    assert scripts.reap(keys=reap_keys, args=[POOL, "1"]) == [3, b""]
     assert [fake_redis.rpop(keys.queue("a")) for _ in range(4)] == [b"one", b"two", b"three", b"four"]
     assert fake_redis.get(keys.lock("a")) == b"2"
     assert fake_redis.hgetall(keys.lock_info("a")) == {b"other": b"2"}
-    assert fake_redis.zcard(keys.leases("a")) == 0
+    assert fake_redis.zrange(keys.leases("a"), 0, -1) == [b"other:run9:job"], "only the dead pool's leases go"
     assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
 
 
-def expire(scripts: Scripts, keys: Keys, now: float) -> object:
-    member = POOL.encode() + b":job"
+@pytest.mark.parametrize("broken", ["queue", "in_progress"])
+def test_reap_moves_nothing_when_a_list_has_the_wrong_type(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis, broken: str
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"one", b"two")
+    fetch(scripts, keys, "a")
+    wrong = keys.queue("a") if broken == "queue" else keys.in_progress("a", POOL)
+    intact = keys.in_progress("a", POOL) if broken == "queue" else keys.queue("a")
+    fake_redis.delete(wrong)
+    fake_redis.hset(wrong, "garbage", 1)
+    before = fake_redis.lrange(intact, 0, -1)
+    reap_keys = [keys.queue("a"), keys.in_progress("a", POOL), keys.lock("a"), keys.lock_info("a"), keys.leases("a")]
+    assert scripts.reap(keys=reap_keys, args=[POOL, "1"]) == [0, wrong.encode()]
+    assert fake_redis.lrange(intact, 0, -1) == before
+    assert fake_redis.get(keys.lock("a")) == b"1", "counts untouched"
+
+
+def test_reap_of_leftovers_drops_them_without_a_run(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.in_progress("a", POOL), b"placeholder")
+    reap_keys = [keys.queue("a"), keys.in_progress("a", POOL), keys.lock("a"), keys.lock_info("a"), keys.leases("a")]
+    assert scripts.reap(keys=reap_keys, args=[POOL, "0"]) == [1, b""]
+    assert fake_redis.exists(keys.queue("a"), keys.in_progress("a", POOL)) == 0
+
+
+@pytest.mark.parametrize("kind", ["queue", "dead"])
+def test_requeue_leaves_a_member_in_place_when_its_destination_has_the_wrong_type(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis, kind: str
+) -> None:
+    destination = keys.queue("a") if kind == "queue" else keys.dead
+    fake_redis.set(destination, "garbage")
+    fake_redis.zadd(keys.retry, {b"job": NOW - 1})
+    moved = scripts.requeue(keys=[keys.retry, destination], args=[NOW, b"job", b"job-filed", kind])
+    assert moved == [0, destination.encode()]
+    assert fake_redis.zrange(keys.retry, 0, -1) == [b"job"]
+    assert fake_redis.get(destination) == b"garbage"
+
+
+def test_an_expired_lease_whose_queue_has_the_wrong_type_stays_with_its_job(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a", timeout=30)
+    fake_redis.set(keys.queue("a"), "garbage")
     lease_keys = [keys.leases("a"), keys.queue("a"), keys.lock("a"), keys.lock_info("a"), keys.in_progress("a", POOL)]
-    return scripts.expire_leases(keys=lease_keys, args=[now, member, b"job", POOL])
+    moved = scripts.expire_leases(keys=lease_keys, args=[NOW + 31, lease(b"job"), b"job", POOL])
+    assert moved == [0, keys.queue("a").encode()]
+    assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"job"]
+    assert fake_redis.zcard(keys.leases("a")) == 1
+
+
+def test_scripts_read_redis_time_when_no_clock_is_given(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a", timeout=30, now="")  # type: ignore[arg-type]
+    [(_, deadline)] = fake_redis.zrange(keys.leases("a"), 0, -1, withscores=True)
+    seconds, _ = fake_redis.time()
+    assert seconds + 29 <= deadline <= seconds + 31
+
+
+def expire(scripts: Scripts, keys: Keys, now: float, token: str = "run1") -> object:
+    lease_keys = [keys.leases("a"), keys.queue("a"), keys.lock("a"), keys.lock_info("a"), keys.in_progress("a", POOL)]
+    moved, broken = scripts.expire_leases(keys=lease_keys, args=[now, lease(b"job", token), b"job", POOL])
+    assert broken == b""
+    return moved
 
 
 def test_an_expired_lease_puts_the_job_back_on_its_queue(
@@ -206,7 +288,7 @@ def test_an_expired_lease_puts_the_job_back_on_its_queue(
     assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"job"]
     assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
     assert fake_redis.get(keys.lock("a")) == b"0"
-    assert ack(scripts, keys, "a", b"job") == 0, "the late ack of the timed-out run changes nothing"
+    assert ack(scripts, keys, "a", b"job", held=lease(b"job")) == 0, "the late ack of the timed-out run changes nothing"
     assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"job"]
 
 
@@ -215,7 +297,7 @@ def test_a_lease_extended_since_it_was_read_is_left_alone(
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"job")
     fetch(scripts, keys, "a", timeout=30)
-    fake_redis.zadd(keys.leases("a"), {POOL.encode() + b":job": NOW + 60}, xx=True)
+    fake_redis.zadd(keys.leases("a"), {lease(b"job"): NOW + 60}, xx=True)
     assert expire(scripts, keys, NOW + 30) == 0
     assert fake_redis.llen(keys.in_progress("a", POOL)) == 1
 
@@ -238,23 +320,22 @@ def test_ack_of_a_run_whose_lease_was_taken_over_changes_nothing(
     scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"job")
-    [_, _, first_lease] = fetch(scripts, keys, "a", timeout=30)  # type: ignore[misc]
-    assert expire(scripts, keys, NOW + 30) == 1
-    [_, _, second_lease] = scripts.fetch(keys=fetch_keys(keys, "a"), args=[POOL, NOW + 31, 30])  # type: ignore[misc]
-    assert second_lease != first_lease
-    late = [keys.in_progress("a", POOL), keys.lock("a"), keys.lock_info("a"), keys.leases("a"), STATS]
-    assert scripts.ack(keys=late, args=[POOL, b"job", "", "", "processed", 3600, first_lease]) == 0
+    fetch(scripts, keys, "a", timeout=30, token="first")
+    assert expire(scripts, keys, NOW + 30, token="first") == 1
+    fetch(scripts, keys, "a", timeout=30, token="second", now=NOW + 31)
+    assert ack(scripts, keys, "a", b"job", held=lease(b"job", "first")) == 0
     assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"job"], "the new run still holds the job"
     assert fake_redis.get(keys.lock("a")) == b"1"
-    assert scripts.ack(keys=late, args=[POOL, b"job", "", "", "processed", 3600, second_lease]) == 1
+    assert ack(scripts, keys, "a", b"job", held=lease(b"job", "second")) == 1
 
 
 def test_extend_lease_only_while_the_run_holds_it(
     scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"job")
-    [_, _, lease] = fetch(scripts, keys, "a", timeout=30)  # type: ignore[misc]
-    member = POOL.encode() + b":job"
-    assert scripts.extend_lease(keys=[keys.leases("a")], args=[member, lease, NOW + 90]) == 1
+    fetch(scripts, keys, "a", timeout=30)
+    member = lease(b"job")
+    assert scripts.extend_lease(keys=[keys.leases("a")], args=[member, 90, NOW]) == 1
     assert fake_redis.zscore(keys.leases("a"), member) == NOW + 90
-    assert scripts.extend_lease(keys=[keys.leases("a")], args=[member, lease, NOW + 120]) == 0, "stale deadline"
+    assert expire(scripts, keys, NOW + 90) == 1
+    assert scripts.extend_lease(keys=[keys.leases("a")], args=[member, 120, NOW + 91]) == 0, "the lease is gone"

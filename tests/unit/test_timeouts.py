@@ -20,6 +20,7 @@ NOW = 1_700_000_000
 POOL = "a1b2c3d4e5f6a1b2c3d4e5f6"
 OTHER_POOL = "0f0f0f0f0f0f0f0f0f0f0f0f"
 TIMEOUT = 30
+TOKEN = "0123456789abcdef"
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def fetch(
 ) -> bytes:
     """One fetch of `name` by `pool_id` at NOW, as a worker does it (recording a lease when `timeout` is set)."""
     fetch_keys = registration(keys, name, timeout, pool_id).fetch_keys(keys)
-    result = scripts.fetch(keys=list(fetch_keys), args=[pool_id, NOW, timeout])
+    result = scripts.fetch(keys=list(fetch_keys), args=[pool_id, NOW, TOKEN, timeout])
     assert result, f"nothing to fetch in {name}"
     payload: bytes = result[0]
     return payload
@@ -66,7 +67,12 @@ def ack(client: fakeredis.FakeRedis, keys: Keys, name: str, payload: bytes, pool
     assert client.lrem(keys.in_progress(name, pool_id), 1, cast(Any, payload)) == 1
     client.decr(keys.lock(name))
     client.hincrby(keys.lock_info(name), pool_id, -1)
-    client.zrem(keys.leases(name), pool_id.encode() + b":" + payload)
+    client.zrem(keys.leases(name), lease(payload, pool_id))
+
+
+def lease(payload: bytes, pool_id: str = POOL) -> bytes:
+    """How fetch.lua names a run's lease."""
+    return f"{pool_id}:{TOKEN}:".encode() + payload
 
 
 def test_a_job_past_its_timeout_goes_back_to_the_fetching_end_of_its_queue(
@@ -102,7 +108,7 @@ def test_a_job_whose_lease_was_extended_by_a_checkin_is_left_running(
 ) -> None:
     fake_redis.lpush(keys.queue("timed"), b"job")
     payload = fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
-    member = registration(keys, "timed", TIMEOUT).lease_member(POOL, payload)
+    member = lease(payload)
     fake_redis.zadd(keys.leases("timed"), {member: NOW + 20 + TIMEOUT}, xx=True)  # checkin at NOW + 20
 
     clock.now = NOW + TIMEOUT + 1
@@ -121,7 +127,7 @@ def test_a_lease_of_a_job_already_acknowledged_is_dropped_and_nothing_else_chang
     payload = fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
     fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
     ack(fake_redis, keys, "timed", payload)
-    member = registration(keys, "timed", TIMEOUT).lease_member(POOL, payload)
+    member = lease(payload)
     fake_redis.zadd(keys.leases("timed"), {member: NOW})  # left behind, e.g. by a gocraft/work pool's ack
 
     clock.now = NOW + TIMEOUT - 1  # due: only the stale lease, not the other job's
@@ -154,7 +160,7 @@ def test_job_names_without_a_timeout_are_not_looked_at(
 ) -> None:
     fake_redis.lpush(keys.queue("untimed"), b"job")
     fetch(fake_redis, scripts, keys, "untimed", timeout=0)
-    fake_redis.zadd(keys.leases("untimed"), {POOL.encode() + b":job": NOW})  # another pool runs it with a timeout
+    fake_redis.zadd(keys.leases("untimed"), {lease(b"job"): NOW})  # another pool runs it with a timeout
     clock.now = NOW + 3600
     assert keeper.expire_due() == 0
     assert fake_redis.llen(keys.in_progress("untimed", POOL)) == 1

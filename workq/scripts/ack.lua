@@ -2,14 +2,16 @@
 -- concurrency counts (never below zero), drops its lease, counts the outcome and, when a destination is given,
 -- files the job there.
 -- KEYS[1]: in-progress list   KEYS[2]: lock   KEYS[3]: lock_info   KEYS[4]: leases   KEYS[5]: today's stats hash
--- KEYS[6] (optional): destination: a sorted set (retry, scheduled, dead) or, with no score, the queue
+-- KEYS[6] (optional): destination: a sorted set (retry, scheduled, dead) or, with no delay, the queue
 -- KEYS[7] (optional): a unique lock to take again before filing (a unique job going back to its queue)
 -- ARGV[1]: pool id   ARGV[2]: the bytes fetch returned
--- ARGV[3]: destination score ('' = push onto the fetching end of the queue)   ARGV[4]: job JSON to file
+-- ARGV[3]: seconds from now until the filed job is due: its score is ceil(now + delay), never early (0: the
+--          whole second now, a dead job's time of death; '' = push onto the fetching end of the queue)
+-- ARGV[4]: job JSON to file
 -- ARGV[5]: stats field to count ('processed', 'failed' or '' for neither)   ARGV[6]: stats lifetime in seconds
--- ARGV[7]: the lease deadline this run holds ('' for a job without a time-out): when its lease is gone or holds
---          another deadline, the job timed out and a newer run owns these bytes, so this ack changes nothing
--- ARGV[8]: value of the unique lock ('1', or the job JSON for unique-by-key)
+-- ARGV[7]: the lease this run holds ('' for a job without a time-out): when it is gone, the job timed out and
+--          was made available again, so this ack changes nothing
+-- ARGV[8]: now (epoch s; '' = Redis TIME)   ARGV[9]: value of the unique lock to take again
 -- Returns 1; 0 when the job was no longer in progress here (a reaper or time-out took it back: it is already
 -- available again, so nothing changes); 2 when the unique lock was taken meanwhile by an identical pending job,
 -- which then stands in for this one. Everything that could fail is checked before the job leaves in-progress,
@@ -21,13 +23,12 @@ if KEYS[6] then
     return redis.error_reply('ack: ' .. KEYS[6] .. ' is a ' .. kind .. ', not a ' .. wanted .. '; job left in progress')
   end
   if ARGV[3] ~= '' and not tonumber(ARGV[3]) then
-    return redis.error_reply('ack: score ' .. ARGV[3] .. ' is not a number')
+    return redis.error_reply('ack: delay ' .. ARGV[3] .. ' is not a number')
   end
 end
-local member = ARGV[1] .. ':' .. ARGV[2]
-if ARGV[7] and ARGV[7] ~= '' then
-  local held = redis.pcall('zscore', KEYS[4], member)
-  if type(held) ~= 'table' and (not held or tonumber(held) ~= tonumber(ARGV[7])) then
+if ARGV[7] ~= '' then
+  local held = redis.pcall('zscore', KEYS[4], ARGV[7])
+  if type(held) ~= 'table' and not held then
     return 0
   end
 end
@@ -42,11 +43,13 @@ local mine = redis.pcall('hincrby', KEYS[3], ARGV[1], -1)
 if type(mine) ~= 'number' or mine <= 0 then
   redis.pcall('hdel', KEYS[3], ARGV[1])
 end
-redis.pcall('zrem', KEYS[4], member)
+if ARGV[7] ~= '' then
+  redis.pcall('zrem', KEYS[4], ARGV[7])
+end
 if ARGV[5] ~= '' and redis.pcall('hincrby', KEYS[5], ARGV[5], 1) == 1 then
   redis.call('expire', KEYS[5], ARGV[6])
 end
-if KEYS[7] and not redis.pcall('set', KEYS[7], ARGV[8], 'NX', 'EX', 86400)
+if KEYS[7] and not redis.pcall('set', KEYS[7], ARGV[9], 'NX', 'EX', 86400)
     and redis.call('type', KEYS[7])['ok'] == 'string' then
   return 2
 end
@@ -54,7 +57,13 @@ if KEYS[6] then
   if ARGV[3] == '' then
     redis.call('rpush', KEYS[6], ARGV[4])
   else
-    redis.call('zadd', KEYS[6], ARGV[3], ARGV[4])
+    local now = tonumber(ARGV[8])
+    if not now then
+      local time = redis.call('time')
+      now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+    end
+    local delay = tonumber(ARGV[3])
+    redis.call('zadd', KEYS[6], delay > 0 and math.ceil(now + delay) or math.floor(now), ARGV[4])
   end
 end
 return 1

@@ -2,13 +2,22 @@
 -- KEYS: for each job name, seven keys: queue, this pool's in-progress list, paused flag, lock (jobs of the name
 --       in flight across pools), lock_info (per-pool in-flight hash), max_concurrency (cap; 0 or missing = none),
 --       leases (ext: sorted set of running jobs' deadlines, for job time-outs)
--- ARGV[1]: pool id   ARGV[2]: now (epoch s)   ARGV[2 + group]: the job name's timeout in seconds (0 = none)
--- Returns {job bytes, 1-based index of the job name's group, lease deadline or ''}; when nothing can be fetched,
--- false, or {'', 0, key} naming a queue or in-progress key of the wrong type that was skipped. The deadline identifies this run of the job: ack.lua and extend_lease.lua act only while it holds.
+-- ARGV[1]: pool id   ARGV[2]: now (epoch s; '' = Redis TIME)   ARGV[3]: this run's token (unique per fetch)
+-- ARGV[3 + group]: the job name's timeout in seconds (0 = none)
+-- Returns {job bytes, 1-based index of the job name's group, '1' when a lease was taken else ''}; when nothing
+-- can be fetched, false, or {'', 0, key} naming a queue or in-progress key of the wrong type that was skipped.
+-- A lease is named `<pool id>:<run token>:<job bytes>`, so two runs of identical bytes never share one; ack.lua
+-- and extend_lease.lua act only while the run's own lease exists.
 -- Garbage never strands a job: a counter that is not a number (or not a string/hash) is reset before any job
 -- moves, a name whose queue or in-progress key has the wrong type is skipped, and the job moves last.
-local pool_id, now = ARGV[1], tonumber(ARGV[2])
+local pool_id, token = ARGV[1], ARGV[3]
 local broken = nil
+
+local function now()
+  if ARGV[2] ~= '' then return tonumber(ARGV[2]) end
+  local time = redis.call('time')
+  return tonumber(time[1]) + tonumber(time[2]) / 1000000
+end
 
 -- The number in a reply of GET/HGET, 0 when missing, nil for garbage (not a number, or a WRONGTYPE error).
 local function number_in(reply)
@@ -46,15 +55,15 @@ for group = 1, #KEYS / 7 do
       redis.call('incr', lock)
       redis.call('hincrby', lock_info, pool_id, 1)
       local payload = redis.call('rpoplpush', queue, in_progress)
-      local timeout = tonumber(ARGV[2 + group]) or 0
-      local deadline = ''
+      local timeout = tonumber(ARGV[3 + group]) or 0
+      local leased = ''
       if timeout > 0 then
-        deadline = tostring(now + timeout)
-        if type(redis.pcall('zadd', KEYS[base + 7], deadline, pool_id .. ':' .. payload)) == 'table' then
-          deadline = ''  -- a leases key of the wrong type: the job runs without a time-out
+        leased = '1'
+        if type(redis.pcall('zadd', KEYS[base + 7], now() + timeout, pool_id .. ':' .. token .. ':' .. payload)) == 'table' then
+          leased = ''  -- a leases key of the wrong type: the job runs without a time-out
         end
       end
-      return {payload, group, deadline}
+      return {payload, group, leased}
     end
   end
 end
