@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workq.job import Job
 
 
 class WorkqError(Exception):
@@ -11,6 +16,17 @@ class WorkqError(Exception):
 
 class ConnectionFailed(WorkqError):
     """Redis could not be reached or dropped the connection; the operation may be retried."""
+
+
+class MaybeEnqueued(ConnectionFailed):
+    """An enqueue reached Redis but its reply was lost (a time-out, a dropped connection): the job may or may not
+    be queued. workq never sends it again; look for `job_ids` before enqueuing them again. (A plain
+    `ConnectionFailed` from an enqueue means nothing was queued.)"""
+
+    def __init__(self, message: str, jobs: Sequence[Job] = ()) -> None:
+        super().__init__(message)
+        self.jobs = list(jobs)
+        self.job_ids = [job.id for job in self.jobs]
 
 
 class MalformedJob(WorkqError, ValueError):
