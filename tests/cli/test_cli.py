@@ -249,3 +249,11 @@ def test_retry_dead_by_reason_refuses_ambiguous_usage(argv: list[str], message: 
     result = workq(*argv, "--redis-url", UNREACHABLE)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("levels", [600, 5000])
+def test_enqueue_refuses_args_nested_too_deep_with_one_line(levels: int) -> None:
+    deep = '{"a":' + "[" * levels + "]" * levels + "}"
+    result = workq("enqueue", "quick", "--args", deep, "--redis-url", UNREACHABLE)
+    assert result.returncode == 2
+    assert "args may nest at most 100 levels" in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from workq import gojson
 from workq.cli.common import EXIT_OK, UsageError, checked_name, client_for
 from workq.enqueuer import Enqueuer
 from workq.job import Job
@@ -122,6 +123,8 @@ def _parse_job_args(text: str | None) -> dict[str, Any] | None:
         parsed = json.loads(text)
     except ValueError as exc:
         raise UsageError(f"--args is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"--args nests too deep: args may nest at most {gojson.MAX_DEPTH} levels") from None
     if not isinstance(parsed, dict):
         raise UsageError(f"--args must be a JSON object, got {type(parsed).__name__}")
     return parsed
