@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -12,6 +13,7 @@ from werkzeug.test import TestResponse
 
 from support import wait_until
 from web.conftest import PoolStarter
+from web.forms import row_form
 from web.sample_jobs import CSRF, HOSTILE_ARGS, SCRIPT, Placed, day_of, failed_job, file_job
 from workq import Client, Enqueuer, Job
 
@@ -150,10 +152,14 @@ def test_a_scheduled_job_whose_id_holds_slashes_and_spaces_can_be_deleted(
 ) -> None:
     periodic = Job(name="cleanup", id="periodic:cleanup:*/5 * * * *:1800000000", enqueued_at=1_800_000_000)
     file_job(redis_client, namespace, "scheduled", periodic, 1_800_000_000)
-    page = web.get("/scheduled").get_data(as_text=True)
-    action = "/api/delete_scheduled_job/1800000000/periodic:cleanup:*/5%20*%20*%20*%20*:1800000000"
-    assert f'action="{action}"' in page
-    assert post(web, action).get_json() == {"status": "ok"}
+    form = row_form(web.get("/scheduled").get_data(as_text=True), periodic.id, "Delete")
+    assert form.action == "/api/delete_scheduled_job", "the id travels in the form body, not the URL"
+    assert (form.fields["run_at"], form.fields["job_id"]) == ("1800000000", periodic.id)
+    assert form.submit(web).status_code == 303
+    assert client.scheduled_jobs() == ([], 0)
+    file_job(redis_client, namespace, "scheduled", periodic, 1_800_000_000)
+    encoded = "/api/delete_scheduled_job/1800000000/" + quote(periodic.id, safe="")
+    assert post(web, encoded).get_json() == {"status": "ok"}, "gocraft/work's path form, percent-encoded"
     assert client.scheduled_jobs() == ([], 0)
 
 

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from support import wait_until
 from web.conftest import PoolStarter
+from web.forms import row_form
 from web.sample_jobs import CSRF, ESCAPED_SCRIPT, HOSTILE_ARGS, SCRIPT, Placed, day_of, failed_job, file_job
 from workq import Client, Enqueuer, Job
 from workq.web import create_app
@@ -63,19 +64,29 @@ def test_job_pages_show_each_job_with_pretty_json_args_and_its_buttons(web: Flas
     dead = page_text(web, "/dead")
     assert JOB_ROW.findall(dead) == [placed.dead.id]
     assert pretty_note in dead and "&#34;nested&#34;: {&#34;html&#34;: &#34;&lt;img" in dead
-    assert f'action="/api/retry_dead_job/{placed.dead.died_at}/{placed.dead.id}"' in dead
-    assert f'action="/api/delete_dead_job/{placed.dead.died_at}/{placed.dead.id}"' in dead
+    target = {"died_at": str(placed.dead.died_at), "job_id": placed.dead.id}
+    assert row_form(dead, placed.dead.id, "Retry").action == "/api/retry_dead_job"
+    assert row_form(dead, placed.dead.id, "Retry").fields == {"csrf_token": CSRF, "next": "/dead", **target}
+    assert row_form(dead, placed.dead.id, "Delete").action == "/api/delete_dead_job"
+    assert row_form(dead, placed.dead.id, "Delete").fields == {"csrf_token": CSRF, "next": "/dead", **target}
     assert 'action="/api/retry_all_dead_jobs"' in dead and 'action="/api/delete_all_dead_jobs"' in dead
     assert "data-confirm=" in dead
 
     retry = page_text(web, "/retry")
     assert JOB_ROW.findall(retry) == [placed.retry.id] and pretty_note in retry
-    assert f'action="/api/delete_retry_job/{placed.retry.retry_at}/{placed.retry.id}"' in retry
+    delete_retry = row_form(retry, placed.retry.id, "Delete")
+    assert delete_retry.action == "/api/delete_retry_job"
+    assert (delete_retry.fields["retry_at"], delete_retry.fields["job_id"]) == (
+        str(placed.retry.retry_at),
+        placed.retry.id,
+    )
     assert "retry_dead_job" not in retry
 
     scheduled = page_text(web, "/scheduled")
     assert JOB_ROW.findall(scheduled) == [placed.scheduled.id] and pretty_note in scheduled
-    assert f'action="/api/delete_scheduled_job/{placed.scheduled.run_at}/{placed.scheduled.id}"' in scheduled
+    delete_scheduled = row_form(scheduled, placed.scheduled.id, "Delete")
+    assert delete_scheduled.action == "/api/delete_scheduled_job"
+    assert delete_scheduled.fields["run_at"] == str(placed.scheduled.run_at)
     assert "in 59m" in scheduled or "in 1h 00m" in scheduled
 
 
@@ -138,7 +149,9 @@ def test_pause_and_resume_a_queue_from_the_overview(web: FlaskClient, client: Cl
     response = web.post("/api/pause/email", data={"csrf_token": CSRF, "next": "/"})
     assert response.status_code == 303 and client.is_paused("email")
     row = _row(page_text(web, "/"), 'data-queue="email"')
-    assert "Paused" in row and ">Resume<" in row and 'action="/api/unpause/email"' in row
+    assert "Paused" in row and ">Resume<" in row
+    resume = row_form(page_text(web, "/"), "email", "Resume")
+    assert (resume.action, resume.fields["job_name"]) == ("/api/unpause", "email")
     response = web.post("/api/unpause/email", data={"csrf_token": CSRF, "next": "/"})
     assert response.status_code == 303 and not client.is_paused("email")
     assert "Active" in _row(page_text(web, "/"), 'data-queue="email"')
@@ -147,10 +160,9 @@ def test_pause_and_resume_a_queue_from_the_overview(web: FlaskClient, client: Cl
 def test_a_queue_whose_name_is_markup_can_be_paused_through_its_own_button(
     web: FlaskClient, client: Client, placed: Placed
 ) -> None:
-    row = _row(page_text(web, "/"), f'data-queue="{ESCAPED_SCRIPT}"')
-    [action] = re.findall(r'action="([^"]+)"', row)
-    assert action == "/api/pause/%3Cscript%3Ealert(1)%3C/script%3E"
-    assert web.post(action, data={"csrf_token": CSRF, "next": "/"}).status_code == 303
+    form = row_form(page_text(web, "/"), SCRIPT, "Pause")
+    assert form.action == "/api/pause" and form.fields["job_name"] == SCRIPT
+    assert form.submit(web).status_code == 303
     assert client.is_paused(SCRIPT)
 
 

@@ -36,12 +36,18 @@ POST_ROUTES = post_routes()
 def test_every_state_change_of_gocraft_work_s_ui_is_a_post_route() -> None:
     assert POST_ROUTES == [
         "/api/delete_all_dead_jobs",
+        "/api/delete_dead_job",
         "/api/delete_dead_job/1/abc",
+        "/api/delete_retry_job",
         "/api/delete_retry_job/1/abc",
+        "/api/delete_scheduled_job",
         "/api/delete_scheduled_job/1/abc",
+        "/api/pause",
         "/api/pause/email",
         "/api/retry_all_dead_jobs",
+        "/api/retry_dead_job",
         "/api/retry_dead_job/1/abc",
+        "/api/unpause",
         "/api/unpause/email",
     ]
 
@@ -165,9 +171,13 @@ def test_a_loopback_app_answers_to_loopback_names(app: Flask, host: str) -> None
     assert app.test_client().get("/api/queues", headers={"Host": host}).status_code == 200
 
 
-def test_any_host_is_answered_when_no_host_list_is_given(client: Client) -> None:
-    web = create_app(client, csrf_token=CSRF).test_client()
-    assert web.get("/api/queues", headers={"Host": "jobs.internal.example:8080"}).status_code == 200
+def test_the_host_check_never_turns_off(client: Client) -> None:
+    default = create_app(client, csrf_token=CSRF).test_client()
+    assert default.get("/api/queues", headers={"Host": "jobs.internal.example:8080"}).status_code == 400
+    assert default.get("/api/queues", headers={"Host": "localhost:5040"}).status_code == 200
+    named = create_app(client, csrf_token=CSRF, allowed_hosts=["jobs.internal.example"]).test_client()
+    assert named.get("/api/queues", headers={"Host": "jobs.internal.example:8080"}).status_code == 200
+    assert named.get("/api/queues", headers={"Host": "localhost"}).status_code == 400
 
 
 @pytest.mark.parametrize("back", ["//evil.example/", "https://evil.example/", "/\\evil.example", "/dead?page=2&x=1"])

@@ -24,7 +24,11 @@ def connection_options() -> argparse.ArgumentParser:
 
 
 def client_for(args: argparse.Namespace) -> Client:
-    return Client(args.namespace, args.redis_url)
+    """The Client of --redis-url / --namespace; a URL Redis cannot use is a usage error, said in one line."""
+    try:
+        return Client(args.namespace, args.redis_url)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def checked_name(name: str) -> str:

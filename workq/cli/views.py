@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from workq.cli.common import EXIT_OK, UsageError, client_for
-from workq.client import PAGE_SIZE
+from workq.client import LAST_EPOCH, PAGE_SIZE, PROBLEM_FIELD
 from workq.job import Job
 
 CELL_WIDTH = 60
+PROBLEM_WIDTH = 200
+"""A bad entry's problem is printed whole (up to this), since it is what the reader has to act on."""
 
 
 def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
@@ -42,6 +44,7 @@ def run_queues(args: argparse.Namespace) -> int:
             "paused": queue.paused,
             "processed_today": stats[queue.job_name].processed if queue.job_name in stats else 0,
             "failed_today": stats[queue.job_name].failed if queue.job_name in stats else 0,
+            "problem": _joined(queue.problem, stats[queue.job_name].problem if queue.job_name in stats else ""),
         }
         for queue in client.queues()
     ]
@@ -59,7 +62,7 @@ def run_queues(args: argparse.Namespace) -> int:
         ]
         for row in rows
     ]
-    _print_table(headers, table, empty="no known jobs")
+    _print_table(headers, table, empty="no known jobs", problems=[str(row["problem"]) for row in rows])
     return EXIT_OK
 
 
@@ -85,11 +88,12 @@ def run_workers(args: argparse.Namespace) -> int:
                 pool.concurrency,
                 ",".join(pool.job_names),
                 _when(pool.started_at),
-                f"{now - pool.heartbeat_at} s ago",
+                _ago(now, pool.heartbeat_at),
             ]
             for pool in pools
         ],
         empty="no live worker pools",
+        problems=[pool.problem for pool in pools],
     )
     print()
     _print_table(
@@ -99,13 +103,14 @@ def run_workers(args: argparse.Namespace) -> int:
                 worker.worker_id,
                 worker.job_name,
                 worker.job_id,
-                f"{now - worker.started_at} s",
+                _ago(now, worker.started_at, "s"),
                 worker.checkin,
                 worker.args_json,
             ]
             for worker in busy
         ],
         empty="no busy workers",
+        problems=[worker.problem for worker in busy],
     )
     return EXIT_OK
 
@@ -144,11 +149,12 @@ def _print_jobs(args: argparse.Namespace, jobs: Sequence[Job], total: int, score
                 job.id,
                 job.fails,
                 job.last_err,
-                json.dumps(job.args, ensure_ascii=False),
+                _compact_json(job.args),
             ]
             for job in jobs
         ],
         empty="none",
+        problems=[str(job.extra.get(PROBLEM_FIELD, "")) for job in jobs],
     )
     pages = max(1, -(-total // PAGE_SIZE))
     print(f"\npage {args.page} of {pages}; {total} in all")
@@ -156,22 +162,47 @@ def _print_jobs(args: argparse.Namespace, jobs: Sequence[Job], total: int, score
 
 
 def _job_record(job: Job, score_field: str) -> dict[str, Any]:
-    return {
-        score_field: getattr(job, score_field),
-        "name": job.name,
-        "id": job.id,
-        "enqueued_at": job.enqueued_at,
-        "args": job.args,
-        "unique": job.unique,
-        "fails": job.fails,
-        "err": job.last_err,
-        "failed_at": job.failed_at,
-        **job.extra,
-    }
+    """Fields other writers added come first, so they cannot hide ours; a bad entry ends with `problem`."""
+    record: dict[str, Any] = {key: value for key, value in job.extra.items() if key != PROBLEM_FIELD}
+    record.update(
+        {
+            score_field: getattr(job, score_field),
+            "name": job.name,
+            "id": job.id,
+            "enqueued_at": job.enqueued_at,
+            "args": job.args,
+            "unique": job.unique,
+            "fails": job.fails,
+            "err": job.last_err,
+            "failed_at": job.failed_at,
+        }
+    )
+    if job.extra.get(PROBLEM_FIELD):
+        record["problem"] = job.extra[PROBLEM_FIELD]
+    return record
 
 
 def _when(epoch: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) if epoch else "-"
+    if not epoch:
+        return "-"
+    if not 0 < epoch <= LAST_EPOCH:
+        return "not a time"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
+def _ago(now: int, epoch: int, suffix: str = "s ago") -> str:
+    return f"{now - epoch} {suffix}" if 0 < epoch <= LAST_EPOCH else _when(epoch)
+
+
+def _joined(*problems: str) -> str:
+    return "; ".join(problem for problem in problems if problem)
+
+
+def _compact_json(value: object) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        return "(nested too deep to show)"
 
 
 def _print_json(value: object) -> int:
@@ -179,16 +210,22 @@ def _print_json(value: object) -> int:
     return EXIT_OK
 
 
-def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, empty: str) -> None:
+def _print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], *, empty: str, problems: Sequence[str] = ()
+) -> None:
+    """Aligned columns; when any row is a bad entry, a last PROBLEM column says what is wrong with it."""
     if not rows:
         print(f"({empty})")
         return
     cells = [[_cell(value) for value in row] for row in rows]
+    if any(problems):
+        headers = [*headers, "PROBLEM"]
+        cells = [[*row, _cell(problem, PROBLEM_WIDTH)] for row, problem in zip(cells, problems, strict=True)]
     widths = [max(len(header), *(len(row[index]) for row in cells)) for index, header in enumerate(headers)]
     for row in [list(headers), *cells]:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, width: int = CELL_WIDTH) -> str:
     text = " ".join(str(value).split())
-    return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -9,7 +9,9 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
@@ -17,7 +19,7 @@ import redis
 
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, client_for
 from workq.connection import describe
-from workq.errors import ConnectionFailed
+from workq.errors import ConnectionFailed, WorkqError
 
 logger = logging.getLogger("workq.web")
 
@@ -25,6 +27,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5040
 TOKEN_ENV = "WORKQ_WEB_TOKEN"
 MISSING_EXTRA = "workq: the dashboard needs Flask and waitress: pip install 'workq[web]'"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
@@ -41,6 +45,20 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
     )
     web.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+    web.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name the dashboard answers to in the Host header besides its bind address and this machine's "
+        "names (e.g. the public name of a proxy in front of it); repeatable. Any other Host is refused",
+    )
+    web.add_argument(
+        "--insecure",
+        action="store_true",
+        help=f"serve a non-loopback address without ${TOKEN_ENV}: anyone who can reach the port can retry and "
+        "delete jobs",
+    )
     web.set_defaults(command=run_web)
 
 
@@ -53,35 +71,66 @@ def run_web(args: argparse.Namespace) -> int:
         from waitress.server import MultiSocketServer, create_server  # noqa: PLC0415 (optional extra)
 
         from workq.web import create_app  # noqa: PLC0415 (optional extra)
-        from workq.web.security import LOOPBACK_HOSTS  # noqa: PLC0415 (optional extra)
     except ImportError:
         print(MISSING_EXTRA, file=sys.stderr)
         return EXIT_FAILURE
 
+    token = os.environ.get(TOKEN_ENV) or None
+    host = args.host.strip("[]")
+    check_exposure(host, token, insecure=args.insecure)
+    hosts = allowed_hosts(host, args.allow_host)
     client = client_for(args)
+    app = create_app(client, auth_token=token, allowed_hosts=hosts)
+    try:  # bind first: a bad address or a busy port is reported before Redis is touched
+        server = create_server(app, host=host, port=args.port, threads=args.threads, ident="workq")
+    except (OSError, ValueError) as exc:
+        reason = "no such address or name" if isinstance(exc, ValueError) else exc.strerror or str(exc)
+        raise WorkqError(f"cannot listen on {url(host, args.port)}: {reason}") from None
     try:
         client.redis.ping()
     except redis.RedisError as exc:
+        server.close()
         raise ConnectionFailed(f"cannot reach Redis at {describe(client.redis)}: {exc}") from None
-
-    loopback = is_loopback(args.host)
-    if not loopback and not os.environ.get(TOKEN_ENV):
+    if not is_loopback(host) and token is None:
         logger.warning(
-            "listening on %s without $%s: anyone who can reach this port can retry and delete jobs",
-            args.host,
-            TOKEN_ENV,
+            "serving %s without $%s (--insecure): anyone who can reach it can retry and delete jobs", host, TOKEN_ENV
         )
-    app = create_app(client, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
-    server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="workq")
     addresses = server.effective_listen if isinstance(server, MultiSocketServer) else [server.getsockname()]
-    for host, port in addresses:
+    for address, port in addresses:
         logger.info(
-            "dashboard of namespace %s (Redis %s) at %s", client.namespace, describe(client.redis), url(host, int(port))
+            "dashboard of namespace %s (Redis %s) at %s",
+            client.namespace,
+            describe(client.redis),
+            url(address, int(port)),
         )
+    logger.info("answering to Host %s (add names with --allow-host)", ", ".join(sorted(hosts)))
     signal.signal(signal.SIGTERM, _stop)
     server.run()  # returns after SIGINT or SIGTERM
     logger.info("dashboard stopped")
     return EXIT_OK
+
+
+def check_exposure(host: str, token: str | None, *, insecure: bool) -> None:
+    """Refuse (a usage error) to serve beyond this machine without a token unless told to, and a token that
+    no client could send."""
+    if token is not None and (token != token.strip() or not token.isprintable()):
+        raise UsageError(f"${TOKEN_ENV} has spaces at its ends or control characters: no client could send it")
+    if token is None and not insecure and not is_loopback(host):
+        raise UsageError(
+            f"refusing to serve {host} without ${TOKEN_ENV}: set it to a secret (clients send it as the Basic "
+            "password or a Bearer token), or pass --insecure if anyone who can reach this port may change jobs"
+        )
+
+
+def allowed_hosts(host: str, extra: Sequence[str]) -> list[str]:
+    """The names the dashboard answers to in `Host`: its bind address, the loopback names when it listens on
+    loopback (or everywhere), this machine's names when it listens beyond it, and `extra`."""
+    names = {host, *extra} - set(WILDCARD_HOSTS)
+    if is_loopback(host) or host in WILDCARD_HOSTS:
+        names.update(LOOPBACK_NAMES)
+    if not is_loopback(host):
+        names.update({socket.gethostname(), socket.getfqdn()})
+    return sorted(names)
 
 
 def url(host: str, port: int) -> str:

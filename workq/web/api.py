@@ -1,9 +1,14 @@
 """The JSON API under /api/, mirroring gocraft/work's web UI. The pages' buttons post to these same endpoints: a
-form names the page to return to in `next` and is redirected there (303); API callers get JSON."""
+form names the page to return to in `next` and is redirected there (303); API callers get JSON.
+
+Each action on one job or queue takes its values either in the path, as gocraft/work's UI does (percent-encode
+them: the rest of the path is the value, exactly), or in the form body at the bare action path. The pages use the
+body, so no job name or id ever becomes part of a URL that a browser could resolve (`..`) into another action."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from flask import Blueprint, jsonify, redirect, request
@@ -17,6 +22,7 @@ from workq.web.security import is_return_path
 from workq.web.state import dashboard
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,40}")
 
 
 @blueprint.get("/queues")
@@ -80,15 +86,17 @@ def stats() -> ResponseReturnValue:
     )
 
 
-@blueprint.post("/retry_dead_job/<int(signed=True):died_at>/<path:job_id>")
-def retry_dead_job(died_at: int, job_id: str) -> ResponseReturnValue:
-    dashboard().client.retry_dead_job(died_at, job_id)
+@blueprint.post("/retry_dead_job")
+@blueprint.post("/retry_dead_job/<died_at>/<path:job_id>")
+def retry_dead_job(died_at: str | None = None, job_id: str | None = None) -> ResponseReturnValue:
+    dashboard().client.retry_dead_job(_score("died_at", died_at), _value("job_id", job_id))
     return _done()
 
 
-@blueprint.post("/delete_dead_job/<int(signed=True):died_at>/<path:job_id>")
-def delete_dead_job(died_at: int, job_id: str) -> ResponseReturnValue:
-    dashboard().client.delete_dead_job(died_at, job_id)
+@blueprint.post("/delete_dead_job")
+@blueprint.post("/delete_dead_job/<died_at>/<path:job_id>")
+def delete_dead_job(died_at: str | None = None, job_id: str | None = None) -> ResponseReturnValue:
+    dashboard().client.delete_dead_job(_score("died_at", died_at), _value("job_id", job_id))
     return _done()
 
 
@@ -102,28 +110,48 @@ def delete_all_dead_jobs() -> ResponseReturnValue:
     return _done(count=dashboard().client.delete_all_dead_jobs())
 
 
-@blueprint.post("/delete_retry_job/<int(signed=True):retry_at>/<path:job_id>")
-def delete_retry_job(retry_at: int, job_id: str) -> ResponseReturnValue:
-    dashboard().client.delete_retry_job(retry_at, job_id)
+@blueprint.post("/delete_retry_job")
+@blueprint.post("/delete_retry_job/<retry_at>/<path:job_id>")
+def delete_retry_job(retry_at: str | None = None, job_id: str | None = None) -> ResponseReturnValue:
+    dashboard().client.delete_retry_job(_score("retry_at", retry_at), _value("job_id", job_id))
     return _done()
 
 
-@blueprint.post("/delete_scheduled_job/<int(signed=True):run_at>/<path:job_id>")
-def delete_scheduled_job(run_at: int, job_id: str) -> ResponseReturnValue:
-    dashboard().client.delete_scheduled_job(run_at, job_id)
+@blueprint.post("/delete_scheduled_job")
+@blueprint.post("/delete_scheduled_job/<run_at>/<path:job_id>")
+def delete_scheduled_job(run_at: str | None = None, job_id: str | None = None) -> ResponseReturnValue:
+    dashboard().client.delete_scheduled_job(_score("run_at", run_at), _value("job_id", job_id))
     return _done()
 
 
+@blueprint.post("/pause")
 @blueprint.post("/pause/<path:job_name>")
-def pause(job_name: str) -> ResponseReturnValue:
-    dashboard().client.pause(_job_name(job_name))
+def pause(job_name: str | None = None) -> ResponseReturnValue:
+    dashboard().client.pause(_job_name(_value("job_name", job_name)))
     return _done()
 
 
+@blueprint.post("/unpause")
 @blueprint.post("/unpause/<path:job_name>")
-def unpause(job_name: str) -> ResponseReturnValue:
-    dashboard().client.unpause(_job_name(job_name))
+def unpause(job_name: str | None = None) -> ResponseReturnValue:
+    dashboard().client.unpause(_job_name(_value("job_name", job_name)))
     return _done()
+
+
+def _value(field: str, from_path: str | None) -> str:
+    """The value the path carries, else the form field of that name (400 when neither has one)."""
+    value = from_path if from_path is not None else request.form.get(field)
+    if not value:
+        raise BadRequest(f"{field} is missing: give it in the path or as a form field")
+    return value
+
+
+def _score(field: str, from_path: str | None) -> int:
+    """A sorted-set score (epoch seconds) as a whole number, from the path or the form; 400 for anything else."""
+    text = _value(field, from_path)
+    if WHOLE_NUMBER.fullmatch(text) is None:
+        raise BadRequest(f"{field} must be a whole number, got {text[:60]!r}")
+    return int(text)
 
 
 def _job_page(job_set: records.JobSet) -> ResponseReturnValue:

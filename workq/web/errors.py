@@ -15,13 +15,15 @@ from workq.web.security import is_return_path
 logger = logging.getLogger("workq.web")
 
 KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
+TOO_LARGE = "the request body is too large: the dashboard's forms and API calls send a few hundred bytes"
 
 
 def install(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         headers = [(name, value) for name, value in error.get_response().headers.items() if name in KEPT_HEADERS]
-        return _respond(error.code or 500, error.name, error.description or "", headers)
+        description = TOO_LARGE if error.code == 413 else error.description or ""
+        return _respond(error.code or 500, error.name, description, headers)
 
     @app.errorhandler(NotDeleted)
     @app.errorhandler(NotRetried)
@@ -41,14 +43,23 @@ def install(app: Flask) -> None:
 
 def wants_json() -> bool:
     """API callers get JSON; a browser form posting to the API (it sends `next`) gets a page like any browser."""
-    return request.path.startswith("/api/") and "next" not in request.form
+    return request.path.startswith("/api/") and _form_field("next") is None
+
+
+def _form_field(name: str) -> str | None:
+    """A form field, or None when the body cannot be read (too large: 413, or malformed) — the error being
+    answered already says so, and answering it must not fail again."""
+    try:
+        return request.form.get(name)
+    except HTTPException:
+        return None
 
 
 def _respond(code: int, name: str, description: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
     if wants_json():
         response = jsonify(error=description, status=code)
     else:
-        back = request.form.get("next", "")
+        back = _form_field("next") or ""
         if not is_return_path(back):
             back = url_for("pages.overview")
         page = render_template("error.html", title=name, code=code, name=name, description=description, back=back)

@@ -10,9 +10,16 @@ from typing import Any
 
 from flask import Flask
 
+from workq.client import LAST_EPOCH
+
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 INLINE_WIDTH = 48
 """Widest nested JSON value (with its indent) kept on one line: about what the args column shows unwrapped."""
+OPENED_LEVELS = 24
+"""Deeper than this, nested JSON is shown compact: a hostile value nested hundreds deep stays one block."""
+SHOWN_CHARS = 20_000
+"""Text longer than this (a huge payload) is cut, saying how much was left out, so one entry cannot swamp a page."""
+NOT_A_TIME = "not a time"
 
 
 def duration(seconds: int) -> str:
@@ -31,16 +38,22 @@ def duration(seconds: int) -> str:
 
 
 def relative(epoch: int, now: int) -> str:
-    """`5s ago`, `in 3m 10s`, or `now`; `-` for a missing time (0)."""
+    """`5s ago`, `in 3m 10s`, or `now`; `-` for a missing time (0), `not a time` outside 1970-9999."""
     if not epoch:
         return "-"
+    if not 0 < epoch <= LAST_EPOCH:
+        return NOT_A_TIME
     if epoch == now:
         return "now"
     return f"{duration(now - epoch)} ago" if epoch < now else f"in {duration(epoch - now)}"
 
 
 def utc(epoch: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "-"
+    if not epoch:
+        return "-"
+    if not 0 < epoch <= LAST_EPOCH:
+        return f"{NOT_A_TIME}: {clipped(str(epoch), 40)}"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def percent(rate: float | None) -> str:
@@ -60,21 +73,33 @@ def rate_level(rate: float | None) -> str:
     return "warn" if rate < 0.1 else "bad"
 
 
-def pretty_json(value: Any, depth: int = 0) -> str:
+def pretty_json(value: Any) -> str:
     """JSON indented two spaces a level, except that a nested value short enough to read on one line stays on
-    one (`"sizes": [320, 1280]` rather than four lines); the top-level object is always opened up."""
+    one (`"sizes": [320, 1280]` rather than four lines); the top-level object is always opened up. Never raises:
+    a value nested too deep to encode says so, and very long text is cut."""
+    try:
+        return clipped(_pretty(value, 0))
+    except RecursionError:
+        return "(nested too deep to show)"
+
+
+def _pretty(value: Any, depth: int) -> str:
     compact = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    if not isinstance(value, (dict, list)) or not value or (depth and len(compact) + 2 * depth <= INLINE_WIDTH):
+    if (
+        not isinstance(value, (dict, list))
+        or not value
+        or depth > OPENED_LEVELS
+        or (depth and len(compact) + 2 * depth <= INLINE_WIDTH)
+    ):
         return compact
     inner = "  " * (depth + 1)
     if isinstance(value, dict):
         items = [
-            f"{inner}{json.dumps(key, ensure_ascii=False)}: {pretty_json(item, depth + 1)}"
-            for key, item in value.items()
+            f"{inner}{json.dumps(key, ensure_ascii=False)}: {_pretty(item, depth + 1)}" for key, item in value.items()
         ]
         opening, closing = "{", "}"
     else:
-        items = [f"{inner}{pretty_json(item, depth + 1)}" for item in value]
+        items = [f"{inner}{_pretty(item, depth + 1)}" for item in value]
         opening, closing = "[", "]"
     return opening + "\n" + ",\n".join(items) + "\n" + "  " * depth + closing
 
@@ -85,8 +110,13 @@ def pretty_json_text(text: str) -> str:
         return "{}"
     try:
         return pretty_json(json.loads(text))
-    except ValueError:
-        return text
+    except (ValueError, RecursionError):
+        return clipped(text)
+
+
+def clipped(text: str, keep: int = SHOWN_CHARS) -> str:
+    """`text`, or its first `keep` characters and how many more there were."""
+    return text if len(text) <= keep else f"{text[:keep]}… ({len(text) - keep} more characters)"
 
 
 def short_id(value: str, keep: int = 8) -> str:

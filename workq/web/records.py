@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workq.client import Client, JobStats, WorkerObservation, WorkerPoolHeartbeat
+from workq.client import PROBLEM_FIELD, Client, JobStats, WorkerObservation, WorkerPoolHeartbeat
 from workq.job import DeadJob, Job
 
 STALE_HEARTBEAT = 60
@@ -44,6 +44,8 @@ class QueueRow:
     paused: bool
     processed: int
     failed: int
+    problem: str = ""
+    """What is wrong with this queue's entries in Redis (its next job, today's counters), or "" when nothing."""
 
     @property
     def error_rate(self) -> float | None:
@@ -119,6 +121,7 @@ def queue_rows(client: Client, stats: Sequence[JobStats] | None = None) -> list[
                 paused=queue.paused,
                 processed=entry.processed if entry else 0,
                 failed=entry.failed if entry else 0,
+                problem="; ".join(problem for problem in (queue.problem, entry.problem if entry else "") if problem),
             )
         )
     return rows
@@ -162,10 +165,21 @@ def overview(client: Client, now: int) -> Overview:
     )
 
 
+def problem(job: Job) -> str:
+    """What is wrong with a listed job's entry in Redis (see `Client.dead_jobs`), or "" when nothing."""
+    return str(job.extra.get(PROBLEM_FIELD, ""))
+
+
+def other_fields(job: Job) -> dict[str, Any]:
+    """Fields other writers added to a job (such as a malformed payload), without the Client's problem mark."""
+    return {key: value for key, value in job.extra.items() if key != PROBLEM_FIELD}
+
+
 def job_record(job: Job, score_field: str) -> dict[str, Any]:
     """A job as gocraft/work's web UI returns it: the score, then the wire fields (`t` is when it was enqueued).
-    Fields other writers added (such as a malformed payload) come first, so they cannot hide ours."""
-    record: dict[str, Any] = dict(job.extra)
+    Fields other writers added (such as a malformed payload) come first, so they cannot hide ours; an entry
+    that is wrong in Redis ends with `problem` saying what is wrong."""
+    record: dict[str, Any] = other_fields(job)
     record.update(
         {
             score_field: getattr(job, score_field),
@@ -181,6 +195,8 @@ def job_record(job: Job, score_field: str) -> dict[str, Any]:
     )
     if job.unique_key:
         record["unique_key"] = job.unique_key
+    if problem(job):
+        record["problem"] = problem(job)
     return record
 
 
