@@ -8,11 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from support import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
+REBIND_NAME = "rebind.test"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -20,6 +22,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    # DNS rebinding, simulated: this name resolves to the dashboard's loopback address, as an attacker's would
+    f"--host-resolver-rules=MAP {REBIND_NAME} 127.0.0.1",
 ]
 SERVED_URL = re.compile(r"dashboard of namespace .* at (http://\S+)")
 
@@ -27,11 +31,21 @@ SERVED_URL = re.compile(r"dashboard of namespace .* at (http://\S+)")
 class ServedDashboard:
     """`workq web --port 0` on a namespace; `url` once it listens, `stop()` sends SIGTERM and returns the status."""
 
-    def __init__(self, redis_url: str, namespace: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        namespace: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        options: Sequence[str] = (),
+    ) -> None:
         self.log_path = log_path
         self._log_file = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workq", "web", "--port", "0", "--redis-url", redis_url, "--namespace", namespace],
+            [
+                *(sys.executable, "-m", "workq", "web", "--port", "0"),
+                *("--redis-url", redis_url, "--namespace", namespace, *options),
+            ],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

@@ -3,6 +3,7 @@ arguments and errors that are markup, so every page can be checked for escaping.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -69,3 +70,59 @@ def place_every_state(redis_client: redis.Redis, namespace: str) -> Placed:
 def day_of(epoch: int) -> str:
     """The UTC day of the stats counters (`<ns>:stats:<name>:<day>`)."""
     return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+
+
+DEEP_ARGS_JOB = '{"name":"deep","id":"deep-1","t":1700000000,"args":{"x":' + "[" * 600 + "]" * 600 + "}}"
+
+
+@dataclass(frozen=True)
+class BadEntries:
+    """Entries no worker writes but Redis may hold (corruption, another writer, a buggy script), each next to a
+    good one: every view must list the good one and mark each bad one with what is wrong."""
+
+    now: int
+    good: Job
+    bad_jobs: dict[str, str]
+    """Job id of each bad sorted-set entry -> words its problem must contain."""
+    far_scheduled: ScheduledJob
+
+
+def place_bad_entries(redis_client: redis.Redis, namespace: str) -> BadEntries:
+    now = int(time.time())
+    enqueuer = Enqueuer(namespace, redis_client)
+    enqueuer.enqueue("email", {"n": 1})
+    far = enqueuer.enqueue_in("far_future", 10**17, {})  # accepted by enqueue_in today
+    good = failed_job("email", now, fails=2, args={"fine": True})
+    entries = {
+        "inf_score": (Job(name="inf_score", id="inf-score", enqueued_at=now), float("inf")),
+        "minus_inf": (Job(name="minus_inf", id="minus-inf", enqueued_at=now), float("-inf")),
+        "huge_score": (Job(name="huge_score", id="huge-score", enqueued_at=now), 1e22),
+        "negative_fails": (Job(name="negative", id="negative-fails", enqueued_at=now, fails=-5), now),
+        "far_t": (Job(name="far_t", id="far-t", enqueued_at=10**17), now),
+    }
+    for zset in ("scheduled", "retry", "dead"):
+        file_job(redis_client, namespace, zset, good, now - 1)
+        for job, score in entries.values():
+            redis_client.zadd(f"{namespace}:{zset}", {job.to_json(): score})
+        redis_client.zadd(f"{namespace}:{zset}", {DEEP_ARGS_JOB: now - 2})
+    redis_client.sadd(f"{namespace}:known_jobs", "email", "inf_stats")
+    day = day_of(now)
+    redis_client.hset(f"{namespace}:stats:inf_stats:{day}", mapping={"processed": "inf", "failed": "-3"})
+    redis_client.sadd(f"{namespace}:worker_pools", "bad-pool")
+    redis_client.hset(
+        f"{namespace}:worker_pools:bad-pool",
+        mapping={"heartbeat_at": "inf", "started_at": "nan", "concurrency": "1e400", "pid": "-1", "worker_ids": "w1"},
+    )
+    redis_client.hset(
+        f"{namespace}:worker:w1",
+        mapping={"job_name": "email", "job_id": "j1", "started_at": "inf", "checkin_at": "1e30", "args": "[" * 5000},
+    )
+    bad_jobs = {
+        "inf-score": "inf",
+        "minus-inf": "-inf",
+        "huge-score": "1e+22",
+        "negative-fails": "fails is negative",
+        "far-t": "t 1e+17",
+        "malformed-" + hashlib.sha256(DEEP_ARGS_JOB.encode()).hexdigest()[:24]: "nest too deep",
+    }
+    return BadEntries(now=now, good=good, bad_jobs=bad_jobs, far_scheduled=far)

@@ -9,15 +9,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
 from support import wait_until
 from web.conftest import PoolStarter
-from web.harness import CHROMIUM, CHROMIUM_ARGS, ServedDashboard, chromium_missing
+from web.harness import CHROMIUM, CHROMIUM_ARGS, REBIND_NAME, ServedDashboard, chromium_missing
 from web.sample_jobs import SCRIPT, failed_job, file_job
-from workq import Client, Job
+from workq import Client, Enqueuer, Job
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request
@@ -196,6 +197,79 @@ def test_without_javascript_the_buttons_still_work(
         assert [job.id for job in client.dead_jobs()[0]] == [placed_dead[1].id]
     finally:
         context.close()
+
+
+READ_AND_POST_EVERYTHING = """async (token) => {
+    const seen = [];
+    for (const path of ["/", "/dead", "/workers", "/api/dead_jobs", "/api/queues", "/nowhere"]) {
+        const response = await fetch(path);
+        seen.push({path, status: response.status, text: await response.text()});
+    }
+    for (const path of ["/api/delete_all_dead_jobs", "/api/retry_all_dead_jobs", "/api/pause/email", "/api/pause"]) {
+        const body = new URLSearchParams({csrf_token: token, job_name: "email"});
+        const response = await fetch(path, {method: "POST", body, headers: {"X-CSRF-Token": token}});
+        seen.push({path, status: response.status, text: await response.text()});
+    }
+    return seen;
+}"""
+
+
+def test_a_rebinding_page_reaches_neither_the_token_nor_any_change(
+    browser: Browser, served: ServedDashboard, client: Client, placed_dead: list[Job]
+) -> None:
+    victim = browser.new_context(base_url=served.url)
+    try:
+        dashboard = victim.new_page()
+        dashboard.goto("dead")
+        token = dashboard.locator('meta[name="csrf-token"]').get_attribute("content")
+        assert token, "the dashboard's own page carries the token"
+
+        # The attacker's page, once its name resolves to 127.0.0.1, is same-origin with whatever answers there.
+        rebound = victim.new_page()
+        answer = rebound.goto(f"http://{REBIND_NAME}:{urlsplit(served.url).port}/dead")
+        assert answer is not None and answer.status == 400
+        seen = rebound.evaluate(READ_AND_POST_EVERYTHING, token)  # worst case: it even knows the token
+        assert [entry["status"] for entry in seen] == [400] * len(seen)
+        assert [entry["path"] for entry in seen if token in entry["text"]] == [], "the token never leaks"
+
+        # A plain cross-site form post from another site, in the browser that holds the dashboard's cookie.
+        form = (
+            f'<form id="f" method="post" action="{served.url}api/delete_all_dead_jobs">'
+            f'<input name="csrf_token" value="{token}"></form><script>document.getElementById("f").submit()</script>'
+        )
+        victim.route("http://attacker.test/**", lambda route: route.fulfill(content_type="text/html", body=form))
+        attacker = victim.new_page()
+        with attacker.expect_response(lambda response: "delete_all_dead_jobs" in response.url) as posted:
+            attacker.goto("http://attacker.test/")
+        assert posted.value.status == 403
+        assert client.dead_jobs()[1] == 2 and not client.is_paused("email"), "nothing changed"
+    finally:
+        victim.close()
+
+
+def test_buttons_act_on_their_own_queue_and_job_whatever_the_name_or_id(
+    page: Watched, client: Client, redis_client: redis.Redis, namespace: str, placed_dead: list[Job]
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    name = "x/../../delete_all_dead_jobs"  # accepted by enqueue: Go services use `/` in names
+    Enqueuer(namespace, redis_client).enqueue(name, {})
+    hostile = failed_job("email", int(time.time()), 4)
+    hostile.id = "../../retry_all_dead_jobs"
+    file_job(redis_client, namespace, "dead", hostile, int(time.time()))
+
+    page.page.goto("")
+    row = page.page.locator(f'tr[data-queue="{name}"]')
+    row.get_by_role("button", name="Pause").click()
+    expect(row).to_contain_text("Paused")
+    assert client.is_paused(name) and client.dead_jobs()[1] == 3, "paused that queue; no dead job deleted"
+
+    page.page.goto("dead")
+    page.page.locator(f'tr[data-job-id="{hostile.id}"]').get_by_role("button", name="Delete").click()
+    expect(page.page.locator("tr[data-job-id]")).to_have_count(2)
+    assert sorted(job.id for job in client.dead_jobs()[0]) == sorted(job.id for job in placed_dead)
+    assert client.peek("email") == [], "no dead job was retried either"
+    assert page.problems == []
 
 
 @pytest.fixture
