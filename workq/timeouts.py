@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import cast
 
@@ -16,6 +17,8 @@ from workq.scripts import Scripts
 logger = logging.getLogger("workq")
 
 BATCH = 100
+RUN_TOKEN = re.compile(rb"[0-9a-f]{16}")
+"""What fetch names a run with (see Worker._fetch)."""
 
 
 class LeaseKeeper:
@@ -51,8 +54,7 @@ class LeaseKeeper:
         keys = [registration.leases_key, registration.queue_key, registration.lock_key, registration.lock_info_key]
         args: list[bytes | str | float] = [self._clock.script_now()]
         for member in members:
-            pool_id, _, rest = member.partition(b":")
-            _token, _, payload = rest.partition(b":")
+            pool_id, payload = _holder_and_payload(member)
             try:
                 keys.append(self._keys.in_progress(registration.name, pool_id.decode()))
             except UnicodeDecodeError:
@@ -78,6 +80,16 @@ class LeaseKeeper:
                 registration.options.timeout,
             )
         return moved
+
+
+def _holder_and_payload(member: bytes) -> tuple[bytes, bytes]:
+    """A lease member is `<pool id>:<run token>:<job bytes>`; one written before run tokens (`<pool id>:<job
+    bytes>`, left by an older workq) is still understood, so an upgrade strands no job."""
+    pool_id, _, rest = member.partition(b":")
+    token, _, payload = rest.partition(b":")
+    if RUN_TOKEN.fullmatch(token):
+        return pool_id, payload
+    return pool_id, rest
 
 
 def _text(value: bytes | str) -> str:

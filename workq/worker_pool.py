@@ -34,10 +34,6 @@ DEAD_AFTER_BEATS = 3
 """`dead_after` must span this many heartbeats: a pool that misses one or two (a GC pause, a slow network) is not
 dead, and a reaper that thought so would run its jobs twice."""
 
-MIN_DEAD_AFTER = 2.0
-"""Heartbeat times are whole seconds (as gocraft/work stores them), so anything shorter mistakes live pools for
-dead ones around each second boundary."""
-
 HandlerFn = Callable[[Job], object]
 
 
@@ -68,10 +64,10 @@ class WorkerPool:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
         self.heartbeat_interval = float(heartbeat_interval)
         self.dead_after = float(dead_after) if dead_after is not None else max(60.0, 12 * self.heartbeat_interval)
-        if self.dead_after < max(MIN_DEAD_AFTER, DEAD_AFTER_BEATS * self.heartbeat_interval):
+        if self.dead_after < DEAD_AFTER_BEATS * self.heartbeat_interval:
             raise ValueError(
                 f"dead_after ({self.dead_after} s) must be at least {DEAD_AFTER_BEATS} heartbeats "
-                f"({DEAD_AFTER_BEATS} x heartbeat_interval {self.heartbeat_interval} s) and {MIN_DEAD_AFTER} s: "
+                f"({DEAD_AFTER_BEATS} x heartbeat_interval {self.heartbeat_interval} s): "
                 "a pool that misses a beat or two is alive, not dead"
             )
         self.pool_id = secrets.token_hex(12)

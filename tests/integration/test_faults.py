@@ -130,8 +130,8 @@ def test_a_pool_with_a_short_dead_after_does_not_reap_a_live_pool_with_longer_se
 def test_a_dead_after_that_is_not_comfortably_above_the_heartbeat_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 3 heartbeats"):
         WorkerPool("ns", "redis://127.0.0.1:6379/0", heartbeat_interval=5, dead_after=12)
-    with pytest.raises(ValueError, match=r"2\.0 s"):
-        WorkerPool("ns", "redis://127.0.0.1:6379/0", heartbeat_interval=0.1, dead_after=1)
+    with pytest.raises(ValueError, match="at least 3 heartbeats"):
+        WorkerPool("ns", "redis://127.0.0.1:6379/0", heartbeat_interval=0.5, dead_after=1)
 
 
 # --- 5. a unique lock is released only by the job it belongs to ---------------------------------------------

@@ -22,8 +22,9 @@ from reliability.harness import (
 from support import wait_until
 from workq import Client, Enqueuer
 
-JOBS = 5000
-ROUNDS = 20
+ROUNDS = int(os.environ.get("WORKQ_CHAOS_ROUNDS", "20"))
+"""Kill/restart rounds; set WORKQ_CHAOS_ROUNDS for a longer soak (jobs grow with the rounds)."""
+JOBS = 250 * ROUNDS
 SLOTS = 3
 CONCURRENCY = 4
 

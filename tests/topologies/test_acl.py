@@ -26,11 +26,12 @@ NAMESPACE = "billing"
 USER, PASSWORD = "workq-billing", "s3cret-billing"
 WORKQ_COMMANDS = [
     *("ping", "evalsha", "script|load"),  # the scripts' own commands are checked too: they are below
-    *("get", "set", "del", "exists", "expire", "incr", "decr", "decrby", "getdel", "type"),
+    *("get", "set", "del", "exists", "expire", "incr", "decr", "decrby", "type"),
+    "time",  # one clock for every host: Redis's
     *("lpush", "rpush", "lpop", "lrem", "llen", "lindex", "lrange", "rpoplpush"),
     *("sadd", "srem", "smembers"),
-    *("hset", "hget", "hmget", "hgetall", "hkeys", "hdel", "hincrby"),
-    *("zadd", "zrem", "zscore", "zcard", "zrange", "zrevrange", "zrangebyscore"),
+    *("hset", "hget", "hmget", "hgetall", "hdel", "hincrby"),
+    *("zadd", "zrem", "zscore", "zcard", "zrange", "zrevrange", "zrangebyscore", "zscan"),
     *("publish", "subscribe"),  # wake-ups of idle pools
     *("multi", "exec"),  # Client.delete_all_dead_jobs
 ]
@@ -82,9 +83,10 @@ def _seed_crash_leftovers(admin: redis.Redis) -> None:
     admin.rpush(f"{NAMESPACE}:jobs:work:deadpool:inprogress", stranded)
     admin.hset(f"{NAMESPACE}:jobs:work:lock_info", "deadpool", 1)
     admin.set(f"{NAMESPACE}:jobs:work:lock", 1)
+    admin.zadd(f"{NAMESPACE}:jobs:work:leases", {f"deadpool:0123456789abcdef:{stranded}": 2**40})  # reaped with it
     overrun = Job(name="leased", args={"n": "overrun"}).to_json()
     admin.rpush(f"{NAMESPACE}:jobs:leased:ghostpool:inprogress", overrun)
-    admin.zadd(f"{NAMESPACE}:jobs:leased:leases", {f"ghostpool:{overrun}": 1})
+    admin.zadd(f"{NAMESPACE}:jobs:leased:leases", {f"ghostpool:0123456789abcdef:{overrun}": 1})
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -191,3 +191,14 @@ def test_more_expired_leases_than_one_batch_are_all_expired_over_successive_pass
     assert sum(moved) == jobs and moved[-1] == 0
     assert fake_redis.llen(keys.queue("timed")) == jobs
     assert fake_redis.get(keys.lock("timed")) == b"0"
+
+
+def test_a_lease_written_before_run_tokens_still_expires(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    """An older workq named leases `<pool id>:<job bytes>`: after an upgrade its overrun jobs still come back."""
+    payload = b'{"name":"timed","id":"old-format"}'
+    fake_redis.rpush(keys.in_progress("timed", POOL), payload)
+    fake_redis.zadd(keys.leases("timed"), {POOL.encode() + b":" + payload: NOW})
+    assert keeper.expire_due() == 1
+    assert fake_redis.lrange(keys.queue("timed"), 0, -1) == [payload]
