@@ -1,0 +1,158 @@
+"""Every enqueue is sent once: after a stall longer than the socket time-out it raises `MaybeEnqueued` with exactly
+one copy stored, never returns with two; a stale connection is replaced without doubt; a forked child never shares
+its parent's connection. Runs a redis-server of its own (DEBUG SLEEP must be enabled to stall it)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from redis_servers import HOST, RedisProcess, free_port, server_args
+from reliability.harness import report
+from workq import ConnectionFailed, Enqueuer, Job, MaybeEnqueued
+
+SOCKET_TIMEOUT = 0.25
+STALL = 0.4
+"""Longer than SOCKET_TIMEOUT: the reply times out although Redis runs the command when it wakes."""
+
+
+@pytest.fixture
+def stallable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server on a free loopback port that accepts DEBUG SLEEP from loopback clients."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed: the stall tests need their own")
+        pytest.skip("redis-server is not installed: the stall tests need their own")
+    port = free_port()
+    server = RedisProcess(tmp_path / "redis", port, server_args(port, "--enable-debug-command", "local"))
+    try:
+        server.start()
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def stall(server: RedisProcess, seconds: float = STALL) -> redis.Connection:
+    """Send DEBUG SLEEP without waiting for its reply: Redis runs it before the enqueue that follows (it is idle and
+    the command is written first), then answers everything queued behind it. Read the reply to know it is over."""
+    connection = redis.Connection(host=HOST, port=server.port, socket_timeout=10)
+    connection.connect()
+    connection.send_command("DEBUG", "SLEEP", seconds)
+    return connection
+
+
+Variant = Callable[[Enqueuer], Any]
+VARIANTS: dict[str, Variant] = {
+    "enqueue": lambda enqueuer: enqueuer.enqueue("x", {"n": 1}),
+    "enqueue_in": lambda enqueuer: enqueuer.enqueue_in("x", 60, {"n": 1}),
+    "enqueue_unique": lambda enqueuer: enqueuer.enqueue_unique("x", {"n": 1}),
+    "enqueue_unique_in": lambda enqueuer: enqueuer.enqueue_unique_in("x", 60, {"n": 1}),
+    "enqueue_unique_by_key": lambda enqueuer: enqueuer.enqueue_unique_by_key("x", {"n": 1}, key={"k": 1}),
+    "enqueue_unique_in_by_key": lambda enqueuer: enqueuer.enqueue_unique_in_by_key("x", 60, {"n": 1}, key={"k": 1}),
+    "enqueue_many": lambda enqueuer: enqueuer.enqueue_many("x", [{"n": 1}, {"n": 2}, {"n": 3}]),
+}
+CLIENTS: dict[str, Callable[[int], redis.Redis | str]] = {
+    "redis.Redis with its default Retry": lambda port: redis.Redis(host=HOST, port=port, socket_timeout=SOCKET_TIMEOUT),
+    "URL": lambda port: f"redis://{HOST}:{port}/0?socket_timeout={SOCKET_TIMEOUT}",
+}
+
+
+def stored_ids(client: redis.Redis, namespace: str) -> list[str]:
+    """Ids of every job copy in the namespace's queue of `x` and its scheduled set, one entry per copy."""
+    raw = client.lrange(f"{namespace}:jobs:x", 0, -1) + client.zrange(f"{namespace}:scheduled", 0, -1)
+    return [json.loads(member)["id"] for member in raw]
+
+
+@pytest.mark.parametrize("client_kind", list(CLIENTS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_an_enqueue_whose_reply_timed_out_is_never_sent_twice(
+    stallable_redis: RedisProcess, namespace: str, variant: str, client_kind: str
+) -> None:
+    admin = stallable_redis.client()
+    enqueuer = Enqueuer(namespace, CLIENTS[client_kind](stallable_redis.port), clock=time.time)
+    enqueuer.enqueue_many("warm_up", [{}])  # connected, `x` not yet known: the stall meets a first use
+    enqueuer.enqueue_unique("warm_up", {})  # scripts loaded
+
+    stalled = stall(stallable_redis)
+    started = time.monotonic()
+    with pytest.raises(MaybeEnqueued, match=r"may have been enqueued: Redis at .* reply was lost") as raised:
+        VARIANTS[variant](enqueuer)
+    elapsed = time.monotonic() - started
+    stalled.read_response()  # the stall is over: everything Redis received has run
+
+    copies = stored_ids(admin, namespace)
+    report(f"enqueue-once {variant} ({client_kind})", raised="MaybeEnqueued", copies=len(copies), elapsed=elapsed)
+    assert sorted(copies) == sorted(raised.value.job_ids), "each job stored once, and the error names them"
+    assert all(isinstance(job, Job) for job in raised.value.jobs)
+    assert isinstance(raised.value, ConnectionFailed)
+    assert elapsed < STALL + 0.5, "no resend waited for the server to wake"
+
+
+def test_a_connection_redis_closed_is_replaced_before_the_enqueue_is_written(
+    stallable_redis: RedisProcess, namespace: str
+) -> None:
+    """Nothing was written on the dead connection, so the enqueue goes out on a fresh one and returns; only a reply
+    lost after the write is in doubt."""
+    admin = stallable_redis.client()
+    enqueuer = Enqueuer(namespace, redis.Redis(host=HOST, port=stallable_redis.port, socket_timeout=SOCKET_TIMEOUT))
+    enqueuer.enqueue("x")
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+
+    job = enqueuer.enqueue("x")
+    stalled = stall(stallable_redis)
+    with pytest.raises(MaybeEnqueued):
+        enqueuer.enqueue("x")
+    stalled.read_response()
+
+    assert stored_ids(admin, namespace).count(job.id) == 1
+    assert len(stored_ids(admin, namespace)) == 3
+
+
+FORK_STALL = 1.0
+"""Time for the child to start and write its enqueue while the parent's waits for its reply."""
+
+
+def enqueue_in_child(enqueuer: Enqueuer, results: Any) -> None:
+    try:
+        results.put(enqueuer.enqueue("x", {"from": "child"}).id)
+    except BaseException as exc:
+        results.put(repr(exc))
+
+
+def test_an_enqueuer_used_before_fork_gives_the_child_its_own_connection(
+    stallable_redis: RedisProcess, namespace: str
+) -> None:
+    """gunicorn --preload, multiprocessing: parent and child enqueue at once on the Enqueuer the parent used. On a
+    shared socket one process would read both replies (Redis answers them in one write) and the other none."""
+    admin = stallable_redis.client()
+    enqueuer = Enqueuer(namespace, redis.Redis(host=HOST, port=stallable_redis.port, socket_timeout=3))
+    first = enqueuer.enqueue("x").id  # the parent's thread now holds a connection
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=enqueue_in_child, args=(enqueuer, results))
+    stalled = stall(stallable_redis, FORK_STALL)
+    child.start()
+    try:
+        parent_id = enqueuer.enqueue("x", {"from": "parent"}).id
+        child_id = results.get(timeout=30)
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    stalled.read_response()
+
+    stored = stored_ids(admin, namespace)
+    report("enqueue-once fork", enqueued=3, stored=len(stored), distinct=len(set(stored)))
+    assert isinstance(child_id, str) and len(child_id) == 24, f"the child's enqueue failed: {child_id}"
+    assert sorted(stored) == sorted([first, parent_id, child_id])
+    assert enqueuer.enqueue("x").id in stored_ids(admin, namespace), "the parent's connection still works"
