@@ -110,8 +110,19 @@ def dedicated_client(client: RedisClient) -> RedisClient:
     """A client holding one connection of `client`'s pool for one thread alone: no pool checkout and health
     probe per command (a sixth of the cost of a cheap command). Cluster clients route per slot: shared as is."""
     if isinstance(client, redis.Redis) and not isinstance(client.connection_pool, SentinelConnectionPool):
-        return redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
+        return _OneProcessClient(connection_pool=client.connection_pool, single_connection_client=True)
     return client  # a lone sentinel connection would redial the old master after a failover
+
+
+class _OneProcessClient(redis.Redis):
+    """A single-connection client that a forked child (gunicorn --preload, multiprocessing) does not share: there it
+    takes a connection of its own and leaves the parent's socket alone (redis-py never shuts one down from a child)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        held = self.connection
+        if held is not None and held.pid != os.getpid():
+            self.connection = self.connection_pool.get_connection()
+        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 def describe(client: RedisClient) -> str:

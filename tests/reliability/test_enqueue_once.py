@@ -1,6 +1,7 @@
 """Every enqueue is sent once: after a stall longer than the socket time-out it raises `MaybeEnqueued` with exactly
 one copy stored, never returns with two; a stale connection is replaced without doubt; a forked child never shares
-its parent's connection. Runs a redis-server of its own (DEBUG SLEEP must be enabled to stall it)."""
+its parent's connection (an Enqueuer's, or a worker thread's `dedicated_client`). Runs a redis-server of its own
+(DEBUG SLEEP must be enabled to stall it)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import redis
 from redis_servers import HOST, RedisProcess, free_port, server_args
 from reliability.harness import report
 from workq import ConnectionFailed, Enqueuer, Job, MaybeEnqueued
+from workq.connection import dedicated_client
 
 SOCKET_TIMEOUT = 0.25
 STALL = 0.4
@@ -122,28 +124,50 @@ FORK_STALL = 1.0
 """Time for the child to start and write its enqueue while the parent's waits for its reply."""
 
 
-def enqueue_in_child(enqueuer: Enqueuer, results: Any) -> None:
+Push = Callable[[str], str]
+"""Stores one job tagged with who stored it; returns its id."""
+
+
+def enqueuer_push(namespace: str, client: redis.Redis) -> Push:
+    enqueuer = Enqueuer(namespace, client)
+    return lambda tag: enqueuer.enqueue("x", {"from": tag}).id
+
+
+def dedicated_client_push(namespace: str, client: redis.Redis) -> Push:
+    """What a worker thread does on its `dedicated_client` (a redis-py client holding one connection)."""
+    dedicated = dedicated_client(client)
+
+    def push(tag: str) -> str:
+        job = Job(name="x", args={"from": tag})
+        dedicated.lpush(f"{namespace}:jobs:x", job.to_json())
+        return job.id
+
+    return push
+
+
+def push_in_child(push: Push, results: Any) -> None:
     try:
-        results.put(enqueuer.enqueue("x", {"from": "child"}).id)
+        results.put(push("child"))
     except BaseException as exc:
         results.put(repr(exc))
 
 
-def test_an_enqueuer_used_before_fork_gives_the_child_its_own_connection(
-    stallable_redis: RedisProcess, namespace: str
+@pytest.mark.parametrize("make_push", [enqueuer_push, dedicated_client_push], ids=["Enqueuer", "dedicated_client"])
+def test_a_connection_used_before_fork_is_not_shared_with_the_child(
+    stallable_redis: RedisProcess, namespace: str, make_push: Callable[[str, redis.Redis], Push]
 ) -> None:
-    """gunicorn --preload, multiprocessing: parent and child enqueue at once on the Enqueuer the parent used. On a
-    shared socket one process would read both replies (Redis answers them in one write) and the other none."""
+    """gunicorn --preload, multiprocessing: parent and child write at once on what the parent used. On a shared
+    socket one process would read both replies (Redis answers them in one write) and the other none."""
     admin = stallable_redis.client()
-    enqueuer = Enqueuer(namespace, redis.Redis(host=HOST, port=stallable_redis.port, socket_timeout=3))
-    first = enqueuer.enqueue("x").id  # the parent's thread now holds a connection
+    push = make_push(namespace, redis.Redis(host=HOST, port=stallable_redis.port, socket_timeout=3))
+    first = push("parent")  # the parent's thread now holds a connection
     context = multiprocessing.get_context("fork")
     results = context.Queue()
-    child = context.Process(target=enqueue_in_child, args=(enqueuer, results))
+    child = context.Process(target=push_in_child, args=(push, results))
     stalled = stall(stallable_redis, FORK_STALL)
     child.start()
     try:
-        parent_id = enqueuer.enqueue("x", {"from": "parent"}).id
+        parent_id = push("parent")
         child_id = results.get(timeout=30)
     finally:
         child.join(10)
@@ -152,7 +176,7 @@ def test_an_enqueuer_used_before_fork_gives_the_child_its_own_connection(
     stalled.read_response()
 
     stored = stored_ids(admin, namespace)
-    report("enqueue-once fork", enqueued=3, stored=len(stored), distinct=len(set(stored)))
-    assert isinstance(child_id, str) and len(child_id) == 24, f"the child's enqueue failed: {child_id}"
+    report(f"fork {make_push.__name__}", written=3, stored=len(stored), distinct=len(set(stored)))
+    assert isinstance(child_id, str) and len(child_id) == 24, f"the child's write failed: {child_id}"
     assert sorted(stored) == sorted([first, parent_id, child_id])
-    assert enqueuer.enqueue("x").id in stored_ids(admin, namespace), "the parent's connection still works"
+    assert push("parent") in stored_ids(admin, namespace), "the parent's connection still works"
