@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from web.sample_jobs import BadEntries, place_bad_entries
 
 from support import wait_until
 from workq import Enqueuer, Job, WorkerPool
@@ -122,3 +123,43 @@ def test_workers_shows_live_pools_and_busy_workers(
     wait_until(lambda: snapshot()["busy_workers"][0]["checkin"] == "halfway there", what="the checkin")
     table = workq("workers", *common).stdout
     assert pool.pool_id in table and filled["queued"].id in table and "halfway there" in table
+
+
+# --- bad entries: each marked with its problem, never a traceback ----------------------------------------------
+
+
+@pytest.fixture
+def bad(redis_client: redis.Redis, namespace: str) -> BadEntries:
+    return place_bad_entries(redis_client, namespace)
+
+
+@pytest.mark.parametrize("command", ["scheduled", "retry", "dead"])
+def test_job_listings_mark_each_bad_entry_and_list_the_good_one(
+    bad: BadEntries, common: list[str], command: str
+) -> None:
+    table = workq(command, *common)
+    assert table.returncode == 0 and table.stderr == "", table.stderr
+    header, *rows = table.stdout.split("\n\n")[0].splitlines()
+    assert header.split()[-1] == "PROBLEM"
+    by_id = {job_id: row for row in rows for job_id in [*bad.bad_jobs, bad.good.id] if job_id in row}
+    assert "PROBLEM" not in by_id[bad.good.id] and "not a time" not in by_id[bad.good.id]
+    for job_id, words in bad.bad_jobs.items():
+        assert words in by_id[job_id], job_id
+    listing = json.loads(workq(command, "--json", *common).stdout)
+    records = {record["id"]: record for record in listing["jobs"]}
+    assert "problem" not in records[bad.good.id]
+    assert all(words in records[job_id]["problem"] for job_id, words in bad.bad_jobs.items())
+
+
+def test_queues_and_workers_mark_inf_counters_and_heartbeats(bad: BadEntries, common: list[str]) -> None:
+    queues = workq("queues", *common)
+    assert queues.returncode == 0 and queues.stderr == ""
+    [inf_row] = [row for row in queues.stdout.splitlines() if row.startswith("inf_stats")]
+    assert "processed is 'inf'" in inf_row and "failed is '-3'" in inf_row
+    as_json = {row["job_name"]: row for row in json.loads(workq("queues", "--json", *common).stdout)}
+    assert as_json["email"]["problem"] == "" and as_json["email"]["count"] == 1
+    workers = workq("workers", *common)
+    assert workers.returncode == 0 and workers.stderr == ""
+    assert "heartbeat_at is 'inf'" in workers.stdout and "started_at is 'inf'" in workers.stdout
+    snapshot = json.loads(workq("workers", "--json", *common).stdout)
+    assert "concurrency is '1e400'" in snapshot["worker_pools"][0]["problem"]

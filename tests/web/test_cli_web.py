@@ -3,13 +3,18 @@ the rest of `workq`."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from web.harness import ServedDashboard
-from workq.cli.web import MISSING_EXTRA, is_loopback, url
+from workq.cli.web import MISSING_EXTRA, allowed_hosts, is_loopback, url
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 WITHOUT_FLASK = (
@@ -17,9 +22,10 @@ WITHOUT_FLASK = (
 )
 
 
-def run(*argv: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(*argv: str, code: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-c", code, *argv] if code else [sys.executable, "-m", "workq", *argv]
-    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=60, env=environment)
 
 
 def test_workq_web_serves_the_dashboard_and_stops_on_sigterm(redis_url: str, namespace: str, tmp_path: Path) -> None:
@@ -62,3 +68,88 @@ def test_loopback_detection_and_urls() -> None:
     assert all(is_loopback(host) for host in ("127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(host) for host in ("0.0.0.0", "::", "192.168.1.4", "jobs.example.com"))
     assert url("127.0.0.1", 5040) == "http://127.0.0.1:5040/" and url("::1", 80) == "http://[::1]:80/"
+
+
+BAD_REDIS_URLS = [
+    "nope",
+    "",
+    "http://localhost",
+    "redis://:abc",
+    "redis://localhost:abc/0",
+    "redis://localhost:-1",
+    "redis://host:99999/0",
+    "redis://[::1",
+    "redis://localhost/0?socket_timeout=abc",
+    "redis+sentinel://",
+    pytest.param(
+        "redis+sentinel://h:1/0?bogus=1x",
+        marks=pytest.mark.xfail(
+            strict=True, reason="workq/connection.py passes unknown sentinel URL options on: TypeError at first use"
+        ),
+    ),
+    "redis+cluster://",
+]
+
+
+@pytest.mark.parametrize("command", ["web", "queues", "dead"])
+@pytest.mark.parametrize("redis_url", BAD_REDIS_URLS)
+def test_a_redis_url_that_cannot_be_used_is_one_line_never_a_traceback(command: str, redis_url: str) -> None:
+    result = (
+        run(command, "--redis-url", redis_url, "--port", "0")
+        if command == "web"
+        else run(command, "--redis-url", redis_url)
+    )
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("workq: ")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7", "jobs.example.com"])
+def test_a_non_loopback_bind_without_a_token_refuses_to_start(host: str) -> None:
+    result = run("web", "--host", host, "--port", "0", "--redis-url", UNREACHABLE)
+    assert result.returncode == 2 and "WORKQ_WEB_TOKEN" in result.stderr and "--insecure" in result.stderr
+    assert "cannot reach Redis" not in result.stderr, "refused before Redis is touched"
+
+
+def test_insecure_is_an_explicit_choice_and_binding_errors_are_one_line_before_redis() -> None:
+    insecure = run("web", "--host", "192.0.2.7", "--port", "0", "--insecure", "--redis-url", UNREACHABLE)
+    assert insecure.returncode == 1 and insecure.stderr.strip().splitlines() == [
+        "workq: cannot listen on http://192.0.2.7:0/: Cannot assign requested address"
+    ]
+    unknown = run("web", "--host", "no-such-host.invalid", "--port", "0", "--redis-url", UNREACHABLE, "--insecure")
+    assert unknown.returncode == 1 and unknown.stderr.strip() == (
+        "workq: cannot listen on http://no-such-host.invalid:0/: no such address or name"
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run("web", "--port", str(port), "--redis-url", UNREACHABLE)
+    assert taken.returncode == 1 and taken.stderr.strip() == (
+        f"workq: cannot listen on http://127.0.0.1:{port}/: Address already in use"
+    )
+
+
+def test_a_token_no_client_could_send_is_refused_at_start() -> None:
+    result = run("web", "--port", "0", "--redis-url", UNREACHABLE, env={"WORKQ_WEB_TOKEN": " padded "})
+    assert result.returncode == 2 and "spaces at its ends" in result.stderr
+
+
+def test_a_dashboard_on_127_0_0_2_answers_on_its_own_url_and_nowhere_else(
+    redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    with ServedDashboard(redis_url, namespace, tmp_path / "web.log", options=["--host", "127.0.0.2"]) as served:
+        assert served.url.startswith("http://127.0.0.2:")
+        with urllib.request.urlopen(served.url + "api/queues", timeout=10) as response:
+            assert response.status == 200
+        foreign = urllib.request.Request(served.url + "api/queues", headers={"Host": "rebind.test"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(foreign, timeout=10)
+        assert refused.value.code == 400
+    assert "answering to Host 127.0.0.1, 127.0.0.2, ::1, localhost" in served.log
+
+
+def test_the_host_allow_list_takes_the_bind_address_and_configured_names() -> None:
+    assert allowed_hosts("127.0.0.2", []) == ["127.0.0.1", "127.0.0.2", "::1", "localhost"]
+    exposed = allowed_hosts("0.0.0.0", ["jobs.example.com"])
+    assert {"jobs.example.com", "localhost", socket.gethostname()} <= set(exposed) and "0.0.0.0" not in exposed
+    assert "192.0.2.7" in allowed_hosts("192.0.2.7", []) and "0.0.0.0" not in allowed_hosts("::", [])
