@@ -35,6 +35,10 @@ WAKE_FAULTS: tuple[type[Exception], ...] = (ReplyLost, *REDIS_FAULTS)
 KNOWN_JOBS_REFRESH = 300.0
 """Seconds between re-adding a name to `known_jobs`, which is otherwise added once per name per Enqueuer."""
 
+MAX_DELAY = 100 * 365 * 86400
+"""Longest delay `enqueue_in` accepts: beyond it a due time is surely a mistake (10**17 s, say), and times past
+year 9999 break every tool that shows them."""
+
 UNIQUE_LOCK_LIFETIME = 86400
 """Seconds a unique lock outlives its job's due time, in case the job is lost before a worker starts it."""
 
@@ -153,6 +157,8 @@ class Enqueuer:
         early or late (one `TIME` round trip)."""
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
             raise TypeError(f"seconds must be a finite number, got {seconds!r}")
+        if seconds > MAX_DELAY:
+            raise ValueError(f"seconds must be at most {MAX_DELAY} (100 years), got {seconds!r}")
         with translated_faults(self.redis):
             return math.ceil(self._clock.server_now(self.redis) + max(seconds, 0))
 

@@ -386,3 +386,8 @@ def test_only_an_enqueue_that_makes_the_queue_non_empty_wakes_waiting_pools(
     messages = [subscriber.get_message(timeout=0.1) for _ in range(3)]
     assert [message["data"] for message in messages if message] == [b"x"]
     assert not fake_redis.exists(f"{namespace}:jobs:x:waiting")
+
+
+def test_a_delay_beyond_a_hundred_years_is_refused_before_redis_is_touched(enqueuer: Enqueuer) -> None:
+    with pytest.raises(ValueError, match="100 years"):
+        enqueuer.enqueue_in("x", 10**17)
