@@ -4,17 +4,26 @@ Children are fresh interpreters (`python -m workq worker ... --processes 1`) in 
 terminal's Ctrl-C reaches only the supervisor, which forwards it once. A child that dies while the supervisor
 is not stopping is restarted (after a pause that grows while it keeps crashing); the supervisor exits when every
 child has stopped, with status 0 if all stopped cleanly.
+
+Children never outlive their supervisor, even one killed with SIGKILL: each holds the read end of a pipe (the
+lifeline) whose write end only the supervisor holds, so its death is an end of file to them; on Linux the kernel
+also sends them SIGHUP (a parent-death signal). Either way a child stops as on its first SIGTERM: running jobs
+get the grace period, then the pool deregisters.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
+import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from workq.cli.common import EXIT_FAILURE, EXIT_OK
@@ -24,6 +33,12 @@ logger = logging.getLogger("workq")
 RESTART_WAITS = (1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_AFTER = 60.0
 """A child that ran this long before dying is restarted at once: it was not crash-looping."""
+SUPERVISOR_FD_OPTION = "--supervisor-fd"
+"""How a child learns the lifeline's read end (a hidden option of `workq worker`)."""
+SUPERVISOR_GONE_SIGNAL = signal.SIGHUP
+"""The parent-death signal children ask the Linux kernel for: SIGHUP, not SIGTERM, so that it never counts as a
+second SIGTERM (which means "exit at once")."""
+_PR_SET_PDEATHSIG = 1
 
 
 def child_argv(args: argparse.Namespace) -> list[str]:
@@ -52,31 +67,49 @@ def child_argv(args: argparse.Namespace) -> list[str]:
 
 
 class Supervisor:
+    """Runs `processes` children of `argv` until a stop signal, restarting the ones that die meanwhile.
+
+    The signal handler only records a signal; the main loop forwards it, so a child spawned as the signal lands
+    gets it too, and nothing that takes a lock runs inside the handler.
+    """
+
     def __init__(self, argv: list[str], processes: int) -> None:
         self._argv = argv
         self._children: list[subprocess.Popen[bytes] | None] = [None] * processes
         self._started_at = [0.0] * processes
         self._crashes = [0] * processes
-        self._stopping = threading.Event()
-        self._signals = 0
+        self._forwarded = [0] * processes
+        """How many of the received signals each slot's current child has been sent."""
+        self._received: list[int] = []
+        self._announced = 0
+        self._lifeline_read, self._lifeline_write = os.pipe()  # neither end is inherited unless passed
+        self._wakeup_read, self._wakeup_write = os.pipe()
+        """`signal.set_wakeup_fd` writes here as a signal arrives, ending the main loop's wait at once."""
 
     def run(self) -> int:
+        for fd in (self._wakeup_read, self._wakeup_write):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wakeup_write)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         for slot in range(len(self._children)):
-            self._spawn(slot)
+            if not self._received:
+                self._spawn(slot)
         logger.info("supervisor: %d worker processes started", len(self._children))
-        while not self._stopping.is_set():
+        while not self._received:
             for slot, child in enumerate(self._children):
-                if child is not None and child.poll() is not None and not self._stopping.is_set():
+                if child is not None and child.poll() is not None and not self._received:
                     self._restart(slot, child.returncode)
-            self._stopping.wait(0.5)
-        codes = [child.wait() for child in self._children if child is not None]
+            self._wait_for_signal(0.5)
+        codes = self._stop_children()
         logger.info("supervisor: all worker processes stopped (exit statuses %s)", codes)
-        return EXIT_OK if all(code == 0 for code in codes) else EXIT_FAILURE
+        stopped_as_asked = {0} | {-signum for signum in self._received}  # a child too young to handle the signal
+        return EXIT_OK if all(code in stopped_as_asked for code in codes) else EXIT_FAILURE
 
     def _spawn(self, slot: int) -> None:
-        self._children[slot] = subprocess.Popen(self._argv, start_new_session=True)
+        argv = [*self._argv, SUPERVISOR_FD_OPTION, str(self._lifeline_read)]
+        self._forwarded[slot] = 0
+        self._children[slot] = subprocess.Popen(argv, start_new_session=True, pass_fds=(self._lifeline_read,))
         self._started_at[slot] = time.monotonic()
 
     def _restart(self, slot: int, returncode: int) -> None:
@@ -90,14 +123,60 @@ class Supervisor:
             ran_for,
             wait,
         )
-        if not self._stopping.wait(wait):
+        restart_at = time.monotonic() + wait
+        while not self._received and time.monotonic() < restart_at:
+            self._wait_for_signal(restart_at - time.monotonic())
+        if not self._received:
             self._spawn(slot)
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        """Forward each signal to every child: the first stops them gracefully, the second at once."""
-        self._signals += 1
-        self._stopping.set()
-        logger.info("supervisor: received %s; forwarding to worker processes", signal.Signals(signum).name)
-        for child in self._children:
+    def _stop_children(self) -> list[int]:
+        """Forward every signal received to every child until all have exited; returns their exit statuses."""
+        while True:
+            self._forward_signals()
+            if all(child is None or child.poll() is not None for child in self._children):
+                return [child.returncode for child in self._children if child is not None]
+            self._wait_for_signal(0.1)
+
+    def _forward_signals(self) -> None:
+        """The first signal stops a child gracefully, the second at once; each child gets each signal once."""
+        for signum in self._received[self._announced :]:
+            logger.info("supervisor: received %s; forwarding to worker processes", signal.Signals(signum).name)
+        self._announced = len(self._received)
+        for slot, child in enumerate(self._children):
             if child is not None and child.poll() is None:
-                child.send_signal(signum)
+                for signum in self._received[self._forwarded[slot] :]:
+                    child.send_signal(signum)
+            self._forwarded[slot] = len(self._received)
+
+    def _wait_for_signal(self, seconds: float) -> None:
+        if select.select([self._wakeup_read], [], [], max(0.0, seconds))[0]:
+            os.read(self._wakeup_read, 512)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._received.append(signum)
+
+
+def follow_supervisor(lifeline_fd: int, stop: Callable[[], None]) -> None:
+    """In a child: call `stop` (from another thread or a signal handler) once the supervisor is gone — the
+    lifeline's end of file, or on Linux the parent-death signal. Call it after the pool started."""
+    supervisor_pid = os.getppid()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop()
+
+    def watch() -> None:
+        try:
+            while os.read(lifeline_fd, 1):  # the supervisor never writes: this returns b"" when it is gone
+                pass
+        except OSError as exc:
+            logger.error("cannot watch the supervisor (fd %d: %s); this process will outlive it", lifeline_fd, exc)
+            return
+        logger.warning("supervisor (pid %d) is gone: stopping", supervisor_pid)
+        stop()
+
+    if sys.platform == "linux":
+        signal.signal(SUPERVISOR_GONE_SIGNAL, on_signal)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, SUPERVISOR_GONE_SIGNAL, 0, 0, 0) != 0:
+            logger.debug("prctl(PR_SET_PDEATHSIG) failed (errno %d); the lifeline alone watches", ctypes.get_errno())
+    threading.Thread(target=watch, name="workq-supervisor-lifeline", daemon=True).start()

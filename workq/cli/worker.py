@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, UsageError
-from workq.cli.supervisor import Supervisor, child_argv
+from workq.cli.supervisor import SUPERVISOR_FD_OPTION, Supervisor, child_argv, follow_supervisor
 from workq.connection import translated_faults
 from workq.worker_pool import WorkerPool
 
@@ -39,6 +39,7 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         default=1,
         help="worker processes under one supervisor, each with --concurrency threads",
     )
+    worker.add_argument(SUPERVISOR_FD_OPTION, type=int, help=argparse.SUPPRESS)  # set by the supervisor
     worker.set_defaults(command=run_worker)
 
 
@@ -88,20 +89,28 @@ def run_worker(args: argparse.Namespace) -> int:
         pool.redis.ping()
     if args.processes > 1:
         return Supervisor(child_argv(args), args.processes).run()
-    _stop_on_signals(pool)
+    signals_received = _stop_on_signals(pool)
     pool.start()
+    if signals_received:  # while the pool was starting, which discards earlier stop requests
+        pool.request_stop()
+    if args.supervisor_fd is not None:
+        follow_supervisor(args.supervisor_fd, pool.request_stop)
     while not pool.wait_for_stop_request(timeout=1.0):
         pass
     pool.stop(grace=args.grace)
     return EXIT_OK
 
 
-def _stop_on_signals(pool: WorkerPool) -> None:
-    """First SIGINT/SIGTERM: stop fetching and let in-flight jobs finish. Second: exit at once."""
+def _stop_on_signals(pool: WorkerPool) -> list[int]:
+    """First SIGINT/SIGTERM: stop fetching and let in-flight jobs finish. Second: exit at once. (A stop begun for
+    another reason — the supervisor gone, a handler raising SystemExit — is not a first signal.) Returns the list
+    the handler appends the signals it receives to."""
+    received: list[int] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if pool.stopping:
+        received.append(signum)
+        if len(received) > 1:
             logger.warning("received %s again: exiting now; unfinished jobs stay in progress for recovery", name)
             os._exit(EXIT_FAILURE)
         logger.info("received %s: finishing in-flight jobs (send again to exit at once)", name)
@@ -109,3 +118,4 @@ def _stop_on_signals(pool: WorkerPool) -> None:
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
+    return received
