@@ -11,6 +11,8 @@ LOAD first), MOVED / ASK / TRYAGAIN / CLUSTERDOWN on Redis Cluster, READONLY aft
 from __future__ import annotations
 
 import os
+import select
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -107,7 +109,7 @@ class SendOnce:
         commands ran, or `ReplyLost` when some may have."""
         replies: list[Any] = [None] * len(commands)
         pending = list(range(len(commands)))
-        plan = _Plan()
+        plan = _NO_PLAN
         resent_unsent = False
         for _ in range(ROUNDS):
             items: list[_Item] = [(("SCRIPT", "LOAD", source), False) for source in plan.loads.values()]
@@ -123,15 +125,9 @@ class SendOnce:
                 resent_unsent = True
                 self._refresh_topology()
                 continue
-            plan = _Plan(backoff=plan.backoff)
-            resend = []
-            for index, answer in zip(pending, answers, strict=True):
-                replies[index] = answer
-                if isinstance(answer, ResponseError) and self._not_run(commands[index], answer, plan):
-                    resend.append(index)
-            if not resend:
+            plan, pending = self._sort_out(commands, pending, answers, replies, plan)
+            if not pending:
                 break
-            pending = resend
             if plan.delay:
                 time.sleep(plan.delay)
         for reply in replies:
@@ -142,6 +138,21 @@ class SendOnce:
     def script(self, script: LuaScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """`execute` of one script call: its reply."""
         return self.execute([ScriptCall(script, keys, args)])[0]
+
+    def _sort_out(
+        self, commands: Sequence[Command], pending: list[int], answers: list[Any], replies: list[Any], plan: _Plan
+    ) -> tuple[_Plan, list[int]]:
+        """Keep a round's answers in `replies`; return what the next round does first and the commands it resends
+        (those whose replies said they did not run)."""
+        resend: list[int] = []
+        next_plan: _Plan | None = None
+        for index, answer in zip(pending, answers, strict=True):
+            replies[index] = answer
+            if isinstance(answer, ResponseError):
+                next_plan = next_plan or _Plan(backoff=plan.backoff)
+                if self._not_run(commands[index], answer, next_plan):
+                    resend.append(index)
+        return next_plan or _NO_PLAN, resend
 
     def _not_run(self, command: Command, refusal: ResponseError, plan: _Plan) -> bool:
         """True when `refusal` says `command` did not run and may be sent again; `plan` gets what to do first."""
@@ -203,12 +214,8 @@ class SendOnce:
 
 def _exchange(connection: _Connection, items: list[_Item], server: str, *, sentinel: bool) -> list[Any]:
     """Write every item, then read every reply; see the module docstring for which failures are `_NotSent`."""
-    try:
-        # Data waiting, or EOF: Redis closed it (a restart, an idle time-out). Unconnected: the write connects.
-        if getattr(connection, "is_connected", True) and connection.can_read():
-            connection.disconnect()
-    except REDIS_FAULTS:
-        connection.disconnect()
+    if _stale(connection):
+        connection.disconnect()  # the write below connects afresh
     packets = [connection.pack_command(*command) for command, _ in items]
     for position, packet in enumerate(packets):
         try:
@@ -235,6 +242,20 @@ def _exchange(connection: _Connection, items: list[_Item], server: str, *, senti
         if counts:
             answers.append(answer)
     return answers
+
+
+def _stale(connection: _Connection) -> bool:
+    """Is something waiting to be read on this idle connection — EOF, most likely: Redis closed it (a restart, an
+    idle time-out, CLIENT KILL)? Then a command written on it would be lost unanswered."""
+    sock = getattr(connection, "_sock", None)
+    if sock is None:
+        return False  # not connected: the write connects
+    if type(sock) is socket.socket:  # a poll is a third of redis-py's can_read (TLS needs the latter: tickets)
+        return bool(select.select([sock], [], [], 0)[0])
+    try:
+        return connection.can_read()
+    except REDIS_FAULTS:
+        return True
 
 
 def _read_past_sentinel(connection: _Connection) -> Any:
@@ -269,6 +290,10 @@ class _Plan:
     def back_off(self) -> None:
         self.delay = self.backoff
         self.backoff = min(self.backoff * 2, BACKOFF_CAP)
+
+
+_NO_PLAN = _Plan()
+"""The first round's: nothing to do first. Never changed."""
 
 
 def _written(command: Command) -> tuple[Arg, ...]:
