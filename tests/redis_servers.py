@@ -94,11 +94,11 @@ def server_args(port: int, *extra: str) -> list[str]:
 
 
 class RedisServer(RedisProcess):
-    """A plain redis-server on a free port, ready when `start()` returns."""
+    """A plain redis-server on a free port, ready when `start()` returns; `extra_args` are more server options."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra_args: str) -> None:
         port = free_port()
-        super().__init__(workdir, port, server_args(port))
+        super().__init__(workdir, port, server_args(port, *extra_args))
 
     @property
     def url(self) -> str:

@@ -23,6 +23,10 @@ DEAD_AFTER_ENV = "WORKQ_TEST_DEAD_AFTER"
 LEASED_TIMEOUT = 3.0
 """Time-out of `work_leased` jobs: far above a healthy run of a few milliseconds."""
 HANG_TIMEOUT = 1.0
+LONG_LEASE_TIMEOUT = 8.0
+"""Time-out of `work_leased_long` jobs: twice a 4 s run, so only hosts whose clocks disagree could expire it early."""
+CRON_ENV = "WORKQ_TEST_CRON"
+"""A cron spec: when set, the pool enqueues `cron_tick` on it."""
 RECORD_PATIENCE = 30.0
 _T = TypeVar("_T")
 
@@ -34,6 +38,12 @@ end
 return running
 """
 """KEYS[1]: jobs of a name running now; KEYS[2]: the most ever seen. ARGV[1]: 1 on start, -1 at the end."""
+
+RECORD_START_TIME = """
+local now = redis.call('time')
+redis.call('hset', KEYS[1], ARGV[1], now[1] .. '.' .. string.format('%06d', now[2]) .. ' ' .. ARGV[2])
+"""
+"""KEYS[1]: the `started_at` hash. ARGV[1]: run token; ARGV[2]: job id. Stores '<Redis TIME> <job id>'."""
 
 
 class Recorder:
@@ -70,6 +80,10 @@ class Recorder:
 
     def is_first_run(self, job: Job, token: str) -> bool:
         return bool(self.persist(lambda: self._pool.redis.hsetnx(self.key("first_run"), job.id, token)))
+
+    def started_at(self, job: Job, token: str) -> None:
+        """When this run started on Redis's clock (`started_at`: run token → '<epoch s> <job id>')."""
+        self.persist(lambda: self._pool.redis.eval(RECORD_START_TIME, 1, self.key("started_at"), token, job.id))
 
     def released(self) -> bool:
         return bool(self.persist(lambda: self._pool.redis.exists(self.key("release"))))
@@ -109,6 +123,12 @@ class Handlers:
             time.sleep(float(job.args["every"]))
         self._recorder.done(job, token)
 
+    def clocked(self, job: Job) -> None:
+        """Records when it started on Redis's clock, whatever this host's clock says."""
+        token = self._recorder.started(job)
+        self._recorder.started_at(job, token)
+        self._recorder.done(job, token)
+
     def exclusive(self, job: Job) -> None:
         """Counts how many `exclusive` jobs run at once, keeping the maximum ever seen."""
         token = self._recorder.started(job)
@@ -138,6 +158,11 @@ def make_pool() -> WorkerPool:
     register("hang", handlers.hold, timeout=HANG_TIMEOUT)
     register("checkin_long", handlers.checkin_long, timeout=HANG_TIMEOUT)
     register("exclusive", handlers.exclusive, max_concurrency=1)
+    register("work_leased_long", handlers.work, timeout=LONG_LEASE_TIMEOUT)
+    register("clocked", handlers.clocked)
+    register("cron_tick", handlers.clocked)
+    if cron_spec := os.environ.get(CRON_ENV):
+        pool.periodically_enqueue(cron_spec, "cron_tick")
     return pool
 
 

@@ -30,12 +30,21 @@ def fleet(tmp_path: Path, namespace: str, request: pytest.FixtureRequest) -> Ite
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server on a free loopback port, stopped at teardown whatever happened; missing redis-server fails
     under CI and skips elsewhere, like the shared Redis."""
+    yield from _own_redis_server(RedisServer(tmp_path / "redis"))
+
+
+@pytest.fixture
+def stallable_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """Like `private_redis`, and it accepts `DEBUG SLEEP` from loopback clients, to stall it."""
+    yield from _own_redis_server(RedisServer(tmp_path / "redis", "--enable-debug-command", "local"))
+
+
+def _own_redis_server(server: RedisServer) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         message = "redis-server is not installed: the tests that kill connections or restart Redis need their own"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    server = RedisServer(tmp_path / "redis")
     try:
         server.start()
         yield server

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import redis
 
+from reliability import skewed_clock
 from support import wait_until
 from workq import Client
 
@@ -54,19 +55,26 @@ class WorkerProcess:
         concurrency: int,
         grace: float | None = None,
         dead_after: float = DEAD_AFTER,
+        clock_offset: float = 0.0,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`clock_offset`: seconds this process's host clock is ahead (negative: behind), see `skewed_clock`;
+        `env`: more environment variables for it (e.g. the ones `reliability.app` reads)."""
         self.redis_url = redis_url
         self.namespace = namespace
         self.log_path = log_path
         self._log_file = log_path.open("w")
-        argv = [sys.executable, "-m", "workq", "worker", APP, "--redis-url", redis_url, "--namespace", namespace]
-        argv += ["--concurrency", str(concurrency)]
+        workq_args = ["worker", APP, "--redis-url", redis_url, "--namespace", namespace]
+        workq_args += ["--concurrency", str(concurrency)]
         if grace is not None:
-            argv += ["--grace", str(grace)]
+            workq_args += ["--grace", str(grace)]
+        argv = skewed_clock.command(*workq_args) if clock_offset else [sys.executable, "-m", "workq", *workq_args]
         env = {
             **os.environ,
             "WORKQ_TEST_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
             "WORKQ_TEST_DEAD_AFTER": str(dead_after),
+            skewed_clock.OFFSET_ENV: str(clock_offset),
+            **(env or {}),
         }
         self.process = subprocess.Popen(
             argv, cwd=TESTS_DIR, env=env, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -131,11 +139,25 @@ class Fleet:
         self.workers: list[WorkerProcess] = []
 
     def start(
-        self, redis_url: str, *, concurrency: int = 5, grace: float | None = None, dead_after: float = DEAD_AFTER
+        self,
+        redis_url: str,
+        *,
+        concurrency: int = 5,
+        grace: float | None = None,
+        dead_after: float = DEAD_AFTER,
+        clock_offset: float = 0.0,
+        env: dict[str, str] | None = None,
     ) -> WorkerProcess:
         log_path = self._log_dir / f"worker-{len(self.workers)}.log"
         worker = WorkerProcess(
-            redis_url, self._namespace, log_path, concurrency=concurrency, grace=grace, dead_after=dead_after
+            redis_url,
+            self._namespace,
+            log_path,
+            concurrency=concurrency,
+            grace=grace,
+            dead_after=dead_after,
+            clock_offset=clock_offset,
+            env=env,
         )
         self.workers.append(worker)
         return worker
