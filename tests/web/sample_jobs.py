@@ -91,7 +91,11 @@ def place_bad_entries(redis_client: redis.Redis, namespace: str) -> BadEntries:
     now = int(time.time())
     enqueuer = Enqueuer(namespace, redis_client)
     enqueuer.enqueue("email", {"n": 1})
-    far = enqueuer.enqueue_in("far_future", 10**17, {})  # accepted by enqueue_in today
+    # What an older workq (or another writer) filed for enqueue_in(10**17): enqueue_in refuses it now.
+    far_job = Job(name="far_future", enqueued_at=now)
+    redis_client.zadd(f"{namespace}:scheduled", {far_job.to_json(): now + 10**17})
+    redis_client.sadd(f"{namespace}:known_jobs", "far_future")
+    far = far_job.as_view(ScheduledJob, run_at=now + 10**17)
     good = failed_job("email", now, fails=2, args={"fine": True})
     entries = {
         "inf_score": (Job(name="inf_score", id="inf-score", enqueued_at=now), float("inf")),
