@@ -71,6 +71,7 @@ class _Connection(Protocol):
     pid: int
 
     def can_read(self, timeout: float = 0) -> bool: ...
+    def connect(self) -> None: ...
     def disconnect(self, *args: Any, **kwargs: Any) -> None: ...
     def pack_command(self, *args: Any) -> list[bytes]: ...
     def send_packed_command(self, command: list[bytes], check_health: bool = True) -> None: ...
@@ -214,8 +215,7 @@ class SendOnce:
 
 def _exchange(connection: _Connection, items: list[_Item], server: str, *, sentinel: bool) -> list[Any]:
     """Write every item, then read every reply; see the module docstring for which failures are `_NotSent`."""
-    if _stale(connection):
-        connection.disconnect()  # the write below connects afresh
+    _make_ready(connection)
     packets = [connection.pack_command(*command) for command, _ in items]
     for position, packet in enumerate(packets):
         try:
@@ -244,18 +244,26 @@ def _exchange(connection: _Connection, items: list[_Item], server: str, *, senti
     return answers
 
 
-def _stale(connection: _Connection) -> bool:
-    """Is something waiting to be read on this idle connection — EOF, most likely: Redis closed it (a restart, an
-    idle time-out, CLIENT KILL)? Then a command written on it would be lost unanswered."""
+def _make_ready(connection: _Connection) -> None:
+    """Connect, or reconnect if something is waiting to be read on this idle connection — EOF, most likely: Redis
+    closed it (a restart, an idle time-out, CLIENT KILL), and a command written on it would be lost unanswered.
+    `connect()` is the connection's own (a Sentinel one asks the sentinels for the master; the write would not)."""
     sock = getattr(connection, "_sock", None)
-    if sock is None:
-        return False  # not connected: the write connects
-    if type(sock) is socket.socket:  # a poll is a third of redis-py's can_read (TLS needs the latter: tickets)
-        return bool(select.select([sock], [], [], 0)[0])
+    if sock is not None:
+        if type(sock) is socket.socket:  # a poll is a third of redis-py's can_read (TLS needs the latter: tickets)
+            stale = bool(select.select([sock], [], [], 0)[0])
+        else:
+            try:
+                stale = connection.can_read()
+            except REDIS_FAULTS:
+                stale = True
+        if not stale:
+            return
+        connection.disconnect()
     try:
-        return connection.can_read()
-    except REDIS_FAULTS:
-        return True
+        connection.connect()
+    except REDIS_FAULTS as exc:
+        raise _NotSent(exc) from exc
 
 
 def _read_past_sentinel(connection: _Connection) -> Any:
