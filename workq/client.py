@@ -11,7 +11,14 @@ from typing import TypeVar, cast
 
 from workq import unique
 from workq.clock import as_clock
-from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
+from workq.connection import (
+    RedisClient,
+    check_namespace_fits,
+    reply_text,
+    resolve_namespace,
+    resolve_redis,
+    translated_faults,
+)
 from workq.errors import MalformedJob, NotDeleted, NotRetried
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob, check_job_name, malformed_job_record
 from workq.keys import Keys
@@ -255,7 +262,7 @@ class Client:
         """Processed and failed counts of every known job name on the UTC day of epoch `day` (default today)."""
         at = self._clock() if day is None else day
         with translated_faults(self.redis):
-            names = sorted(_text(name) for name in self.redis.smembers(self.keys.known_jobs))
+            names = sorted(reply_text(name) for name in self.redis.smembers(self.keys.known_jobs))
             pipe = self.redis.pipeline(transaction=False)
             for name in names:
                 pipe.hmget(self.keys.stats(name, at), ["processed", "failed"])
@@ -271,7 +278,7 @@ class Client:
     def queues(self) -> list[Queue]:
         """Every known job name with its queue length and latency, sorted by name."""
         with translated_faults(self.redis):
-            names = sorted(_text(name) for name in self.redis.smembers(self.keys.known_jobs))
+            names = sorted(reply_text(name) for name in self.redis.smembers(self.keys.known_jobs))
             pipe = self.redis.pipeline(transaction=False)
             for name in names:
                 pipe.llen(self.keys.queue(name))
@@ -302,7 +309,7 @@ class Client:
 
     def worker_pool_heartbeats(self) -> list[WorkerPoolHeartbeat]:
         with translated_faults(self.redis):
-            pool_ids = sorted(_text(pool_id) for pool_id in self.redis.smembers(self.keys.worker_pools))
+            pool_ids = sorted(reply_text(pool_id) for pool_id in self.redis.smembers(self.keys.worker_pools))
             pipe = self.redis.pipeline(transaction=False)
             for pool_id in pool_ids:
                 pipe.hgetall(self.keys.worker_pool(pool_id))
@@ -359,7 +366,7 @@ def _heartbeat(pool_id: str, fields: _Fields) -> WorkerPoolHeartbeat:
         heartbeat_at=_time(_int(fields.get(b"heartbeat_at"), "heartbeat_at", problems), "heartbeat_at", problems),
         job_names=_list(fields.get(b"job_names")),
         concurrency=_int(fields.get(b"concurrency"), "concurrency", problems),
-        host=_text(fields.get(b"host", b"")),
+        host=reply_text(fields.get(b"host", b"")),
         pid=_int(fields.get(b"pid"), "pid", problems),
         worker_ids=_list(fields.get(b"worker_ids")),
         problem="; ".join(problems),
@@ -371,11 +378,11 @@ def _observation(worker_id: str, fields: _Fields) -> WorkerObservation:
     return WorkerObservation(
         worker_id=worker_id,
         is_busy=bool(fields),
-        job_name=_text(fields.get(b"job_name", b"")),
-        job_id=_text(fields.get(b"job_id", b"")),
+        job_name=reply_text(fields.get(b"job_name", b"")),
+        job_id=reply_text(fields.get(b"job_id", b"")),
         started_at=_time(_int(fields.get(b"started_at"), "started_at", problems), "started_at", problems),
-        args_json=_text(fields.get(b"args", b"")),
-        checkin=_text(fields.get(b"checkin", b"")),
+        args_json=reply_text(fields.get(b"args", b"")),
+        checkin=reply_text(fields.get(b"checkin", b"")),
         checkin_at=_time(_int(fields.get(b"checkin_at"), "checkin_at", problems), "checkin_at", problems),
         problem="; ".join(problems),
     )
@@ -418,10 +425,6 @@ def _names_a_queue(job: Job) -> bool:
     return True
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
-
-
 def _int(value: bytes | str | None, name: str = "", problems: list[str] | None = None) -> int:
     """A counter or id field as a whole number >= 0 (0 when absent); anything else reads as 0 and, with
     `problems`, is noted there under `name`."""
@@ -432,11 +435,11 @@ def _int(value: bytes | str | None, name: str = "", problems: list[str] | None =
     except ValueError:
         number = math.nan
     if math.isfinite(number) and number >= 0:
-        return int(value) if _text(value).strip().isdigit() else int(number)
+        return int(value) if reply_text(value).strip().isdigit() else int(number)
     if problems is not None:
-        problems.append(f"{name} is {_text(value)[:40]!r}, not a whole number >= 0")
+        problems.append(f"{name} is {reply_text(value)[:40]!r}, not a whole number >= 0")
     return 0
 
 
 def _list(value: bytes | str | None) -> list[str]:
-    return [item for item in _text(value or b"").split(",") if item]
+    return [item for item in reply_text(value or b"").split(",") if item]

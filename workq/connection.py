@@ -259,3 +259,9 @@ def _options(query: dict[str, str]) -> dict[str, Any]:
 
 def _redacted(url: str) -> str:
     return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
+
+
+def reply_text(value: bytes | str) -> str:
+    """A Redis reply (or member) as text; bytes that are not UTF-8 are replaced, never raised on: replies are data
+    anyone could have written."""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value

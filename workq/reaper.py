@@ -12,7 +12,7 @@ import redis
 
 from workq.clock import Clock, ClockLike, as_clock
 from workq.complaints import Complaints
-from workq.connection import RedisClient
+from workq.connection import RedisClient, reply_text
 from workq.job import check_job_name
 from workq.keys import Keys
 from workq.scripts import Scripts
@@ -118,7 +118,7 @@ class Reaper:
             else:
                 job_names = [
                     name
-                    for name in _text(names or b"").split(",")
+                    for name in reply_text(names or b"").split(",")
                     if name and self._valid(name, self._keys.worker_pool(pool_id), "a job name", check_job_name)
                 ]
                 dead[pool_id] = DeadPool(job_names, is_workq=declared is not None)
@@ -155,7 +155,7 @@ class Reaper:
             args=[pool_id, "1" if requeue else "0"],
         )
         if broken:
-            self._complaints.wrong_type(_text(broken), f"pool {pool_id}'s {name} jobs stay in progress")
+            self._complaints.wrong_type(reply_text(broken), f"pool {pool_id}'s {name} jobs stay in progress")
         moved = int(moved)
         if moved and requeue:
             logger.warning("reaper: pool %s is dead; %d %s job(s) back on their queue", pool_id, moved, name)
@@ -177,7 +177,7 @@ class Reaper:
         pipe = self._client.pipeline(transaction=False)
         pipe.srem(self._keys.worker_pools, pool_id)
         pipe.delete(self._keys.worker_pool(pool_id))
-        for worker_id in _text(worker_ids or b"").split(","):
+        for worker_id in reply_text(worker_ids or b"").split(","):
             if worker_id:
                 pipe.delete(self._keys.worker(worker_id))
         pipe.execute()
@@ -212,7 +212,3 @@ def _count(value: bytes | str) -> int:
         return int(value)
     except ValueError:
         return 1
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value

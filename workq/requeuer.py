@@ -7,7 +7,7 @@ from typing import cast
 
 from workq.clock import Clock, ClockLike, as_clock
 from workq.complaints import Complaints
-from workq.connection import RedisClient
+from workq.connection import RedisClient, reply_text
 from workq.errors import MalformedJob
 from workq.job import Job, check_job_name, malformed_job_record
 from workq.keys import Keys
@@ -49,8 +49,7 @@ class Requeuer:
             moved_now, broken = self._scripts.requeue(keys=keys, args=args)
             moved += int(moved_now)
             if broken:
-                key = broken.decode("utf-8", errors="replace") if isinstance(broken, bytes) else broken
-                self._complaints.wrong_type(key, f"due jobs for it stay in {zset}")
+                self._complaints.wrong_type(reply_text(broken), f"due jobs for it stay in {zset}")
             passed_over += len(members) - int(moved_now)
             if len(members) < BATCH:
                 return moved

@@ -9,7 +9,7 @@ from typing import cast
 
 from workq.clock import Clock, ClockLike, as_clock
 from workq.complaints import Complaints
-from workq.connection import RedisClient
+from workq.connection import RedisClient, reply_text
 from workq.keys import Keys
 from workq.registration import Registration
 from workq.scripts import Scripts
@@ -70,7 +70,7 @@ class LeaseKeeper:
             return 0
         moved, broken = self._scripts.expire_leases(keys=keys, args=args)
         if broken:
-            self._complaints.wrong_type(_text(broken), "jobs that outran their time-out stay in progress")
+            self._complaints.wrong_type(reply_text(broken), "jobs that outran their time-out stay in progress")
         moved = int(moved)
         if moved:
             logger.warning(
@@ -90,7 +90,3 @@ def _holder_and_payload(member: bytes) -> tuple[bytes, bytes]:
     if RUN_TOKEN.fullmatch(token):
         return pool_id, payload
     return pool_id, rest
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import redis
 
-from workq.connection import RedisClient
+from workq.connection import RedisClient, reply_text
 from workq.errors import MalformedJob
 from workq.job import Job
 from workq.keys import Keys
@@ -76,7 +76,7 @@ class Claim:
 
 def owns(job: Job, lock_key: str, value: bytes | str, keys: Keys) -> bool:
     """Whether the lock holding `value` is `job`'s to release."""
-    text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+    text = reply_text(value)
     if text == "1":
         return True
     try:
@@ -114,7 +114,7 @@ def claim(client: RedisClient, scripts: Scripts, keys: Keys, job: Job) -> Claim:
 
 def _to_run(job: Job, value: bytes | str) -> tuple[Job, bool]:
     """The queued job, with the args of a by-key lock's newest JSON (keeping the queued job's id)."""
-    text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+    text = reply_text(value)
     if text == "1":
         return job, False
     try:

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
-from redis_servers import HOST, RedisProcess, free_port, server_args
+from redis_servers import HOST, RedisProcess
 from reliability.harness import report
 from workq import ConnectionFailed, Enqueuer, Job, MaybeEnqueued
 from workq.connection import dedicated_client
@@ -25,23 +22,6 @@ from workq.connection import dedicated_client
 SOCKET_TIMEOUT = 0.25
 STALL = 0.4
 """Longer than SOCKET_TIMEOUT: the reply times out although Redis runs the command when it wakes."""
-
-
-@pytest.fixture
-def stallable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server on a free loopback port that accepts DEBUG SLEEP from loopback clients."""
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed: the stall tests need their own")
-        pytest.skip("redis-server is not installed: the stall tests need their own")
-    port = free_port()
-    server = RedisProcess(tmp_path / "redis", port, server_args(port, "--enable-debug-command", "local"))
-    try:
-        server.start()
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 def stall(server: RedisProcess, seconds: float = STALL) -> redis.Connection:
