@@ -4,7 +4,11 @@ from workq.client import Client, JobStats, Queue, SetSizes, WorkerObservation, W
 from workq.enqueuer import Enqueuer
 from workq.errors import (
     ArgError,
+    Cancelled,
     ConnectionFailed,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
     MalformedJob,
     MaybeEnqueued,
     NotDeleted,
@@ -18,14 +22,18 @@ from workq.worker_pool import WorkerPool
 
 __all__ = [
     "ArgError",
+    "Cancelled",
     "Client",
     "ConnectionFailed",
     "DeadJob",
     "Enqueuer",
     "Job",
+    "JobFailed",
     "JobHandler",
+    "JobNotFound",
     "JobOptions",
     "JobStats",
+    "JobTimeout",
     "MalformedJob",
     "MaybeEnqueued",
     "NotDeleted",

@@ -45,6 +45,28 @@ class NotRetried(WorkqError):
     """Nothing matched the job to retry."""
 
 
+class JobNotFound(WorkqError):
+    """No job with that id is queued, scheduled, retrying, dead, running or kept as a result."""
+
+
+class JobFailed(WorkqError):
+    """`Client.wait_result`: the job ended dead or cancelled; `last_err` says why."""
+
+    def __init__(self, job_id: str, last_err: str) -> None:
+        super().__init__(f"job {job_id} failed: {last_err}")
+        self.job_id = job_id
+        self.last_err = last_err
+
+
+class JobTimeout(Exception):
+    """Raised inside a handler's thread when its run passes the job's `timeout` (a `BaseException` would skip
+    user `except Exception` clean-up; this does not, and the run still counts as failed, "timed out")."""
+
+
+class Cancelled(Exception):
+    """Raised inside a handler's thread when `Client.cancel` stops the run; the job is filed dead, "cancelled"."""
+
+
 class Retry(Exception):
     """Raise from a handler to run the job again in `in_seconds` without counting a failure."""
 

@@ -66,6 +66,21 @@ class Keys:
         """ext: hash of `processed` and `failed` counts of `job_name` on the UTC day of epoch `at`."""
         return f"{self.prefix}stats:{job_name}:{time.strftime('%Y-%m-%d', time.gmtime(at))}"
 
+    def result(self, job_id: str) -> str:
+        """ext: JSON `{"state", "job_name", "result", "fails", "last_err", "updated_at"}` of a finished job
+        (`state` "done", kept `keep_result` seconds) or of one `Client.cancel` removed (`state` "cancelled")."""
+        return f"{self.prefix}result:{job_id}"
+
+    @property
+    def cancel_channel(self) -> str:
+        """ext: pub/sub channel on which `Client.cancel` names (as the message) the id of a running job to stop."""
+        return f"{self.prefix}cancel"
+
+    def cancel_request(self, job_id: str) -> str:
+        """ext: exists (with an expiry) while a cancel of running job `job_id` is pending: the fallback that pools
+        poll for the jobs they run, so a missed pub/sub message still stops the run."""
+        return f"{self.prefix}cancel:{job_id}"
+
     @property
     def reaper_lock(self) -> str:
         """ext: held (SET NX PX) by the one pool whose reaper is running."""
