@@ -23,6 +23,7 @@ from workq.middleware import Middleware, build_chain
 from workq.periodic import CronSchedule, check_cron_spec
 from workq.registration import Registration
 from workq.running_pool import RunningPool
+from workq.throughput import RunTally
 from workq.wakeup import Wakeup
 from workq.worker import InFlight
 
@@ -220,8 +221,10 @@ class WorkerPool:
         if not self._handlers:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
         client, keys = self.redis, Keys(self.namespace)
+        tally = RunTally(client, keys, self.job_names, self._clock.wall)
+        middlewares = [tally.middleware, *self._middlewares]
         registrations = {
-            name: Registration.build(keys, self.pool_id, name, build_chain(self._middlewares, handler), handler.options)
+            name: Registration.build(keys, self.pool_id, name, build_chain(middlewares, handler), handler.options)
             for name, handler in self._handlers.items()
         }
         self._stopping = threading.Event()  # a fresh one: workers abandoned by a previous stop(grace) keep theirs
@@ -247,6 +250,7 @@ class WorkerPool:
                 stopping=self._stopping,
                 wakeup=self._wakeup,
                 in_flight=self._in_flight,
+                tally=tally,
             )
             running.start()
         self._running = running
