@@ -64,4 +64,4 @@ def test_the_page_draws_bars_for_every_name_and_the_total_without_inline_style(
 
 def test_an_empty_namespace_says_so(web: FlaskClient) -> None:
     text = web.get("/charts").get_data(as_text=True)
-    assert "No job names yet." in text and "<svg class=\"chart-svg\"" not in text
+    assert "No job names yet." in text and '<svg class="chart-svg"' not in text
