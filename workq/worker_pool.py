@@ -19,6 +19,7 @@ from workq.errors import WorkqError
 from workq.handler import JobHandler, JobOptions, check_handler
 from workq.job import Job, check_job_name
 from workq.keys import Keys
+from workq.log_format import log_context
 from workq.middleware import Middleware, build_chain
 from workq.periodic import CronSchedule, check_cron_spec
 from workq.registration import Registration
@@ -222,7 +223,7 @@ class WorkerPool:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
         client, keys = self.redis, Keys(self.namespace)
         tally = RunTally(client, keys, self.job_names, self._clock.wall)
-        middlewares = [tally.middleware, *self._middlewares]
+        middlewares = [tally.middleware, log_context, *self._middlewares]
         registrations = {
             name: Registration.build(keys, self.pool_id, name, build_chain(middlewares, handler), handler.options)
             for name, handler in self._handlers.items()

@@ -6,13 +6,16 @@ import re
 
 import redis
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from support import wait_until
 from web.conftest import PoolStarter
-from web.sample_jobs import ESCAPED_SCRIPT, SCRIPT
-from workq import Enqueuer, Job
+from web.sample_jobs import CSRF, ESCAPED_SCRIPT, SCRIPT
+from workq import Client, Enqueuer, Job
 from workq.keys import Keys
 from workq.throughput import CHART_DAYS, CHART_MINUTES
+from workq.web import create_app
+from workq.web.security import LOOPBACK_HOSTS
 
 
 def fail(job: Job) -> None:
@@ -65,3 +68,37 @@ def test_the_page_draws_bars_for_every_name_and_the_total_without_inline_style(
 def test_an_empty_namespace_says_so(web: FlaskClient) -> None:
     text = web.get("/charts").get_data(as_text=True)
     assert "No job names yet." in text and '<svg class="chart-svg"' not in text
+
+
+def test_metrics_give_namespace_wide_figures_from_redis(
+    web: FlaskClient, start_pool: PoolStarter, namespace: str, redis_url: str
+) -> None:
+    pool = start_pool({"ok": lambda job: None, "bad": fail})
+    enqueuer = Enqueuer(namespace, redis_url)
+    enqueuer.enqueue_many("ok", [{"n": n} for n in range(4)])
+    enqueuer.enqueue("bad")
+    enqueuer.enqueue_in("ok", 600)
+    pool.drain(timeout=10)
+    pool.stop()
+
+    response = web.get("/metrics")
+
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    samples = {
+        (sample.name, sample.labels.get("job_name", "")): sample.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for sample in family.samples
+    }
+    assert samples[("workq_jobs_processed_total", "ok")] == 4
+    assert samples[("workq_jobs_failed_total", "bad")] == 1
+    assert samples[("workq_queue_length", "ok")] == 0
+    assert samples[("workq_scheduled_jobs", "")] == 1 and samples[("workq_dead_jobs", "")] == 1
+    assert samples[("workq_worker_pools", "")] == 0, "the stopped pool deregistered"
+
+
+def test_metrics_need_the_same_credentials_as_the_pages(client: Client) -> None:
+    web = create_app(client, auth_token="s3cret", csrf_token=CSRF, allowed_hosts=LOOPBACK_HOSTS).test_client()
+
+    assert web.get("/metrics").status_code == 401
+    assert web.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert web.get("/metrics", headers={"Host": "evil.example"}).status_code == 400
