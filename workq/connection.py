@@ -8,20 +8,28 @@ Accepted: a `redis.Redis` or `redis.cluster.RedisCluster` client, or a URL:
 - `redis+sentinel://[user:password@]host:port[,host:port…]/service_name[/db]` (`rediss+sentinel://` for TLS to the
   master): the master Sentinel names, rediscovered after a failover; `?sentinel_password=…` if the sentinels
   have their own.
+A query option the scheme's redis-py client does not take is refused (ValueError naming it), not passed on.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any, TypeAlias
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
-from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.cluster import KWARGS_DISABLED_KEYS, REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
+from redis.connection import (
+    URL_QUERY_ARGUMENT_PARSERS,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 from redis.exceptions import (
     AskError,
     ClusterError,
@@ -30,7 +38,12 @@ from redis.exceptions import (
     SlotNotCoveredError,
     TryAgainError,
 )
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 from workq.errors import ConnectionFailed, WorkqError
 from workq.keys import key_prefix
@@ -61,6 +74,16 @@ _REDIS_PY_DIR = os.path.dirname(os.path.abspath(redis.__file__))
 
 _CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+_CONNECTION_CLASSES: dict[str, type] = {
+    "redis": Connection,
+    "rediss": SSLConnection,
+    "unix": UnixDomainSocketConnection,
+    "redis+sentinel": SentinelManagedConnection,
+    "rediss+sentinel": SentinelManagedSSLConnection,
+}
+_SET_BY_WORKQ = frozenset({"startup_nodes", "connection_class", "ssl", "host", "port", "path", "url"})
+"""Keyword arguments workq derives from the URL itself (or the scheme): a query cannot set them."""
+_COMMON_OPTIONS = "socket_timeout, socket_connect_timeout, health_check_interval, max_connections, client_name"
 
 
 def resolve_namespace(namespace: str | None) -> str:
@@ -76,6 +99,7 @@ def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
         raise TypeError(f"redis must be a redis.Redis or RedisCluster client or a URL string, got {type(url).__name__}")
     scheme = url.partition("://")[0].lower()
     try:
+        _check_option_names(scheme, url)
         if scheme in _CLUSTER_SCHEMES:
             return _cluster_from_url(url)
         if scheme in _SENTINEL_SCHEMES:
@@ -229,16 +253,44 @@ def _sentinel_from_url(url: str) -> redis.Redis:
         socket_timeout=5,
         socket_keepalive=True,
     )
+    defaults: dict[str, Any] = {"db": int(db or 0), "socket_keepalive": True, "health_check_interval": 30}
     master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-        service_name,
-        db=int(db or 0),
-        username=username,
-        password=password,
-        socket_keepalive=True,
-        health_check_interval=30,
-        **options,
+        service_name, username=username, password=password, **{**defaults, **options}
     )
     return master
+
+
+def _check_option_names(scheme: str, url: str) -> None:
+    """Refuse (ValueError) a query option the scheme's client does not take, naming it: redis-py would pass it on
+    and fail with a TypeError at the first command (or, on a cluster, silently drop a misspelt option)."""
+    names = {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    names.discard("sentinel_password" if scheme in _SENTINEL_SCHEMES else "")
+    accepted = _accepted_options(scheme)
+    for name in sorted(names - accepted):
+        if name in _accepted_options("rediss") - _accepted_options("redis"):
+            raise ValueError(
+                f"option {name!r} is for TLS: use a rediss:// URL (or rediss+cluster://, rediss+sentinel://)"
+            )
+        raise ValueError(f"unknown option {name!r} (a typo? options include {_COMMON_OPTIONS})")
+
+
+@cache
+def _accepted_options(scheme: str) -> frozenset[str]:
+    """The keyword arguments a URL of `scheme` may set: those its redis-py connection class (or cluster client)
+    takes, and `max_connections` of its pool."""
+    if scheme in _CLUSTER_SCHEMES:
+        names = set(_parameters(RedisCluster)) | (set(REDIS_ALLOWED_KEYS) - set(KWARGS_DISABLED_KEYS))
+    else:
+        names = {name for cls in _CONNECTION_CLASSES.get(scheme, Connection).__mro__ for name in _parameters(cls)}
+    return frozenset(names - _SET_BY_WORKQ) | {"max_connections"}
+
+
+def _parameters(cls: type) -> list[str]:
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        return []
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [name for name, spec in inspect.signature(init).parameters.items() if spec.kind in keywords][1:]
 
 
 def _has_hash_tag(key: str) -> bool:

@@ -81,12 +81,8 @@ BAD_REDIS_URLS = [
     "redis://[::1",
     "redis://localhost/0?socket_timeout=abc",
     "redis+sentinel://",
-    pytest.param(
-        "redis+sentinel://h:1/0?bogus=1x",
-        marks=pytest.mark.xfail(
-            strict=True, reason="workq/connection.py passes unknown sentinel URL options on: TypeError at first use"
-        ),
-    ),
+    "redis+sentinel://h:1/0?bogus=1x",
+    "redis://localhost/0?bogus=1",
     "redis+cluster://",
 ]
 
