@@ -101,6 +101,7 @@ def place_bad_entries(redis_client: redis.Redis, namespace: str) -> BadEntries:
         "inf_score": (Job(name="inf_score", id="inf-score", enqueued_at=now), float("inf")),
         "minus_inf": (Job(name="minus_inf", id="minus-inf", enqueued_at=now), float("-inf")),
         "huge_score": (Job(name="huge_score", id="huge-score", enqueued_at=now), 1e22),
+        "largest_score": (Job(name="largest_score", id="largest-score", enqueued_at=now), 1.7976931348623157e308),
         "negative_fails": (Job(name="negative", id="negative-fails", enqueued_at=now, fails=-5), now),
         "far_t": (Job(name="far_t", id="far-t", enqueued_at=10**17), now),
     }
@@ -125,6 +126,7 @@ def place_bad_entries(redis_client: redis.Redis, namespace: str) -> BadEntries:
         "inf-score": "inf",
         "minus-inf": "-inf",
         "huge-score": "1e+22",
+        "largest-score": "1.79769e+308",
         "negative-fails": "fails is negative",
         "far-t": "t 1e+17",
         "malformed-" + hashlib.sha256(DEEP_ARGS_JOB.encode()).hexdigest()[:24]: "nest too deep",
