@@ -341,14 +341,26 @@ _Fields = Mapping[bytes, bytes]
 
 def _decode(member: bytes) -> Job:
     """A sorted-set member as a job; bytes that are not one (including JSON nested too deep to parse) become a
-    record with a stable id, so they can be listed and deleted like any job."""
+    record with a stable id, and so does a job without an id, so they can be listed and deleted like any job."""
     try:
-        return Job.from_json(member)
+        job = Job.from_json(member)
     except (MalformedJob, RecursionError, ValueError) as exc:
         reason = str(exc) if isinstance(exc, MalformedJob) else f"{type(exc).__name__}: {exc}"
         record = malformed_job_record("unknown", member, f"malformed job: {reason}", 0)
-        record.id = "malformed-" + hashlib.sha256(member).hexdigest()[:24]
+        record.id = "malformed-" + _digest(member)
         return record
+    if not job.id:
+        job.id = _missing_id(member)
+    return job
+
+
+def _digest(member: bytes) -> str:
+    return hashlib.sha256(member).hexdigest()[:24]
+
+
+def _missing_id(member: bytes) -> str:
+    """The id a job without one is listed, retried (keeping it) and deleted by."""
+    return "no-id-" + _digest(member)
 
 
 def _listed(member: bytes, score: float, view: type[_View], score_field: str) -> _View:
@@ -356,6 +368,8 @@ def _listed(member: bytes, score: float, view: type[_View], score_field: str) ->
     `PROBLEM_FIELD` instead of failing the whole page."""
     job = _decode(member)
     problems = [job.last_err] if job.id.startswith("malformed-") else []
+    if job.id == _missing_id(member):
+        problems.append(f"the job has no id (listed as {job.id})")
     listed = job.as_view(view, **{score_field: _time(score, score_field, problems)})
     _time(job.enqueued_at, "t", problems)
     _time(job.failed_at, "failed_at", problems)
