@@ -81,9 +81,7 @@ class Job:
     def from_json(cls, payload: bytes | str) -> Job:
         """Parse wire JSON; raise `MalformedJob` saying what is wrong (including nesting deeper than args may)."""
         try:
-            data = json.loads(
-                payload, parse_float=_finite_float, parse_int=_integer, parse_constant=_refuse_constant
-            )
+            data = json.loads(payload, parse_float=_finite_float, parse_int=_integer, parse_constant=_refuse_constant)
         except MalformedJob:
             raise
         except (ValueError, UnicodeDecodeError) as exc:

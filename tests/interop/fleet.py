@@ -4,6 +4,7 @@ of runs both sides leave in `<ns>:interop:runs`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,12 @@ class Fleet:
         [line] = self.go_enqueue(version, name, args, **options)
         return Job.from_json(line)
 
-    def workq_pool(self, names: dict[str, dict[str, Any]], **options: Any) -> WorkerPool:
-        """A started workq pool running `names` (name → job options) with handlers that record their runs."""
+    def workq_pool(self, names: dict[str, dict[str, Any]], *, hold: Sequence[str] = (), **options: Any) -> WorkerPool:
+        """A started workq pool running `names` (name → job options) with handlers that record their runs; those
+        of `hold` then wait for `release()`, as gofleet's do."""
         pool = WorkerPool(self.namespace, self.redis_url, **{**WORKQ_POOL_OPTIONS, **options})
         for name, job_options in names.items():
-            pool.job(name, self._record, **job_options)
+            pool.job(name, self._record_and_hold if name in hold else self._record, **job_options)
         self._workq_pools.append(pool)
         pool.start()
         return pool
@@ -55,6 +57,18 @@ class Fleet:
     def _record(self, job: Job) -> None:
         run = {"side": "workq", "name": job.name, "id": job.id, "args": job.args}
         self.redis.rpush(f"{self.namespace}:interop:runs", json.dumps(run))
+
+    def _record_and_hold(self, job: Job) -> None:
+        self._record(job)
+        wait_until(lambda: self.redis.exists(self._release_key), 60, 0.05, "the test to release held jobs")
+
+    @property
+    def _release_key(self) -> str:
+        return f"{self.namespace}:interop:release"
+
+    def release(self) -> None:
+        """Let held handlers of both sides finish."""
+        self.redis.set(self._release_key, 1)
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run recorded so far by either side, in order: {"side", "name", "id", "args"}."""
@@ -65,6 +79,7 @@ class Fleet:
         return self.runs()
 
     def close(self) -> None:
+        self.release()
         for go_pool in self._go_pools:
             go_pool.kill()
         for workq_pool in self._workq_pools:

@@ -156,3 +156,46 @@ def test_go_requeuer_dead_letters_unregistered_names_and_rescue(fleet: Fleet) ->
     assert (rescued["side"], rescued["id"]) == ("workq", python_only.id)
     assert rescued["args"]["account_id"] == 12345678901235000  # rounded by cjson, as documented
     assert client.dead_jobs()[1] == 0
+
+
+def test_the_last_pool_started_sets_max_concurrency(fleet: Fleet) -> None:
+    """Point 5: a Go pool started after a workq pool keeps the cap it wrote through workq's heartbeats (workq
+    used to write its own back on every beat); a cap lost with a Redis restart is written again."""
+    cap_key = Keys(fleet.namespace).max_concurrency("capped")
+    pool = fleet.workq_pool({"capped": {"max_concurrency": 2}}, heartbeat_interval=0.2, dead_after=12.0)
+    wait_until(lambda: fleet.redis.get(cap_key) == b"2", 10, 0.05, "workq's cap")
+    fleet.go_pool("master", ["capped:5"], label="go-master")
+    assert fleet.redis.get(cap_key) == b"5"
+    beats = Client(fleet.namespace, fleet.redis).worker_pool_heartbeats
+
+    def heartbeat_at() -> int:
+        return next(beat.heartbeat_at for beat in beats() if beat.worker_pool_id == pool.pool_id)
+
+    first = heartbeat_at()
+    wait_until(lambda: heartbeat_at() >= first + 2, 10, 0.05, "two more workq heartbeats")
+    assert fleet.redis.get(cap_key) == b"5"
+    fleet.redis.delete(cap_key)
+    wait_until(lambda: fleet.redis.get(cap_key) == b"2", 10, 0.05, "workq to heal the lost cap")
+
+
+def test_busy_workers_show_args_as_gocraft_work_writes_them(fleet: Fleet) -> None:
+    """Point 6: a worker's observation holds its job's args exactly as a Go worker's does (json.Marshal: no
+    spaces, Go's floats and escapes), so both dashboards show the same bytes."""
+    args = {"ratio": 0.00001, "tiny": 1e-7, "neg": -0.0, "name": "é<b>", "n": [1, 2.5]}
+    fleet.go_pool("master", ["observed_go"], label="go-master", hold=["observed_go"])
+    fleet.workq_pool({"observed_py": {}}, hold=["observed_py"])
+    fleet.go_enqueue("master", "observed_go", args)
+    fleet.enqueuer.enqueue("observed_py", args)
+    client = Client(fleet.namespace, fleet.redis)
+
+    def observed() -> dict[str, str]:
+        return {busy.job_name: busy.args_json for busy in client.worker_observations() if busy.job_name}
+
+    seen = wait_until(lambda: len(observed()) == 2 and observed(), 30, 0.05, "both workers to be observed")
+    assert (
+        seen["observed_py"]
+        == seen["observed_go"]
+        == '{"n":[1,2.5],"name":"é\\u003cb\\u003e","neg":-0,"ratio":0.00001,"tiny":1e-7}'
+    )
+    fleet.release()
+    fleet.wait_for_runs(2, "both held jobs")
