@@ -10,9 +10,11 @@ import pytest
 
 from interop.conftest import report
 from interop.fleet import Fleet
+from interop.go_fleet import go_next_fire_times
 from support import wait_until
 from workq import Client, Job
 from workq.keys import Keys
+from workq.periodic import CronSchedule
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +201,37 @@ def test_busy_workers_show_args_as_gocraft_work_writes_them(fleet: Fleet) -> Non
     )
     fleet.release()
     fleet.wait_for_runs(2, "both held jobs")
+
+
+CRON_SPECS = [
+    "0 30 9 * * *",
+    "0 0 9 * * 1-5",
+    "0 0 * * * *",
+    "0 */20 * * * *",
+    "30 15 1 * * *",
+    "@daily",
+    "0 0 0 1 * *",
+]
+CRON_ZONES = ["UTC", "America/New_York", "Europe/Paris", "Asia/Kolkata", "Australia/Sydney", "America/Sao_Paulo"]
+CRON_STARTS = [1772600000, 1774800000, 1792000000, 1793300000]
+"""March and October 2026: both DST changes of New York, Paris and Sydney fall within 60 ticks of one of them."""
+
+
+def test_cron_timezone_gives_the_fire_times_of_a_go_host_in_that_zone(fleet: Fleet) -> None:
+    """Point 6: gocraft/work evaluates cron specs in its host's local time; `timezone=` gives workq the same fire
+    times (gocraft's parser and robfig/cron v3's Next, run with TZ set), across DST changes. One known difference:
+    a tick at a local time that a DST change skips (02:30 on the night clocks go forward) Go drops, workq fires
+    at the end of the gap."""
+    compared = 0
+    for zone in CRON_ZONES:
+        for spec in CRON_SPECS:
+            for after in CRON_STARTS:
+                go_times = go_next_fire_times(fleet.binaries["master"], spec, after, 60, zone)
+                workq_times = CronSchedule(spec, "tick", zone).fire_times(after, go_times[-1])
+                assert workq_times == go_times, (zone, spec, after)
+                compared += len(go_times)
+    skipped = go_next_fire_times(fleet.binaries["master"], "0 30 2 * * *", 1772900000, 2, "America/New_York")
+    ours = CronSchedule("0 30 2 * * *", "tick", "America/New_York").fire_times(1772900000, skipped[-1])
+    assert skipped == [1773037800, 1773124200]  # 2026-03-09 and 03-10 at 02:30 EDT: Go skips 03-08
+    assert ours == [1772953200, *skipped]  # 2026-03-08 03:00 EDT, the end of the gap
+    report("cron time zones", zones=len(CRON_ZONES), specs=len(CRON_SPECS), fire_times_equal=compared)
