@@ -107,6 +107,13 @@ def test_v051_unique_job_releases_its_lock_when_run_by_workq(fleet: Fleet) -> No
     second = fleet.go_job("v0.5.1", "report", args, unique=True)
     assert [run["id"] for run in fleet.wait_for_runs(2, "the second job to run")] == [first.id, second.id]
 
+    # Go before 1.22 (Debian's is 1.19) writes U+0008 as \u0008 in the lock key, workq as \b, as Go 1.22 does.
+    control = {"sep": "a\bb\fc"}
+    fleet.go_job("v0.5.1", "report", control, unique=True)
+    fleet.wait_for_runs(3, "the job with control characters to run")
+    wait_until(lambda: not list(fleet.redis.scan_iter(match=f"{fleet.namespace}:unique:*")), 10, 0.05, "release")
+    assert fleet.go_enqueue("v0.5.1", "report", control, unique=True) != ["dup"]
+
 
 def test_cleanly_stopped_go_pool_by_key_leftover_is_not_rerun(fleet: Fleet) -> None:
     """Point 3: gocraft's worker runs a replaced by-key job from its lock and leaves the queued placeholder in its
