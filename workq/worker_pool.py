@@ -20,7 +20,7 @@ from workq.handler import JobHandler, JobOptions, check_handler
 from workq.job import Job, check_job_name
 from workq.keys import Keys
 from workq.middleware import Middleware, build_chain
-from workq.periodic import CronSchedule, check_cron_spec
+from workq.periodic import CronSchedule, check_cron_spec, zone_of
 from workq.registration import Registration
 from workq.running_pool import RunningPool
 from workq.wakeup import Wakeup
@@ -182,23 +182,27 @@ class WorkerPool:
 
         return register if fn is None else register(fn)
 
-    def periodically_enqueue(self, spec: str, name: str) -> None:
-        """Enqueue `name` at every fire time of the cron `spec` (UTC), once per tick however many pools run.
+    def periodically_enqueue(self, spec: str, name: str, *, timezone: str | None = None) -> None:
+        """Enqueue `name` at every fire time of the cron `spec`, once per tick however many pools run.
 
-        Specs: 6 fields with seconds first (`*/10 * * * * *`), 5 standard fields, or `@hourly`-style descriptors.
-        An invalid spec raises `ValueError` here, not later in a thread.
+        Specs: 6 fields with seconds first (`*/10 * * * * *`), 5 standard fields, or `@hourly`-style descriptors,
+        evaluated in `timezone` (an IANA name, e.g. "America/New_York"; default UTC, whatever the host's zone).
+        An invalid spec or zone raises `ValueError` here, not later in a thread.
         """
         self._refuse_if_started("add a periodic job")
-        self._schedules.append(CronSchedule(spec, name))
+        self._schedules.append(CronSchedule(spec, name, timezone))
 
-    def periodic(self, spec: str, name: str | None = None, **options: Any) -> Callable[[HandlerFn], JobHandler]:
+    def periodic(
+        self, spec: str, name: str | None = None, *, timezone: str | None = None, **options: Any
+    ) -> Callable[[HandlerFn], JobHandler]:
         """Decorator: register the function as job `name` (default: its own name) and enqueue it on `spec`."""
         check_cron_spec(spec)
+        zone_of(timezone)
 
         def register(fn: HandlerFn) -> JobHandler:
             job_name = name if name is not None else str(getattr(fn, "__name__", ""))
             handler = self.job(job_name, fn, **options)
-            self.periodically_enqueue(spec, job_name)
+            self.periodically_enqueue(spec, job_name, timezone=timezone)
             return handler
 
         return register
