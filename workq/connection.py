@@ -39,6 +39,8 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_NAMESPACE = "workq"
 
 RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+AnyRedisClient: TypeAlias = "RedisClient | redis.asyncio.Redis"
+"""A client of either kind, for what only reads its settings (error messages)."""
 
 REDIS_FAULTS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 """The connection failed: the command may or may not have run. `is_redis_fault` also covers the refusals."""
@@ -125,15 +127,16 @@ class _OneProcessClient(redis.Redis):
         return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
-def describe(client: RedisClient) -> str:
+def describe(client: AnyRedisClient) -> str:
     """Where a client points, for error messages (never includes a password)."""
     if isinstance(client, RedisCluster):
         return "cluster " + ",".join(node.name for node in client.get_nodes())  # type: ignore[no-untyped-call]
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
-    if isinstance(client.connection_pool, SentinelConnectionPool):
-        return f"sentinel service {client.connection_pool.service_name}"
+    service_name = getattr(client.connection_pool, "service_name", None)  # a Sentinel pool, of either kind
+    if service_name is not None:
+        return f"sentinel service {service_name}"
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
@@ -164,7 +167,7 @@ def _raised_inside_redis_py(exc: BaseException) -> bool:
 
 
 @contextmanager
-def translated_faults(client: RedisClient) -> Iterator[None]:
+def translated_faults(client: AnyRedisClient) -> Iterator[None]:
     """Re-raise Redis faults (see `is_redis_fault`) as `ConnectionFailed` naming the server."""
     try:
         yield
