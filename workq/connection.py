@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, unquote
 
 import redis
+import redis.asyncio.sentinel
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.exceptions import (
@@ -61,6 +62,9 @@ _TOPOLOGY_REFRESH_FAILURES = (
 )
 _REDIS_PY_DIR = os.path.dirname(os.path.abspath(redis.__file__))
 
+ASYNC_POOL_SIZE = 100
+"""Connections of a redis.asyncio client built from a URL (redis.asyncio's default); more tasks wait their turn."""
+
 _CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 
@@ -73,18 +77,51 @@ def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
     """Use a given client as is; build one from a URL, else from `WORKQ_REDIS_URL`, else localhost."""
     if isinstance(client_or_url, (redis.Redis, RedisCluster)):
         return client_or_url
+    client: RedisClient = _from_url(_url(client_or_url, "a redis.Redis or RedisCluster client"), for_asyncio=False)
+    return client
+
+
+def resolve_async_redis(client_or_url: redis.asyncio.Redis | str | None) -> redis.asyncio.Redis:
+    """`resolve_redis` for `workq.aio`: a redis.asyncio client as is, or one built from a URL. Redis Cluster is
+    refused (the async enqueue path does not follow cluster redirects)."""
+    if isinstance(client_or_url, redis.asyncio.Redis):
+        return client_or_url
+    if isinstance(client_or_url, (redis.Redis, RedisCluster, redis.asyncio.RedisCluster)):
+        raise TypeError(
+            f"redis must be a redis.asyncio.Redis client or a URL string, got {type(client_or_url).__module__}."
+            f"{type(client_or_url).__name__} (workq.Enqueuer takes redis.Redis and RedisCluster clients)"
+        )
+    client: redis.asyncio.Redis = _from_url(_url(client_or_url, "a redis.asyncio.Redis client"), for_asyncio=True)
+    return client
+
+
+def _url(client_or_url: object, clients: str) -> str:
     url = client_or_url if client_or_url is not None else os.environ.get("WORKQ_REDIS_URL", DEFAULT_REDIS_URL)
     if not isinstance(url, str):
-        raise TypeError(f"redis must be a redis.Redis or RedisCluster client or a URL string, got {type(url).__name__}")
+        raise TypeError(f"redis must be {clients} or a URL string, got {type(url).__name__}")
+    return url
+
+
+def _from_url(url: str, *, for_asyncio: bool) -> Any:
+    """A client for `url`: redis-py's sync one, or its redis.asyncio one (no Redis Cluster)."""
     scheme = url.partition("://")[0].lower()
     try:
         if scheme in _CLUSTER_SCHEMES:
+            if for_asyncio:
+                raise WorkqError(
+                    f"{_redacted(url)}: Redis Cluster is not supported by workq.aio yet; enqueue with workq.Enqueuer "
+                    "(e.g. through asyncio.to_thread)"
+                )
             return _cluster_from_url(url)
         if scheme in _SENTINEL_SCHEMES:
-            return _sentinel_from_url(url)
-        if scheme == "unix":
-            return redis.Redis.from_url(url, health_check_interval=30)
-        return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+            return _sentinel_from_url(url, redis.asyncio.sentinel.Sentinel if for_asyncio else Sentinel)
+        options: dict[str, Any] = {"health_check_interval": 30}
+        if scheme != "unix":
+            options["socket_keepalive"] = True
+        if for_asyncio:  # many tasks enqueue at once: past the pool's size they wait for a connection, not fail
+            pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=ASYNC_POOL_SIZE, **options)
+            return redis.asyncio.Redis.from_pool(pool)
+        return redis.Redis.from_url(url, **options)
     except (ValueError, IndexError) as exc:
         raise ValueError(f"invalid Redis URL {_redacted(url)!r}: {exc}") from None
     except Exception as exc:  # a cluster client connects at once
@@ -215,7 +252,7 @@ def _cluster_from_url(url: str) -> RedisCluster:
     )
 
 
-def _sentinel_from_url(url: str) -> redis.Redis:
+def _sentinel_from_url(url: str, sentinel_class: type[Sentinel | redis.asyncio.sentinel.Sentinel]) -> Any:
     scheme, username, password, hosts, path, query = _split_url(url)
     service_name, _, db = path.strip("/").partition("/")
     if not service_name:
@@ -224,7 +261,7 @@ def _sentinel_from_url(url: str) -> redis.Redis:
     options = _options(query)
     if scheme.startswith("rediss"):
         options["ssl"] = True
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = sentinel_class(
         hosts,
         sentinel_kwargs={"password": sentinel_password, "socket_timeout": 5, "socket_keepalive": True}
         if sentinel_password
@@ -232,7 +269,7 @@ def _sentinel_from_url(url: str) -> redis.Redis:
         socket_timeout=5,
         socket_keepalive=True,
     )
-    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    return sentinel.master_for(
         service_name,
         db=int(db or 0),
         username=username,
@@ -241,7 +278,6 @@ def _sentinel_from_url(url: str) -> redis.Redis:
         health_check_interval=30,
         **options,
     )
-    return master
 
 
 def _has_hash_tag(key: str) -> bool:
