@@ -95,7 +95,14 @@ class RunningPool:
         requeuer = Requeuer(client, keys, scripts, clock)
         reap_interval = max(heartbeat_interval, dead_after / 4)
         reaper = Reaper(
-            client, keys, scripts, pool_id=pool_id, dead_after=dead_after, lock_for=reap_interval, clock=clock
+            client,
+            keys,
+            scripts,
+            pool_id=pool_id,
+            dead_after=dead_after,
+            lock_for=reap_interval,
+            clock=clock,
+            own_beats=self._heartbeater.own_beats,
         )
 
         def requeue_and_wake() -> None:
