@@ -129,6 +129,7 @@ class RunningPool:
             pool_id=pool_id,
             registrations=list(registrations.values()),
             held=self._held_payloads,
+            held_leases=self._held_leases,
             clock=clock.wall,
         )
         self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
@@ -141,6 +142,9 @@ class RunningPool:
 
     def _held_payloads(self) -> Counter[bytes]:
         return Counter(payload for worker in self._workers if (payload := worker.held_payload) is not None)
+
+    def _held_leases(self) -> set[bytes]:
+        return {lease for worker in self._workers if (lease := worker.held_lease)}
 
     def start(self) -> None:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
