@@ -16,6 +16,7 @@ from workq.connection import RedisClient
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
+    from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 ClockLike = Union["Clock", Callable[[], float], None]
 
@@ -40,7 +41,7 @@ class Clock:
             return self._injected()
         return _seconds(client.time())
 
-    async def server_now_async(self, client: AsyncRedis) -> float:
+    async def server_now_async(self, client: AsyncRedis | AsyncRedisCluster) -> float:
         """`server_now` through a redis.asyncio client."""
         if self._injected is not None:
             return self._injected()

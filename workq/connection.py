@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, unquote
 
 import redis
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
@@ -40,7 +41,7 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_NAMESPACE = "workq"
 
 RedisClient: TypeAlias = "redis.Redis | RedisCluster"
-AnyRedisClient: TypeAlias = "RedisClient | redis.asyncio.Redis"
+AnyRedisClient: TypeAlias = "RedisClient | redis.asyncio.Redis | redis.asyncio.RedisCluster"
 """A client of either kind, for what only reads its settings (error messages)."""
 
 REDIS_FAULTS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
@@ -81,17 +82,20 @@ def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
     return client
 
 
-def resolve_async_redis(client_or_url: redis.asyncio.Redis | str | None) -> redis.asyncio.Redis:
-    """`resolve_redis` for `workq.aio`: a redis.asyncio client as is, or one built from a URL. Redis Cluster is
-    refused (the async enqueue path does not follow cluster redirects)."""
-    if isinstance(client_or_url, redis.asyncio.Redis):
+def resolve_async_redis(
+    client_or_url: redis.asyncio.Redis | redis.asyncio.RedisCluster | str | None,
+) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
+    """`resolve_redis` for `workq.aio`: a redis.asyncio client as is, or one built from a URL."""
+    if isinstance(client_or_url, (redis.asyncio.Redis, redis.asyncio.RedisCluster)):
         return client_or_url
-    if isinstance(client_or_url, (redis.Redis, RedisCluster, redis.asyncio.RedisCluster)):
+    if isinstance(client_or_url, (redis.Redis, RedisCluster)):
         raise TypeError(
-            f"redis must be a redis.asyncio.Redis client or a URL string, got {type(client_or_url).__module__}."
-            f"{type(client_or_url).__name__} (workq.Enqueuer takes redis.Redis and RedisCluster clients)"
+            f"redis must be a redis.asyncio client or a URL string, got {type(client_or_url).__module__}."
+            f"{type(client_or_url).__name__} (workq.Enqueuer takes redis-py's sync clients)"
         )
-    client: redis.asyncio.Redis = _from_url(_url(client_or_url, "a redis.asyncio.Redis client"), for_asyncio=True)
+    client: redis.asyncio.Redis | redis.asyncio.RedisCluster = _from_url(
+        _url(client_or_url, "a redis.asyncio.Redis or RedisCluster client"), for_asyncio=True
+    )
     return client
 
 
@@ -103,16 +107,11 @@ def _url(client_or_url: object, clients: str) -> str:
 
 
 def _from_url(url: str, *, for_asyncio: bool) -> Any:
-    """A client for `url`: redis-py's sync one, or its redis.asyncio one (no Redis Cluster)."""
+    """A client for `url`: redis-py's sync one, or its redis.asyncio one."""
     scheme = url.partition("://")[0].lower()
     try:
         if scheme in _CLUSTER_SCHEMES:
-            if for_asyncio:
-                raise WorkqError(
-                    f"{_redacted(url)}: Redis Cluster is not supported by workq.aio yet; enqueue with workq.Enqueuer "
-                    "(e.g. through asyncio.to_thread)"
-                )
-            return _cluster_from_url(url)
+            return _cluster_from_url(url, for_asyncio=for_asyncio)
         if scheme in _SENTINEL_SCHEMES:
             return _sentinel_from_url(url, redis.asyncio.sentinel.Sentinel if for_asyncio else Sentinel)
         options: dict[str, Any] = {"health_check_interval": 30}
@@ -130,12 +129,12 @@ def _from_url(url: str, *, for_asyncio: bool) -> Any:
         raise ConnectionFailed(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
 
 
-def check_namespace_fits(client_or_url: RedisClient | str | None, namespace: str) -> None:
+def check_namespace_fits(client_or_url: AnyRedisClient | str | None, namespace: str) -> None:
     """On Redis Cluster every key of a namespace must share one slot: refuse a namespace without a hash tag now,
     rather than with CROSSSLOT errors later."""
     if client_or_url is None:
         client_or_url = os.environ.get("WORKQ_REDIS_URL", DEFAULT_REDIS_URL)
-    on_cluster = isinstance(client_or_url, RedisCluster) or (
+    on_cluster = isinstance(client_or_url, (RedisCluster, redis.asyncio.RedisCluster)) or (
         isinstance(client_or_url, str) and client_or_url.partition("://")[0].lower() in _CLUSTER_SCHEMES
     )
     if on_cluster and not _has_hash_tag(key_prefix(namespace)):
@@ -166,8 +165,9 @@ class _OneProcessClient(redis.Redis):
 
 def describe(client: AnyRedisClient) -> str:
     """Where a client points, for error messages (never includes a password)."""
-    if isinstance(client, RedisCluster):
-        return "cluster " + ",".join(node.name for node in client.get_nodes())  # type: ignore[no-untyped-call]
+    if isinstance(client, (RedisCluster, redis.asyncio.RedisCluster)):
+        nodes = client.get_nodes() or client.nodes_manager.startup_nodes.values()
+        return "cluster " + ",".join(node.name for node in nodes)
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
@@ -239,11 +239,19 @@ def _split_url(url: str) -> tuple[str, str | None, str | None, list[tuple[str, i
     return scheme.lower(), username, password, hosts, path, dict(parse_qsl(query))
 
 
-def _cluster_from_url(url: str) -> RedisCluster:
+def _cluster_from_url(url: str, *, for_asyncio: bool) -> Any:
+    """A cluster client (redis.asyncio's connects on first use; redis-py's at once)."""
     scheme, username, password, hosts, _, query = _split_url(url)
     options = _options(query)
     if scheme.startswith("rediss"):
         options["ssl"] = True
+    if for_asyncio:
+        return redis.asyncio.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port) for host, port in hosts],
+            username=username,
+            password=password,
+            **options,
+        )
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in hosts],  # type: ignore[no-untyped-call]
         username=username,

@@ -139,8 +139,8 @@ class Rounds:
                 if isinstance(answer, NoScriptError) and isinstance(command, ScriptCall):
                     loads[command.script.sha] = command.script.source
                     resend.append(index)
-                elif isinstance(answer, AskError) and self._cluster:
-                    asking = answer
+                elif self._cluster and isinstance(answer, AskError) and not isinstance(answer, MovedError):
+                    asking = answer  # (redis-py's MovedError is an AskError: a MOVED corrects the slot map instead)
                     resend.append(index)
                 elif self._not_run(answer):
                     resend.append(index)

@@ -7,18 +7,20 @@ from types import TracebackType
 from typing import Any, cast
 
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 from workq.aio.send_once import AsyncSendOnce
 from workq.clock import ClockLike, as_clock
-from workq.connection import resolve_async_redis, resolve_namespace, translated_faults
+from workq.connection import check_namespace_fits, resolve_async_redis, resolve_namespace, translated_faults
 from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands, check_delay, due_at
 from workq.job import Job, ScheduledJob
 from workq.keys import Keys
 
 
 class AsyncEnqueuer:
-    """Every `Enqueuer` method as a coroutine. `redis` is a `redis.asyncio.Redis` or a URL (plain, `rediss://`,
-    `unix://`, `redis+sentinel://`; not Redis Cluster); arguments are checked before Redis is touched.
+    """Every `Enqueuer` method as a coroutine. `redis` is a `redis.asyncio.Redis` or `RedisCluster`, or a URL as
+    `Enqueuer` takes them (`rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://`); arguments are checked
+    before Redis is touched.
 
     Each enqueue is one write to Redis, never resent (redis.asyncio's `Retry` is bypassed): one that returns has
     stored exactly one copy of each job; `ConnectionFailed` means none was stored; `MaybeEnqueued` (reply lost)
@@ -31,12 +33,13 @@ class AsyncEnqueuer:
     def __init__(
         self,
         namespace: str | None = None,
-        redis: AsyncRedis | str | None = None,
+        redis: AsyncRedis | AsyncRedisCluster | str | None = None,
         *,
         clock: ClockLike = None,
     ) -> None:
         self.namespace = resolve_namespace(namespace)
-        self._owns_client = not isinstance(redis, AsyncRedis)
+        check_namespace_fits(redis, self.namespace)
+        self._owns_client = not isinstance(redis, (AsyncRedis, AsyncRedisCluster))
         self.redis = resolve_async_redis(redis)
         self.keys = Keys(self.namespace)
         self._commands = EnqueueCommands(self.keys, as_clock(clock))
