@@ -118,7 +118,10 @@ class AsyncTaskEnqueuer(Generic[P]):
 
 def job_handler(fn: Callable[..., Any], spec: ArgSpec) -> Callable[[Job], Any]:
     """The `fn(job)` handler the pool runs for a task: binds the job's args to `fn`'s parameters (`ArgsMismatch`
-    when they do not fit), then calls it — an `async def` handler for an `async def` function."""
+    when they do not fit), then calls it — an `async def` handler for an `async def` function. A generator
+    function is refused (`TypeError`): its body would never run."""
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(f"task {spec.task_name!r} is a generator function: its body would never run; drop `yield`")
     if inspect.iscoroutinefunction(fn):
         async_fn: Callable[..., Awaitable[Any]] = fn
 

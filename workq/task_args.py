@@ -58,7 +58,7 @@ class ArgSpec:
     """The parameters of a task function as JSON arguments, built once when the task is decorated."""
 
     def __init__(self, fn: Callable[..., Any], task_name: str) -> None:
-        self._task_name = task_name
+        self.task_name = task_name
         self._signature = inspect.signature(fn)
         hints = _type_hints(fn, task_name)
         params: list[_Param] = []
@@ -90,12 +90,12 @@ class ArgSpec:
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"task {self._task_name!r}: {exc}") from None
+            raise TypeError(f"task {self.task_name!r}: {exc}") from None
         for name, value in bound.arguments.items():
             try:
                 self._params[name].check(value)
             except _Mismatch as mismatch:
-                raise TypeError(f"task {self._task_name!r}: {_describe(mismatch, name)}") from None
+                raise TypeError(f"task {self.task_name!r}: {_describe(mismatch, name)}") from None
         return dict(bound.arguments)
 
     def to_params(self, args: Mapping[str, Any], job_label: str) -> dict[str, Any]:
@@ -111,7 +111,7 @@ class ArgSpec:
             elif param.default is _MISSING:
                 problems.append(f"missing argument {name!r}")
         if problems:
-            raise ArgsMismatch(f"job {job_label}: args do not fit task {self._task_name!r}: {'; '.join(problems)}")
+            raise ArgsMismatch(f"job {job_label}: args do not fit task {self.task_name!r}: {'; '.join(problems)}")
         return params
 
 

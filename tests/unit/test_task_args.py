@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 import pytest
@@ -28,6 +29,14 @@ def takes_a_tuple(t: tuple[int, int]) -> None: ...
 def takes_a_set(s: set[str]) -> None: ...
 def takes_a_bad_default(n: int = "three") -> None: ...  # type: ignore[assignment]
 def takes_a_bad_literal(mode: Literal[b"raw"]) -> None: ...
+def yields_values(n: int) -> Iterator[int]:
+    yield n
+
+
+async def yields_values_async(n: int) -> AsyncIterator[int]:
+    yield n
+
+
 def takes_an_unknown_name(x: Undefined) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
 
@@ -54,6 +63,14 @@ def test_parameters_that_cannot_be_json_args_are_refused_at_decoration(fn: Any, 
     with pytest.raises(TypeError, match=message):
         pool.task(fn)
     assert pool.job_names == [], "nothing registered"
+
+
+@pytest.mark.parametrize("fn", [yields_values, yields_values_async])
+def test_generator_functions_are_refused_at_decoration(fn: Any) -> None:
+    pool = WorkerPool("ns", "redis://127.0.0.1:1/0")
+    with pytest.raises(TypeError, match="is a generator function: its body would never run"):
+        pool.task(fn)
+    assert pool.job_names == []
 
 
 def everything(  # noqa: PLR0917
