@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -50,6 +50,13 @@ class Enqueuer:
     each job; `ConnectionFailed` means none was stored; `MaybeEnqueued` (reply lost) that they may have been.
     """
 
+    namespace: str
+    redis: RedisClient
+    keys: Keys
+    _scripts: Scripts
+    _once: SendOnce
+    _known_until: dict[str, float]
+
     def __init__(
         self,
         namespace: str | None = None,
@@ -57,15 +64,42 @@ class Enqueuer:
         *,
         clock: ClockLike = None,
     ) -> None:
-        self.namespace = resolve_namespace(namespace)
-        check_namespace_fits(redis, self.namespace)
-        self.redis = resolve_redis(redis)
-        self.keys = Keys(self.namespace)
         self._clock: Clock = as_clock(clock)
-        self._scripts = Scripts.register(self.redis)
-        self._known_until: dict[str, float] = {}
         self._known_lock = threading.Lock()
+        self._connect(resolve_namespace(namespace), redis)
+        self.on_enqueued: Callable[[str], None] | None = None
+        """Called with the job name after each enqueue that stored a job (`workq.testing` runs it there)."""
+
+    def configure(
+        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, clock: ClockLike = None
+    ) -> None:
+        """Point this enqueuer at another namespace or Redis (a module-level Enqueuer set up once the app knows
+        its settings); `clock` replaces Redis's clock as the source of "now". Not while other threads enqueue."""
+        self._connect(self.namespace if namespace is None else namespace, self.redis if redis is None else redis)
+        if clock is not None:
+            self._clock = as_clock(clock)
+
+    @contextmanager
+    def configured(
+        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, clock: ClockLike = None
+    ) -> Iterator[None]:
+        """`configure(...)` for the length of a `with` block, then exactly the settings (and client) before it."""
+        saved = (self.namespace, self.redis, self.keys, self._scripts, self._once, self._known_until, self._clock)
+        self.configure(namespace=namespace, redis=redis, clock=clock)
+        try:
+            yield
+        finally:
+            self.namespace, self.redis, self.keys, self._scripts, self._once, self._known_until, self._clock = saved
+
+    def _connect(self, namespace: str, redis: RedisClient | str | None) -> None:
+        check_namespace_fits(redis, namespace)
+        self.namespace = namespace
+        self.redis = resolve_redis(redis)
+        self.keys = Keys(namespace)
+        self._scripts = Scripts.register(self.redis)
         self._once = SendOnce(self.redis)
+        with self._known_lock:
+            self._known_until = {}
 
     def enqueue(self, name: str, args: dict[str, Any] | None = None) -> Job:
         """Put a job on the queue of `name` now; one round trip."""
@@ -80,6 +114,7 @@ class Enqueuer:
         run_at = self._run_at(seconds)
         with self._maybe_enqueued([job]):
             self._once.execute([("SADD", self.keys.known_jobs, name), ("ZADD", self.keys.scheduled, run_at, job_json)])
+        self._enqueued(name)
         return job.as_view(ScheduledJob, run_at=run_at)
 
     def enqueue_unique(self, name: str, args: dict[str, Any] | None = None) -> Job | None:
@@ -142,6 +177,7 @@ class Enqueuer:
             )
         if not enqueued:
             return None
+        self._enqueued(name)
         return job if run_at is None else job.as_view(ScheduledJob, run_at=run_at)
 
     def enqueue_many(self, name: str, args_list: Iterable[dict[str, Any] | None]) -> list[Job]:
@@ -184,6 +220,11 @@ class Enqueuer:
             lengths = self._once.execute(commands)
         if int(lengths[0]) == min(len(jobs), ENQUEUE_MANY_CHUNK):  # this push made the queue non-empty
             self._wake(name)
+        self._enqueued(name)
+
+    def _enqueued(self, name: str) -> None:
+        if self.on_enqueued is not None:
+            self.on_enqueued(name)
 
     def _wake(self, name: str) -> None:
         """Wake pools idle on `name`. The jobs are queued already: a failure here only leaves the pools to find
