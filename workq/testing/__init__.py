@@ -3,6 +3,6 @@
 Needs fakeredis with Lua: `pip install 'workq[testing]'`.
 """
 
-from workq.testing.harness import DrainResult, FakeClock, TestHarness
+from workq.testing.harness import DrainResult, FakeClock, HarnessFactory, TestHarness
 
-__all__ = ["DrainResult", "FakeClock", "TestHarness"]
+__all__ = ["DrainResult", "FakeClock", "HarnessFactory", "TestHarness"]

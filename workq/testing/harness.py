@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import redis
 
@@ -247,6 +247,14 @@ class TestHarness:
             if not jobs or len(listed) >= total:
                 return [job for job in listed if name is None or job.name == name]
             page += 1
+
+
+class HarnessFactory(Protocol):
+    """The type of the `workq_harness` fixture: call it as you would construct a `TestHarness`; it comes open."""
+
+    def __call__(
+        self, pool: WorkerPool, *enqueuers: Enqueuer, eager: bool = False, start: float | None = None
+    ) -> TestHarness: ...
 
 
 def _raise_first_failure(runs: list[Finished]) -> None:

@@ -10,19 +10,12 @@ Importing this module needs neither fakeredis nor a Redis: only calling the fixt
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
 
 import pytest
 
 from workq.enqueuer import Enqueuer
-from workq.testing.harness import TestHarness
+from workq.testing.harness import HarnessFactory, TestHarness
 from workq.worker_pool import WorkerPool
-
-
-class HarnessFactory(Protocol):
-    def __call__(
-        self, pool: WorkerPool, *enqueuers: Enqueuer, eager: bool = False, start: float | None = None
-    ) -> TestHarness: ...
 
 
 @pytest.fixture
