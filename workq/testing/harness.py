@@ -57,16 +57,14 @@ class DrainResult:
 
 
 class FakeClock:
-    """Epoch seconds that move only when `advance` is called; the harness injects it as every part's "now"."""
+    """Epoch seconds that move only when `TestHarness.advance` moves them; the harness injects it as every part's
+    "now" (setting `now` yourself moves time without making anything due)."""
 
     def __init__(self, start: float) -> None:
         self.now = float(start)
 
     def __call__(self) -> float:
         return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class TestHarness:
