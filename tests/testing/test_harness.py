@@ -229,3 +229,20 @@ def test_listing_and_running_need_an_open_harness(pool: WorkerPool) -> None:
         h.queued("x")
     with h, pytest.raises(ValueError, match="finite number of seconds"):
         h.advance(-1)
+
+
+def test_scripts_take_now_from_the_fake_clock_not_redis_time(pool: WorkerPool) -> None:
+    leases: list[list[tuple[bytes, float]]] = []
+    h = TestHarness(pool, start=START)
+
+    @pool.job("slow", timeout=30)
+    def slow(job: Job) -> None:
+        leases.append(h.redis.zrange(h.client.keys.leases("slow"), 0, -1, withscores=True))
+
+    with h:
+        h.advance(5)
+        slow.enqueue()
+        h.drain()
+        assert h.redis.zcard(h.client.keys.leases("slow")) == 0  # ack.lua removed it
+    [[(_, deadline)]] = leases
+    assert deadline == START + 5 + 30  # fetch.lua's lease deadline: its `now` argument, not Redis TIME
