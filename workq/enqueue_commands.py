@@ -38,6 +38,7 @@ UNIQUE_LOCK_LIFETIME = 86400
 """Seconds a unique lock outlives its job's due time, in case the job is lost before a worker starts it."""
 
 _ENQUEUE_UNIQUE = ScriptText.named("enqueue_unique")
+_SCHEDULE = ScriptText.named("schedule")
 _WAKE = ScriptText.named("wake")
 
 
@@ -81,8 +82,17 @@ class EnqueueCommands:
         looks at the queue once more before it sleeps. So a steady producer pays one plain LPUSH per job."""
         return int(replies[0]) == min(len(jobs), ENQUEUE_MANY_CHUNK)
 
-    def schedule(self, job: Job, run_at: int) -> list[Command]:
-        return [("SADD", self.keys.known_jobs, job.name), ("ZADD", self.keys.scheduled, run_at, job.to_json())]
+    def schedule(self, job: Job, seconds: float) -> list[Command]:
+        """The one script call that files `job` in the scheduled set `seconds` from now on Redis's clock (or the
+        injected one); its reply is the due time."""
+        check_delay(seconds)
+        return [
+            ScriptCall(
+                _SCHEDULE,
+                [self.keys.scheduled, self.keys.known_jobs],
+                [job.to_json(), job.name, seconds, self.clock.script_now()],
+            )
+        ]
 
     def enqueue_unique(self, job: Job, *, by_key: bool, seconds: float | None, run_at: int | None) -> ScriptCall:
         """The one script call that takes the lock and files the job (due at `run_at`, `seconds` from now, if

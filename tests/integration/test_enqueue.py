@@ -163,6 +163,43 @@ def test_enqueue_in_runs_the_job_once_due_and_never_before(
     assert view.scheduled() == []
 
 
+def socket_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts writes of every redis-py connection from now on: one per command or pipeline sent."""
+    writes = [0]
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        writes[0] += 1
+        send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return writes
+
+
+def server_now(client: redis.Redis) -> float:
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1_000_000
+
+
+def test_enqueue_in_takes_one_round_trip_on_redis_time(
+    enqueuer: Enqueuer, view: NamespaceView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Due time on Redis's clock without a TIME round trip of its own: the script reads the clock."""
+    enqueuer.enqueue_in("warm", 1)  # connects and loads the script
+    server_before = server_now(view.client)
+    writes = socket_writes(monkeypatch)
+
+    scheduled = enqueuer.enqueue_in("remind", 30.2)
+
+    assert writes[0] == 1
+    monkeypatch.undo()
+    assert server_before + 30.2 <= scheduled.run_at <= math.ceil(server_now(view.client) + 30.2)
+    reminders = [
+        (member.score, member.fields["id"]) for member in view.scheduled() if member.fields["name"] == "remind"
+    ]
+    assert reminders == [(scheduled.run_at, scheduled.id)]
+
+
 UNREACHABLE = "redis://127.0.0.1:1/0"
 
 

@@ -16,8 +16,10 @@ from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
 from workq import Client, Enqueuer, Job, NotRetried, WorkerPool
+from workq.handler import JobOptions
 from workq.keys import Keys
 from workq.reaper import Reaper
+from workq.registration import Registration
 from workq.requeuer import Requeuer
 from workq.scripts import Scripts
 
@@ -88,6 +90,64 @@ def test_a_dead_pools_jobs_stay_in_progress_while_their_queue_has_the_wrong_type
     view.client.delete(keys.queue("report"))
     assert reaper.reap() == 1
     assert view.queued("report") == [b"job-1"]
+
+
+def fetch_keys(keys: Keys, *names: str) -> list[str]:
+    """fetch.lua's seven keys per job name, for the pool `DEAD_POOL` (alive or not, fetch does not care)."""
+    return [key for name in names for key in _registration(keys, name).fetch_keys(keys)]
+
+
+def _registration(keys: Keys, name: str) -> Registration:
+    return Registration.build(keys, DEAD_POOL, name, lambda job: None, JobOptions())
+
+
+def fetch(redis_client: redis.Redis, keys: Keys, *names: str) -> object:
+    args = [DEAD_POOL, "", "run1", *[0] * len(names)]
+    return Scripts.register(redis_client).fetch(keys=fetch_keys(keys, *names), args=args)
+
+
+@pytest.mark.parametrize("broken", ["queue", "in_progress"])
+def test_fetch_skips_a_name_whose_list_has_the_wrong_type_moves_nothing_and_names_the_key(
+    redis_client: redis.Redis, namespace: str, broken: str
+) -> None:
+    """fetch.lua checks no type before it moves a job: RPOPLPUSH's own WRONGTYPE check must keep the job put."""
+    keys = Keys(namespace)
+    wrong = keys.queue("bad") if broken == "queue" else keys.in_progress("bad", DEAD_POOL)
+    if broken == "in_progress":
+        redis_client.lpush(keys.queue("bad"), b"stays-queued")
+    redis_client.hset(wrong, "garbage", 1)
+    redis_client.lpush(keys.queue("good"), b"job-good")
+
+    assert fetch(redis_client, keys, "bad") == [b"", 0, wrong.encode()]
+    assert fetch(redis_client, keys, "bad", "good") == [b"job-good", 2, b""]
+    if broken == "in_progress":
+        assert redis_client.lrange(keys.queue("bad"), 0, -1) == [b"stays-queued"]
+    assert redis_client.get(keys.lock("bad")) is None, "nothing counted for the skipped name"
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    ["lock-text", "lock-float", "lock-hash", "lock-info-string", "own-field-text", "own-field-float"],
+)
+def test_fetch_resets_a_counter_that_is_not_a_number_and_still_hands_out_the_job(
+    redis_client: redis.Redis, namespace: str, garbage: str
+) -> None:
+    keys = Keys(namespace)
+    lock, lock_info = keys.lock("work"), keys.lock_info("work")
+    {
+        "lock-text": lambda: redis_client.set(lock, "garbage"),
+        "lock-float": lambda: redis_client.set(lock, "1.5"),
+        "lock-hash": lambda: redis_client.hset(lock, "garbage", 1),
+        "lock-info-string": lambda: redis_client.set(lock_info, "a string where a hash belongs"),
+        "own-field-text": lambda: redis_client.hset(lock_info, DEAD_POOL, "garbage"),
+        "own-field-float": lambda: redis_client.hset(lock_info, DEAD_POOL, "2.5"),
+    }[garbage]()
+    redis_client.lpush(keys.queue("work"), b"job")
+
+    assert fetch(redis_client, keys, "work") == [b"job", 1, b""]
+    assert redis_client.lrange(keys.in_progress("work", DEAD_POOL), 0, -1) == [b"job"]
+    assert redis_client.get(lock) == b"1"
+    assert redis_client.hget(lock_info, DEAD_POOL) == b"1"
 
 
 # --- 3. a reaper judges a pool by the longer of its own and the pool's declared dead_after ----------------------

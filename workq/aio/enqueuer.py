@@ -52,12 +52,12 @@ class AsyncEnqueuer:
         return job
 
     async def enqueue_in(self, name: str, seconds: float, args: dict[str, Any] | None = None) -> ScheduledJob:
-        """Schedule a job to run no earlier than `seconds` from now (rounded up to a whole second)."""
+        """Schedule a job to run no earlier than `seconds` from now (rounded up to a whole second); one round trip."""
         job = self._commands.new_job(name, args)
-        run_at = await self._run_at(seconds)
+        commands = self._commands.schedule(job, seconds)
         with self._commands.sending(self.redis, [job]):
-            await self._once.execute(self._commands.schedule(job, run_at))
-        return job.as_view(ScheduledJob, run_at=run_at)
+            (run_at,) = await self._once.execute(commands)
+        return job.as_view(ScheduledJob, run_at=int(run_at))
 
     async def enqueue_unique(self, name: str, args: dict[str, Any] | None = None) -> Job | None:
         """Enqueue unless a job of this name with the same args is queued or scheduled (then return None)."""

@@ -8,8 +8,10 @@
 -- can be fetched, false, or {'', 0, key} naming a queue or in-progress key of the wrong type that was skipped.
 -- A lease is named `<pool id>:<run token>:<job bytes>`, so two runs of identical bytes never share one; ack.lua
 -- and extend_lease.lua act only while the run's own lease exists.
--- Garbage never strands a job: a counter that is not a number (or not a string/hash) is reset before any job
--- moves, a name whose queue or in-progress key has the wrong type is skipped, and the job moves last.
+-- The hot path checks no key's type: garbage shows up as an error reply of the command that meets it, and only
+-- then is it looked at. Garbage never strands a job: RPOPLPUSH checks both lists' types before it pops (a name
+-- whose queue or in-progress key has the wrong type is skipped), it is the script's first write (a refused write,
+-- e.g. OOM, moves nothing), and every write after it repairs a counter that is not a number rather than fail.
 local pool_id, token = ARGV[1], ARGV[3]
 local broken = nil
 
@@ -19,7 +21,7 @@ local function now()
   return tonumber(time[1]) + tonumber(time[2]) / 1000000
 end
 
--- The number in a reply of GET/HGET, 0 when missing, nil for garbage (not a number, or a WRONGTYPE error).
+-- The number in a reply of GET, 0 when missing, nil for garbage (not a number, or a WRONGTYPE error).
 local function number_in(reply)
   if type(reply) == 'table' then return nil end
   if not reply then return 0 end
@@ -31,39 +33,46 @@ local function is_a(key, wanted)
   return kind == 'none' or kind == wanted
 end
 
+-- Count one more job of the name in flight, here and across pools, resetting a counter that holds garbage.
+local function count_in_flight(lock, lock_info)
+  if type(redis.pcall('incr', lock)) ~= 'number' then
+    redis.call('del', lock)
+    redis.call('incr', lock)
+  end
+  if type(redis.pcall('hincrby', lock_info, pool_id, 1)) ~= 'number' then
+    if is_a(lock_info, 'hash') then
+      redis.call('hdel', lock_info, pool_id)
+    else
+      redis.call('del', lock_info)
+    end
+    redis.call('hincrby', lock_info, pool_id, 1)
+  end
+end
+
 for group = 1, #KEYS / 7 do
   local base = (group - 1) * 7
-  local queue, in_progress, lock, lock_info = KEYS[base + 1], KEYS[base + 2], KEYS[base + 4], KEYS[base + 5]
-  local length = redis.pcall('llen', queue)
-  if type(length) ~= 'number' then
-    broken = broken or queue
-  elseif length > 0 and not is_a(in_progress, 'list') then
-    broken = broken or in_progress
-  elseif length > 0 and redis.call('exists', KEYS[base + 3]) == 0 then
+  local queue, in_progress, lock = KEYS[base + 1], KEYS[base + 2], KEYS[base + 4]
+  if redis.call('exists', KEYS[base + 3]) == 0 then
     local cap = number_in(redis.pcall('get', KEYS[base + 6])) or 0
-    local running = number_in(redis.pcall('get', lock))
-    if running == nil then
-      redis.call('del', lock)
-      running = 0
-    end
-    if cap <= 0 or running < cap then
-      if not is_a(lock_info, 'hash') then
-        redis.call('del', lock_info)
-      elseif number_in(redis.call('hget', lock_info, pool_id)) == nil then
-        redis.call('hdel', lock_info, pool_id)
-      end
-      redis.call('incr', lock)
-      redis.call('hincrby', lock_info, pool_id, 1)
-      local payload = redis.call('rpoplpush', queue, in_progress)
-      local timeout = tonumber(ARGV[3 + group]) or 0
-      local leased = ''
-      if timeout > 0 then
-        leased = '1'
-        if type(redis.pcall('zadd', KEYS[base + 7], now() + timeout, pool_id .. ':' .. token .. ':' .. payload)) == 'table' then
-          leased = ''  -- a leases key of the wrong type: the job runs without a time-out
+    if cap <= 0 or (number_in(redis.pcall('get', lock)) or 0) < cap then
+      local payload = redis.pcall('rpoplpush', queue, in_progress)
+      if type(payload) == 'table' then
+        if not string.find(payload['err'] or '', 'WRONGTYPE', 1, true) then
+          return payload  -- not garbage (a refused write): the caller sees the error, nothing moved
         end
+        broken = broken or (is_a(queue, 'list') and in_progress or queue)
+      elseif payload then
+        count_in_flight(lock, KEYS[base + 5])
+        local timeout = tonumber(ARGV[3 + group]) or 0
+        local leased = ''
+        if timeout > 0 then
+          leased = '1'
+          if type(redis.pcall('zadd', KEYS[base + 7], now() + timeout, pool_id .. ':' .. token .. ':' .. payload)) == 'table' then
+            leased = ''  -- a leases key of the wrong type: the job runs without a time-out
+          end
+        end
+        return {payload, group, leased}
       end
-      return {payload, group, leased}
     end
   end
 end
