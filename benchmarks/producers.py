@@ -2,7 +2,7 @@
 
     python -m benchmarks.producers SYSTEM MODE --space PREFIX --jobs N [--first K] [--rate R]
 
-SYSTEM is workq, rq, dramatiq or raw (redis-py LPUSH of a workq-shaped JSON payload). MODE:
+SYSTEM is workq, rq, dramatiq, huey or raw (redis-py LPUSH of a workq-shaped JSON payload). MODE:
 - `one`: one enqueue call per job, timed; `many`: the system's bulk enqueue, timed;
 - `fill`: fill the queue as fast as the system allows (untimed; the processing benchmarks start from a full queue);
 - `paced`: one job every 1/R s carrying `time.time()` as its enqueue stamp (the latency benchmark);
@@ -26,7 +26,7 @@ import redis
 import redis.connection
 
 from benchmarks.effect import REDIS_URL_ENV
-from benchmarks.space import DRAMATIQ_NAMESPACE_ENV, RQ_PREFIX_ENV, RQ_QUEUE, Space
+from benchmarks.space import DRAMATIQ_NAMESPACE_ENV, HUEY_NAME_ENV, RQ_PREFIX_ENV, RQ_QUEUE, Space
 
 RAW_CHUNK = 1000
 """Payloads per LPUSH in the raw bulk producer (workq's enqueue_many uses the same)."""
@@ -91,6 +91,21 @@ def dramatiq_producer(space: Space, redis_url: str) -> Producer:
     return Producer(one, many)
 
 
+def huey_producer(space: Space, redis_url: str) -> Producer:
+    """Calling a Huey task enqueues it (one LPUSH); Huey has no bulk enqueue."""
+    os.environ[HUEY_NAME_ENV] = space.huey_name  # read when the app module builds its Huey
+    os.environ[REDIS_URL_ENV] = redis_url
+    from benchmarks.apps.huey_app import noop  # noqa: PLC0415 (only this system's interpreter has it)
+
+    def one(number: int, stamp: float | None) -> object:
+        return noop(number) if stamp is None else noop(number, stamp)
+
+    def many(numbers: range) -> object:
+        raise BulkNotSupported("huey has no bulk enqueue")
+
+    return Producer(one, many)
+
+
 def raw_payload(number: int) -> str:
     """A job as workq writes it (same fields, same size), built with the standard json module."""
     job = {"name": "noop", "id": secrets.token_hex(12), "t": int(time.time()), "args": {"n": number}}
@@ -117,6 +132,7 @@ PRODUCERS: dict[str, Callable[[Space, str], Producer]] = {
     "workq": workq_producer,
     "rq": rq_producer,
     "dramatiq": dramatiq_producer,
+    "huey": huey_producer,
     "raw": raw_producer,
 }
 

@@ -51,9 +51,11 @@ COLUMNS = [
     Column("rq-simple", "RQ SimpleWorker"),
     Column("rq-fork", "RQ Worker (fork)"),
     Column("dramatiq", "Dramatiq"),
+    Column("huey", "Huey (defaults: 1 thread)"),
+    Column("huey-tuned", "Huey (-w 10)"),
     Column(CEILING, "ceiling (raw redis-py)"),
 ]
-PEERS = ["rq-simple", "rq-fork", "dramatiq"]
+PEERS = ["rq-simple", "rq-fork", "dramatiq", "huey", "huey-tuned"]
 COMPARED = [PARSER_VARIANT, *PEERS, CEILING]
 """The columns workq's figures are divided by in the ratios table."""
 CEILING_VARIANTS = {"ceiling_1": "ceiling-1", "ceiling_10": "ceiling-10"}

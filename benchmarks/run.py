@@ -1,9 +1,10 @@
 """The benchmark suite: `python -m benchmarks.run [--jobs 20000] [--runs 3] [--quick] [--profile]`.
 
 In one run, against the Redis at $WORKQ_REDIS_URL (default redis://127.0.0.1:6379/0), measures workq, RQ
-(SimpleWorker and the forking Worker), Dramatiq and a raw redis-py ceiling on the same no-op job: enqueue rates,
-processing rate, latency from enqueue to handler start, idle CPU and workq's memory over a long run. Prints a
-markdown table and writes docs/benchmarks.md. The peers run from .bench-venv, created on first use.
+(SimpleWorker and the forking Worker), Dramatiq, Huey (its defaults, and 10 worker threads) and a raw redis-py
+ceiling on the same no-op job: enqueue rates, processing rate, latency from enqueue to handler start, idle CPU and
+workq's memory over a long run. Prints a markdown table and writes docs/benchmarks.md. The peers run from
+.bench-venv, created on first use.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from benchmarks.measure import Bench, MeasurementFailed
 from benchmarks.peer_venv import BENCH_VENV, ROOT, ensure_peer_venv
 from benchmarks.profiling import VIEWS, profile_processing, summarise
 from benchmarks.report import RunInfo, document, summary
-from benchmarks.results import CEILING, PARSER_VARIANT, WORKQ, Results
+from benchmarks.results import CEILING, PARSER_VARIANT, PEERS, WORKQ, Results
 from benchmarks.systems import (
     CONCURRENCY,
     System,
@@ -123,7 +124,7 @@ def _column(system: System) -> str:
 
 
 def _enqueue_round(bench: Bench, plan: Plan, systems: dict[str, System], results: Results) -> None:
-    feeders = [key for key in (WORKQ, PARSER_VARIANT, "ceiling-1", "rq-simple", "dramatiq") if key in systems]
+    feeders = [key for key in (WORKQ, PARSER_VARIANT, "ceiling-1", "rq-simple", "dramatiq", "huey") if key in systems]
     for key in feeders:
         system, column = systems[key], _column(systems[key])
         for mode, row in (("one", "enqueue"), ("many", "enqueue_many")):
@@ -141,16 +142,17 @@ def _enqueue_round(bench: Bench, plan: Plan, systems: dict[str, System], results
             if mode == "one":
                 results.add("enqueue_round_trips", column, sample.round_trips_per_job)
             log(f"  {what}: {sample.jobs_per_second:,.0f} jobs/s, {sample.round_trips_per_job:.3f} round trips/job")
-    if "rq-fork" in systems:
-        for row in ("enqueue", "enqueue_many", "enqueue_round_trips"):
-            results.note(row, "rq-fork", "as SimpleWorker")
+    for key, same_as in (("rq-fork", "SimpleWorker"), ("huey-tuned", "defaults")):
+        if key in systems:
+            for row in ("enqueue", "enqueue_many", "enqueue_round_trips"):
+                results.note(row, key, f"as {same_as}")
 
 
 def _processing_round(
     bench: Bench, plan: Plan, systems: dict[str, System], results: Results, two_processes: bool
 ) -> None:
     """Ceiling variants are kept under their own keys (`ceiling-1`, `ceiling-10`): Results picks the faster."""
-    order = [WORKQ, PARSER_VARIANT, "ceiling-1", "ceiling-10", "rq-simple", "rq-fork", "dramatiq"]
+    order = [WORKQ, PARSER_VARIANT, "ceiling-1", "ceiling-10", *PEERS]
     runs = [(systems[key], 1, "processing") for key in order if key in systems]
     if two_processes:
         runs.insert(1, (systems[WORKQ], 2, "processing_2"))
@@ -172,7 +174,7 @@ def _processing_round(
 
 
 def _latency_round(bench: Bench, plan: Plan, systems: dict[str, System], results: Results) -> None:
-    for key in (WORKQ, "rq-simple", "rq-fork", "dramatiq"):
+    for key in (WORKQ, *PEERS):
         if key not in systems:
             continue
         system, jobs = systems[key], plan.latency_jobs_for(systems[key])
@@ -186,7 +188,7 @@ def _latency_round(bench: Bench, plan: Plan, systems: dict[str, System], results
 
 
 def _idle_round(bench: Bench, plan: Plan, systems: dict[str, System], results: Results) -> None:
-    idle = [systems[key] for key in (WORKQ, "rq-simple", "rq-fork", "dramatiq") if key in systems]
+    idle = [systems[key] for key in (WORKQ, *PEERS) if key in systems]
     what = f"idle CPU over {plan.idle_seconds:.0f} s ({', '.join(system.label for system in idle)} side by side)"
     percents = attempt(results, "idle_cpu", WORKQ, what, partial(bench.idle_cpu, idle, plan.idle_seconds))
     if percents is None:
@@ -236,13 +238,16 @@ def method(plan: Plan, redis_url: str) -> list[str]:
         "SADD of its number (a 0 reply counts a duplicate), pipelined in latency runs with an RPUSH of its start "
         "minus the enqueue stamp. Every system runs this same handler, the ceiling loop included.",
         f"Enqueue: one producer process enqueues {plan.jobs:,} jobs, one call each (workq `enqueue`, RQ "
-        "`Queue.enqueue`, Dramatiq `actor.send`, ceiling: redis-py `LPUSH` of a workq-shaped JSON payload), or in "
+        "`Queue.enqueue`, Dramatiq `actor.send`, calling a Huey task, ceiling: redis-py `LPUSH` of a workq-shaped "
+        "JSON payload), or in "
         "bulk (workq `enqueue_many`, RQ `Queue.enqueue_many`, ceiling: pipelined `LPUSH` of 1,000 payloads per "
         "command). Round trips are counted as socket writes by redis-py, after one untimed warm-up job.",
         f"Processing: {plan.jobs:,} jobs are queued first (RQ SimpleWorker {plan.rq_simple_jobs:,}, RQ Worker "
         f"{plan.rq_fork_jobs:,}: they are slower and a rate needs only a few seconds), then one worker process "
         f"starts: `workq worker` (concurrency {CONCURRENCY}), `rq worker` (SimpleWorker, and the default Worker "
-        f"that forks per job), `dramatiq --processes 1 --threads {CONCURRENCY}`. The harness looks at the set "
+        f"that forks per job), `dramatiq --processes 1 --threads {CONCURRENCY}`, `huey_consumer` with its default "
+        f"single worker thread and with `-w {CONCURRENCY}` (the one setting a Huey deployment changes: everything "
+        "else stays at its default, results kept, blocking dequeue). The harness looks at the set "
         "of done jobs every 5 ms; rate = jobs done between the first look that sees one and the look that sees "
         "the last ÷ the time between them, so interpreter start-up is not timed. CPU per job is the worker's "
         "process-tree CPU (and the Redis server's) over the same window.",

@@ -12,6 +12,7 @@ from benchmarks.effect import REDIS_URL_ENV, RESULTS_ENV, ResultKeys
 
 RQ_PREFIX_ENV = "RQ_KEY_PREFIX"
 DRAMATIQ_NAMESPACE_ENV = "WORKQ_BENCH_DRAMATIQ_NS"
+HUEY_NAME_ENV = "WORKQ_BENCH_HUEY_NAME"
 ROOT_PREFIX = "workq-bench"
 RQ_QUEUE = "bench"
 DRAMATIQ_QUEUE = "bench"
@@ -19,7 +20,7 @@ DRAMATIQ_QUEUE = "bench"
 
 @dataclass(frozen=True)
 class Space:
-    """Key names of one measurement; `delete_pattern` matches all of them, so clean-up is one SCAN."""
+    """Key names of one measurement; `delete_patterns` match all of them, so clean-up is a SCAN per pattern."""
 
     prefix: str
 
@@ -28,8 +29,9 @@ class Space:
         return cls(f"{root}:{label}-{secrets.token_hex(4)}")
 
     @property
-    def delete_pattern(self) -> str:
-        return f"{self.prefix}:*"
+    def delete_patterns(self) -> list[str]:
+        """Our prefix, and the keys Huey builds around the name we give it (`huey.redis.<our name>`…)."""
+        return [f"{self.prefix}:*", f"huey.*.{self.prefix}:*"]
 
     @property
     def workq_namespace(self) -> str:
@@ -42,6 +44,10 @@ class Space:
     @property
     def dramatiq_namespace(self) -> str:
         return f"{self.prefix}:dramatiq"
+
+    @property
+    def huey_name(self) -> str:
+        return f"{self.prefix}:huey"
 
     @property
     def raw_queue(self) -> str:
@@ -61,4 +67,5 @@ class Space:
             RESULTS_ENV: self.results.prefix,
             RQ_PREFIX_ENV: self.rq_prefix,
             DRAMATIQ_NAMESPACE_ENV: self.dramatiq_namespace,
+            HUEY_NAME_ENV: self.huey_name,
         }

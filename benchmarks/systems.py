@@ -97,6 +97,15 @@ def dramatiq_worker(interpreter: Interpreter, space: Space, redis_url: str, proc
     ]
 
 
+def huey_worker(workers: int) -> WorkerCommand:
+    """`huey_consumer` with `workers` threads (`-k thread`, Huey's default worker type; its default count is 1)."""
+
+    def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+        return [interpreter.script("huey_consumer"), "benchmarks.apps.huey_app.huey", "-w", str(workers), "-q"]
+
+    return command
+
+
 def ceiling_loop(threads: int) -> WorkerCommand:
     def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
         return [
@@ -146,12 +155,16 @@ def workq_systems(python: Path | None = None, venv: PeerVenv | None = None) -> d
 
 
 def peer_systems(venv: PeerVenv, hiredis: bool) -> dict[str, System]:
-    """RQ and Dramatiq from the peers' venv, with hiredis exactly when workq has it: the same reply parser for all."""
+    """RQ, Dramatiq and Huey from the peers' venv, with hiredis exactly when workq has it: the same reply parser for
+    all. Huey twice: with its defaults (one worker thread) and with the setting every deployment changes, its
+    worker count, at workq's concurrency."""
     peers = Interpreter(venv.python, {"PYTHONPATH": _pythonpath(venv.hiredis_site)} if hiredis else {})
     return {
         "rq-simple": System("rq-simple", "RQ SimpleWorker", "rq", peers, rq_worker("rq.worker.SimpleWorker")),
         "rq-fork": System("rq-fork", "RQ Worker (fork per job)", "rq", peers, rq_worker(None)),
         "dramatiq": System("dramatiq", "Dramatiq (1 process × 10 threads)", "dramatiq", peers, dramatiq_worker),
+        "huey": System("huey", "Huey (defaults: 1 thread)", "huey", peers, huey_worker(1)),
+        "huey-tuned": System("huey-tuned", f"Huey (-w {CONCURRENCY} threads)", "huey", peers, huey_worker(CONCURRENCY)),
     }
 
 
