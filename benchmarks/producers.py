@@ -2,7 +2,8 @@
 
     python -m benchmarks.producers SYSTEM MODE --space PREFIX --jobs N [--first K] [--rate R]
 
-SYSTEM is workq, rq, dramatiq, huey or raw (redis-py LPUSH of a workq-shaped JSON payload). MODE:
+SYSTEM is workq, rq, dramatiq, arq, saq (saq-no-ttl: jobs not kept after their run), huey or raw (redis-py LPUSH
+of a workq-shaped JSON payload). MODE:
 - `one`: one enqueue call per job, timed; `many`: the system's bulk enqueue, timed;
 - `fill`: fill the queue as fast as the system allows (untimed; the processing benchmarks start from a full queue);
 - `paced`: one job every 1/R s carrying `time.time()` as its enqueue stamp (the latency benchmark);
@@ -13,6 +14,7 @@ Prints one JSON object: jobs, seconds, and Redis round trips (socket writes) per
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -91,6 +93,48 @@ def dramatiq_producer(space: Space, redis_url: str) -> Producer:
     return Producer(one, many)
 
 
+def arq_producer(space: Space, redis_url: str) -> Producer:
+    """arq's `enqueue_job`, on an event loop of the producer's own; job ids under our prefix, so clean-up finds
+    arq's per-job keys."""
+    from arq import create_pool  # noqa: PLC0415 (only this system's interpreter has it)
+    from arq.connections import RedisSettings  # noqa: PLC0415 (only this system's interpreter has it)
+
+    loop = asyncio.new_event_loop()
+    pool = loop.run_until_complete(create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=space.arq_queue))
+
+    def one(number: int, stamp: float | None) -> object:
+        stamped = () if stamp is None else (stamp,)
+        return loop.run_until_complete(pool.enqueue_job("noop", number, *stamped, _job_id=f"{space.prefix}:{number}"))
+
+    def many(numbers: range) -> object:
+        raise BulkNotSupported("arq has no bulk enqueue")
+
+    return Producer(one, many)
+
+
+def saq_producer_keeping(ttl: int | None) -> Callable[[Space, str], Producer]:
+    """saq's `enqueue`; each job kept `ttl` seconds after its run (None: saq's default, 600 s; -1: not kept)."""
+
+    def producer(space: Space, redis_url: str) -> Producer:
+        from saq import Queue  # noqa: PLC0415 (only this system's interpreter has it)
+
+        loop = asyncio.new_event_loop()
+        queue = Queue.from_url(redis_url, name=space.saq_queue)
+        loop.run_until_complete(queue.connect())
+        kept = {} if ttl is None else {"ttl": ttl}
+
+        def one(number: int, stamp: float | None) -> object:
+            stamped = {} if stamp is None else {"stamp": stamp}
+            return loop.run_until_complete(queue.enqueue("noop", number=number, **stamped, **kept))
+
+        def many(numbers: range) -> object:
+            raise BulkNotSupported("saq's bulk call is `map`, which waits for the results")
+
+        return Producer(one, many)
+
+    return producer
+
+
 def huey_producer(space: Space, redis_url: str) -> Producer:
     """Calling a Huey task enqueues it (one LPUSH); Huey has no bulk enqueue."""
     os.environ[HUEY_NAME_ENV] = space.huey_name  # read when the app module builds its Huey
@@ -132,6 +176,9 @@ PRODUCERS: dict[str, Callable[[Space, str], Producer]] = {
     "workq": workq_producer,
     "rq": rq_producer,
     "dramatiq": dramatiq_producer,
+    "arq": arq_producer,
+    "saq": saq_producer_keeping(None),
+    "saq-no-ttl": saq_producer_keeping(-1),
     "huey": huey_producer,
     "raw": raw_producer,
 }

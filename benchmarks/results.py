@@ -51,11 +51,15 @@ COLUMNS = [
     Column("rq-simple", "RQ SimpleWorker"),
     Column("rq-fork", "RQ Worker (fork)"),
     Column("dramatiq", "Dramatiq"),
+    Column("arq", "arq (defaults)"),
+    Column("arq-tuned", "arq (poll_delay=0.01)"),
+    Column("saq", "saq (defaults)"),
+    Column("saq-tuned", "saq (ttl=-1)"),
     Column("huey", "Huey (defaults: 1 thread)"),
     Column("huey-tuned", "Huey (-w 10)"),
     Column(CEILING, "ceiling (raw redis-py)"),
 ]
-PEERS = ["rq-simple", "rq-fork", "dramatiq", "huey", "huey-tuned"]
+PEERS = ["rq-simple", "rq-fork", "dramatiq", "arq", "arq-tuned", "saq", "saq-tuned", "huey", "huey-tuned"]
 COMPARED = [PARSER_VARIANT, *PEERS, CEILING]
 """The columns workq's figures are divided by in the ratios table."""
 CEILING_VARIANTS = {"ceiling_1": "ceiling-1", "ceiling_10": "ceiling-10"}

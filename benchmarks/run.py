@@ -1,10 +1,10 @@
 """The benchmark suite: `python -m benchmarks.run [--jobs 20000] [--runs 3] [--quick] [--profile]`.
 
 In one run, against the Redis at $WORKQ_REDIS_URL (default redis://127.0.0.1:6379/0), measures workq, RQ
-(SimpleWorker and the forking Worker), Dramatiq, Huey (its defaults, and 10 worker threads) and a raw redis-py
-ceiling on the same no-op job: enqueue rates, processing rate, latency from enqueue to handler start, idle CPU and
-workq's memory over a long run. Prints a markdown table and writes docs/benchmarks.md. The peers run from
-.bench-venv, created on first use.
+(SimpleWorker and the forking Worker), Dramatiq, arq, saq and Huey (each with its defaults and with the one setting a
+tuned deployment changes) and a raw redis-py ceiling on the same no-op job: enqueue rates, processing rate, latency
+from enqueue to handler start, idle CPU and workq's memory over a long run. Prints a markdown table and writes
+docs/benchmarks.md. The peers run from .bench-venv (arq and saq from .bench-venv-async), created on first use.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from typing import TypeVar
 
 from benchmarks.machine import describe, load_average, workq_commit
 from benchmarks.measure import Bench, MeasurementFailed
-from benchmarks.peer_venv import BENCH_VENV, ROOT, ensure_peer_venv
+from benchmarks.peer_venv import BENCH_VENV, ROOT, ensure_async_peer_venv, ensure_peer_venv
 from benchmarks.profiling import VIEWS, profile_processing, summarise
 from benchmarks.report import RunInfo, document, summary
 from benchmarks.results import CEILING, PARSER_VARIANT, PEERS, WORKQ, Results
 from benchmarks.systems import (
     CONCURRENCY,
     System,
+    asyncio_peer_systems,
     has_hiredis,
     peer_systems,
     workq_supports_processes,
@@ -124,7 +125,8 @@ def _column(system: System) -> str:
 
 
 def _enqueue_round(bench: Bench, plan: Plan, systems: dict[str, System], results: Results) -> None:
-    feeders = [key for key in (WORKQ, PARSER_VARIANT, "ceiling-1", "rq-simple", "dramatiq", "huey") if key in systems]
+    producers = (WORKQ, PARSER_VARIANT, "ceiling-1", "rq-simple", "dramatiq", "arq", "saq", "saq-tuned", "huey")
+    feeders = [key for key in producers if key in systems]
     for key in feeders:
         system, column = systems[key], _column(systems[key])
         for mode, row in (("one", "enqueue"), ("many", "enqueue_many")):
@@ -139,10 +141,12 @@ def _enqueue_round(bench: Bench, plan: Plan, systems: dict[str, System], results
                 results.note(row, column, "n/a: no bulk enqueue")
                 continue
             results.add(row, column, sample.jobs_per_second)
-            if mode == "one":
+            if mode == "one" and sample.round_trips_per_job > 0:
                 results.add("enqueue_round_trips", column, sample.round_trips_per_job)
+            elif mode == "one":
+                results.note("enqueue_round_trips", column, "not counted (redis.asyncio)")
             log(f"  {what}: {sample.jobs_per_second:,.0f} jobs/s, {sample.round_trips_per_job:.3f} round trips/job")
-    for key, same_as in (("rq-fork", "SimpleWorker"), ("huey-tuned", "defaults")):
+    for key, same_as in (("rq-fork", "SimpleWorker"), ("arq-tuned", "defaults"), ("huey-tuned", "defaults")):
         if key in systems:
             for row in ("enqueue", "enqueue_many", "enqueue_round_trips"):
                 results.note(row, key, f"as {same_as}")
@@ -238,16 +242,20 @@ def method(plan: Plan, redis_url: str) -> list[str]:
         "SADD of its number (a 0 reply counts a duplicate), pipelined in latency runs with an RPUSH of its start "
         "minus the enqueue stamp. Every system runs this same handler, the ceiling loop included.",
         f"Enqueue: one producer process enqueues {plan.jobs:,} jobs, one call each (workq `enqueue`, RQ "
-        "`Queue.enqueue`, Dramatiq `actor.send`, calling a Huey task, ceiling: redis-py `LPUSH` of a workq-shaped "
-        "JSON payload), or in "
-        "bulk (workq `enqueue_many`, RQ `Queue.enqueue_many`, ceiling: pipelined `LPUSH` of 1,000 payloads per "
+        "`Queue.enqueue`, Dramatiq `actor.send`, arq `enqueue_job`, saq `enqueue`, calling a Huey task, ceiling: "
+        "redis-py `LPUSH` of a workq-shaped JSON payload), or in bulk (workq `enqueue_many`, RQ "
+        "`Queue.enqueue_many`, ceiling: pipelined `LPUSH` of 1,000 payloads per "
         "command). Round trips are counted as socket writes by redis-py, after one untimed warm-up job.",
         f"Processing: {plan.jobs:,} jobs are queued first (RQ SimpleWorker {plan.rq_simple_jobs:,}, RQ Worker "
         f"{plan.rq_fork_jobs:,}: they are slower and a rate needs only a few seconds), then one worker process "
         f"starts: `workq worker` (concurrency {CONCURRENCY}), `rq worker` (SimpleWorker, and the default Worker "
         f"that forks per job), `dramatiq --processes 1 --threads {CONCURRENCY}`, `huey_consumer` with its default "
         f"single worker thread and with `-w {CONCURRENCY}` (the one setting a Huey deployment changes: everything "
-        "else stays at its default, results kept, blocking dequeue). The harness looks at the set "
+        "else stays at its default, results kept, blocking dequeue), arq and saq with their defaults (10 jobs at "
+        "once, async handlers) and with the one setting a busy deployment changes: arq `poll_delay=0.01` (by "
+        "default it reads at most 100 jobs per poll and sleeps 0.5 s between polls), saq jobs enqueued with "
+        "`ttl=-1` (by default every job's record stays in Redis 10 minutes after its run). The harness looks at "
+        "the set "
         "of done jobs every 5 ms; rate = jobs done between the first look that sees one and the look that sees "
         "the last ÷ the time between them, so interpreter start-up is not timed. CPU per job is the worker's "
         "process-tree CPU (and the Redis server's) over the same window.",
@@ -303,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     systems = workq_systems(venv=venv if plan.parser_variant else None)
     if venv is not None and plan.peers:
         systems |= peer_systems(venv, hiredis=has_hiredis(systems[WORKQ].interpreter))
+        try:
+            systems |= asyncio_peer_systems(ensure_async_peer_venv())
+        except (OSError, subprocess.CalledProcessError) as exc:
+            log(f"could not set up .bench-venv-async ({exc}): measuring without arq and saq")
     workdir = Path(tempfile.mkdtemp(prefix="workq-bench-"))
     bench = Bench(options.redis_url, workdir, settle=plan.settle)
     interpreters = {"workq": systems[WORKQ].interpreter}
@@ -310,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         interpreters[systems[PARSER_VARIANT].label] = systems[PARSER_VARIANT].interpreter
     if "dramatiq" in systems:
         interpreters["peers, in .bench-venv"] = systems["dramatiq"].interpreter
+    if "arq" in systems:
+        interpreters["arq and saq, in .bench-venv-async"] = systems["arq"].interpreter
     machine = describe(bench.client, interpreters)
     load_at_start = load_average()
     log(f"worker logs and profiles in {workdir}")

@@ -12,6 +12,8 @@ from benchmarks.effect import REDIS_URL_ENV, RESULTS_ENV, ResultKeys
 
 RQ_PREFIX_ENV = "RQ_KEY_PREFIX"
 DRAMATIQ_NAMESPACE_ENV = "WORKQ_BENCH_DRAMATIQ_NS"
+ARQ_QUEUE_ENV = "WORKQ_BENCH_ARQ_QUEUE"
+SAQ_QUEUE_ENV = "WORKQ_BENCH_SAQ_QUEUE"
 HUEY_NAME_ENV = "WORKQ_BENCH_HUEY_NAME"
 ROOT_PREFIX = "workq-bench"
 RQ_QUEUE = "bench"
@@ -30,8 +32,9 @@ class Space:
 
     @property
     def delete_patterns(self) -> list[str]:
-        """Our prefix, and the keys Huey builds around the name we give it (`huey.redis.<our name>`…)."""
-        return [f"{self.prefix}:*", f"huey.*.{self.prefix}:*"]
+        """Our prefix, and the keys arq, saq and Huey build around the queue name and job ids we give them
+        (`arq:job:<our id>`, `saq:<our queue>:queued`, `huey.redis.<our name>`…)."""
+        return [f"{self.prefix}:*", f"arq:*:{self.prefix}:*", f"saq:*{self.prefix}:*", f"huey.*.{self.prefix}:*"]
 
     @property
     def workq_namespace(self) -> str:
@@ -44,6 +47,14 @@ class Space:
     @property
     def dramatiq_namespace(self) -> str:
         return f"{self.prefix}:dramatiq"
+
+    @property
+    def arq_queue(self) -> str:
+        return f"{self.prefix}:arq"
+
+    @property
+    def saq_queue(self) -> str:
+        return f"{self.prefix}:saq"
 
     @property
     def huey_name(self) -> str:
@@ -67,5 +78,7 @@ class Space:
             RESULTS_ENV: self.results.prefix,
             RQ_PREFIX_ENV: self.rq_prefix,
             DRAMATIQ_NAMESPACE_ENV: self.dramatiq_namespace,
+            ARQ_QUEUE_ENV: self.arq_queue,
+            SAQ_QUEUE_ENV: self.saq_queue,
             HUEY_NAME_ENV: self.huey_name,
         }

@@ -97,6 +97,21 @@ def dramatiq_worker(interpreter: Interpreter, space: Space, redis_url: str, proc
     ]
 
 
+ARQ_TUNED_POLL_DELAY = 0.01
+
+
+def arq_worker(poll_delay: float | None) -> WorkerCommand:
+    def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+        flags = [] if poll_delay is None else ["--poll-delay", str(poll_delay)]
+        return [str(interpreter.python), "-m", "benchmarks.apps.arq_noop_app", *flags]
+
+    return command
+
+
+def saq_worker(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+    return [interpreter.script("saq"), "benchmarks.apps.saq_noop_app.settings", "--quiet"]
+
+
 def huey_worker(workers: int) -> WorkerCommand:
     """`huey_consumer` with `workers` threads (`-k thread`, Huey's default worker type; its default count is 1)."""
 
@@ -165,6 +180,20 @@ def peer_systems(venv: PeerVenv, hiredis: bool) -> dict[str, System]:
         "dramatiq": System("dramatiq", "Dramatiq (1 process × 10 threads)", "dramatiq", peers, dramatiq_worker),
         "huey": System("huey", "Huey (defaults: 1 thread)", "huey", peers, huey_worker(1)),
         "huey-tuned": System("huey-tuned", f"Huey (-w {CONCURRENCY} threads)", "huey", peers, huey_worker(CONCURRENCY)),
+    }
+
+
+def asyncio_peer_systems(venv: PeerVenv) -> dict[str, System]:
+    """arq and saq from their venv (arq pins redis < 6), each with its defaults (10 jobs at once) and with the one
+    setting a busy deployment changes: arq's `poll_delay` (0.5 s between reads of at most 100 jobs), saq's job `ttl`
+    (every job's record kept 600 s after its run: 600,000 keys at 1,000 jobs/s)."""
+    peers = Interpreter(venv.python)
+    tuned_arq = f"arq (poll_delay={ARQ_TUNED_POLL_DELAY})"
+    return {
+        "arq": System("arq", "arq (defaults)", "arq", peers, arq_worker(None)),
+        "arq-tuned": System("arq-tuned", tuned_arq, "arq", peers, arq_worker(ARQ_TUNED_POLL_DELAY)),
+        "saq": System("saq", "saq (defaults)", "saq", peers, saq_worker),
+        "saq-tuned": System("saq-tuned", "saq (ttl=-1)", "saq-no-ttl", peers, saq_worker),
     }
 
 
