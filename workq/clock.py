@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 from workq.connection import RedisClient
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis as AsyncRedis
-    from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 ClockLike = Union["Clock", Callable[[], float], None]
 
@@ -40,12 +36,6 @@ class Clock:
         if self._injected is not None:
             return self._injected()
         return _seconds(client.time())
-
-    async def server_now_async(self, client: AsyncRedis | AsyncRedisCluster) -> float:
-        """`server_now` through a redis.asyncio client."""
-        if self._injected is not None:
-            return self._injected()
-        return _seconds(await client.time())
 
     def wall(self) -> float:
         """This host's clock (or the injected one), for what only people read: `t`, `failed_at`, stats days."""

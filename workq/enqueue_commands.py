@@ -94,22 +94,26 @@ class EnqueueCommands:
             )
         ]
 
-    def enqueue_unique(self, job: Job, *, by_key: bool, seconds: float | None, run_at: int | None) -> ScriptCall:
-        """The one script call that takes the lock and files the job (due at `run_at`, `seconds` from now, if
-        given), or, by key and locked, replaces the args the pending job will run with."""
+    def enqueue_unique(self, job: Job, *, by_key: bool, seconds: float | None) -> ScriptCall:
+        """The one script call that takes the lock and files the job (due `seconds` from now on Redis's clock, if
+        given), or, by key and locked, replaces the args the pending job will run with. Its reply: 0 when an
+        identical job is pending, else 1 (queued) or the due time (scheduled)."""
+        if seconds is not None:
+            check_delay(seconds)
         job_json = job.to_json()
         lifetime = UNIQUE_LOCK_LIFETIME + (0 if seconds is None else math.ceil(max(seconds, 0)))
-        destination = self.keys.queue(job.name) if run_at is None else self.keys.scheduled
+        destination = self.keys.queue(job.name) if seconds is None else self.keys.scheduled
         return ScriptCall(
             _ENQUEUE_UNIQUE,
             [destination, job.unique_key, self.keys.known_jobs, self.keys.waiting(job.name)],
             [
                 job_json,
                 lifetime,
-                "" if run_at is None else run_at,
+                "" if seconds is None else seconds,
                 unique.lock_value(job),
                 job.name,
                 self.keys.wake_channel,
+                self.clock.script_now(),
                 *([unique.by_key_value_body(job_json)] if by_key else []),
             ],
         )
@@ -157,11 +161,6 @@ def check_delay(seconds: float) -> None:
         raise TypeError(f"seconds must be a finite number, got {seconds!r}")
     if seconds > MAX_DELAY:
         raise ValueError(f"seconds must be at most {MAX_DELAY} (100 years), got {seconds!r}")
-
-
-def due_at(server_now: float, seconds: float) -> int:
-    """The due time `seconds` after `server_now` (Redis's clock), rounded up to a whole second."""
-    return math.ceil(server_now + max(seconds, 0))
 
 
 def _maybe_enqueued(jobs: Sequence[Job], lost: ReplyLost) -> MaybeEnqueued:

@@ -12,9 +12,8 @@ from workq.connection import (
     check_namespace_fits,
     resolve_namespace,
     resolve_redis,
-    translated_faults,
 )
-from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands, check_delay, due_at
+from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands
 from workq.job import Job, ScheduledJob
 from workq.keys import Keys
 from workq.send_once import SendOnce
@@ -126,15 +125,13 @@ class Enqueuer:
         seconds: float | None,
     ) -> Job | None:
         job = self._commands.new_unique_job(name, args, key_map)
-        run_at = None if seconds is None else self._run_at(seconds)
+        call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)
         with self._commands.sending(self.redis, [job]):
-            enqueued = self._once.execute(
-                [self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds, run_at=run_at)]
-            )[0]
+            (enqueued,) = self._once.execute([call])
         if not enqueued:
             return None
         self._enqueued(name)
-        return job if run_at is None else job.as_view(ScheduledJob, run_at=run_at)
+        return job if seconds is None else job.as_view(ScheduledJob, run_at=int(enqueued))
 
     def enqueue_many(self, name: str, args_list: Iterable[dict[str, Any] | None]) -> list[Job]:
         """Enqueue one job per args dict, in order, in one pipelined round trip (LPUSH in chunks of 1000)."""
@@ -143,13 +140,6 @@ class Enqueuer:
             return jobs
         self._push(name, jobs)
         return jobs
-
-    def _run_at(self, seconds: float) -> int:
-        """The due time `seconds` from now on Redis's clock, so an enqueuer whose clock is off schedules nothing
-        early or late (one `TIME` round trip)."""
-        check_delay(seconds)
-        with translated_faults(self.redis):
-            return due_at(self._commands.clock.server_now(self.redis), seconds)
 
     def _push(self, name: str, jobs: list[Job]) -> None:
         """LPUSH in one round trip; a push that made the queue non-empty then wakes idle pools."""

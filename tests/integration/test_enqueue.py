@@ -17,7 +17,7 @@ import workq
 from integration.job_log import JobLog
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
-from workq import Enqueuer, Job
+from workq import Enqueuer, Job, ScheduledJob
 
 FIELD_ORDER = ("name", "id", "t", "args", "unique", "unique_key", "fails", "err", "failed_at")
 FIXED_NOW = 1_700_000_000.75
@@ -181,15 +181,28 @@ def server_now(client: redis.Redis) -> float:
     return seconds + microseconds / 1_000_000
 
 
-def test_enqueue_in_takes_one_round_trip_on_redis_time(
-    enqueuer: Enqueuer, view: NamespaceView, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        lambda enqueuer: enqueuer.enqueue_in("remind", 30.2),
+        lambda enqueuer: enqueuer.enqueue_unique_in("remind", 30.2, {"a": 1}),
+        lambda enqueuer: enqueuer.enqueue_unique_in_by_key("remind", 30.2, {"a": 1}, {"k": 1}),
+    ],
+    ids=["enqueue_in", "enqueue_unique_in", "enqueue_unique_in_by_key"],
+)
+def test_a_delayed_enqueue_takes_one_round_trip_on_redis_time(
+    schedule: Callable[[Enqueuer], ScheduledJob],
+    enqueuer: Enqueuer,
+    view: NamespaceView,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Due time on Redis's clock without a TIME round trip of its own: the script reads the clock."""
     enqueuer.enqueue_in("warm", 1)  # connects and loads the script
+    enqueuer.enqueue_unique_in("warm", 1)
     server_before = server_now(view.client)
     writes = socket_writes(monkeypatch)
 
-    scheduled = enqueuer.enqueue_in("remind", 30.2)
+    scheduled = schedule(enqueuer)
 
     assert writes[0] == 1
     monkeypatch.undo()

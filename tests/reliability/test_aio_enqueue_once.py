@@ -48,6 +48,8 @@ def test_an_async_enqueue_whose_reply_timed_out_is_never_sent_twice(
         async with AsyncEnqueuer(namespace, CLIENTS[client_kind](stallable_redis.port), clock=time.time) as enqueuer:
             await enqueuer.enqueue_many("warm_up", [{}])  # connected, `x` not yet known: the stall meets a first use
             await enqueuer.enqueue_unique("warm_up", {})  # scripts loaded
+            await enqueuer.enqueue_in("warm_up", 60)
+            admin.delete(f"{namespace}:scheduled")  # only the copies of the stalled enqueue are counted
             stalled = stall(stallable_redis)
             started = time.monotonic()
             with pytest.raises(MaybeEnqueued, match=r"may have been enqueued: Redis at .* reply was lost") as raised:

@@ -64,6 +64,8 @@ def test_an_enqueue_whose_reply_timed_out_is_never_sent_twice(
     enqueuer = Enqueuer(namespace, CLIENTS[client_kind](stallable_redis.port), clock=time.time)
     enqueuer.enqueue_many("warm_up", [{}])  # connected, `x` not yet known: the stall meets a first use
     enqueuer.enqueue_unique("warm_up", {})  # scripts loaded
+    enqueuer.enqueue_in("warm_up", 60)
+    admin.delete(f"{namespace}:scheduled")  # only the copies of the stalled enqueue are counted
 
     stalled = stall(stallable_redis)
     started = time.monotonic()

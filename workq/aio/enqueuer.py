@@ -11,8 +11,8 @@ from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 from workq.aio.send_once import AsyncSendOnce
 from workq.clock import ClockLike, as_clock
-from workq.connection import check_namespace_fits, resolve_async_redis, resolve_namespace, translated_faults
-from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands, check_delay, due_at
+from workq.connection import check_namespace_fits, resolve_async_redis, resolve_namespace
+from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands
 from workq.job import Job, ScheduledJob
 from workq.keys import Keys
 
@@ -114,19 +114,12 @@ class AsyncEnqueuer:
         seconds: float | None,
     ) -> Job | None:
         job = self._commands.new_unique_job(name, args, key_map)
-        run_at = None if seconds is None else await self._run_at(seconds)
-        call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds, run_at=run_at)
+        call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)
         with self._commands.sending(self.redis, [job]):
-            enqueued = (await self._once.execute([call]))[0]
+            (enqueued,) = await self._once.execute([call])
         if not enqueued:
             return None
-        return job if run_at is None else job.as_view(ScheduledJob, run_at=run_at)
-
-    async def _run_at(self, seconds: float) -> int:
-        """The due time `seconds` from now on Redis's clock (one `TIME` round trip)."""
-        check_delay(seconds)
-        with translated_faults(self.redis):
-            return due_at(await self._commands.clock.server_now_async(self.redis), seconds)
+        return job if seconds is None else job.as_view(ScheduledJob, run_at=int(enqueued))
 
     async def _push(self, name: str, jobs: list[Job]) -> None:
         """LPUSH in one round trip; a push that made the queue non-empty then wakes idle pools."""
