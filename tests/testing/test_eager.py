@@ -80,7 +80,7 @@ def test_an_enqueue_the_pool_cannot_run_is_refused_loudly(pool: WorkerPool) -> N
 def test_an_async_enqueuer_is_harnessed_too(pool: WorkerPool) -> None:
     ran: list[str] = []
 
-    @pool.job("notify")
+    @pool.job("notify", max_fails=1)
     def notify(job: Job) -> None:
         if job.arg_str("to") == "nobody":
             raise LookupError("nobody")
@@ -99,5 +99,5 @@ def test_an_async_enqueuer_is_harnessed_too(pool: WorkerPool) -> None:
     with TestHarness(pool, web_enqueuer, eager=True, start=START) as h:
         asyncio.run(handle_requests(h))
         h.advance(30)
-        assert ran == ["ada", "bob"] and [job.fails for job in h.retrying()] == [1]
+        assert ran == ["ada", "bob"] and [job.last_err for job in h.dead()] == ["LookupError: nobody"]
     assert web_enqueuer.redis is client and web_enqueuer.on_enqueued is None
