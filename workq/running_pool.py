@@ -24,6 +24,8 @@ from workq.reaper import Reaper
 from workq.registration import Registration
 from workq.requeuer import Requeuer
 from workq.scripts import Scripts
+from workq.throughput import FLUSH_INTERVAL as THROUGHPUT_FLUSH_INTERVAL
+from workq.throughput import RunTally
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
 from workq.worker import Finished, InFlight, Worker, WorkerContext
@@ -56,8 +58,10 @@ class RunningPool:
         stopping: threading.Event,
         wakeup: Wakeup,
         in_flight: InFlight,
+        tally: RunTally,
     ) -> None:
         scripts = Scripts.register(client)
+        self._tally = tally
         self._wakeup = wakeup
         self._stopping = stopping
         self._observer = Observer(client, keys, clock)
@@ -119,6 +123,7 @@ class RunningPool:
                 "heartbeat", heartbeat_interval, self._heartbeater.beat, max_error_wait=heartbeat_interval, rng=rng
             ),
             BackgroundLoop("observer", OBSERVER_FLUSH_INTERVAL, self._observer.flush, rng=rng),
+            BackgroundLoop("throughput", THROUGHPUT_FLUSH_INTERVAL, tally.flush, rng=rng),
             BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeue_and_wake, rng=rng),
             BackgroundLoop("reaper", reap_interval, reap_and_wake, rng=rng),
         ]
@@ -220,6 +225,7 @@ class RunningPool:
     def _flush_and_deregister(self) -> None:
         try:
             self._observer.flush()
+            self._tally.flush()
             self._heartbeater.remove()
         except Exception as exc:  # Redis gone at shutdown: the reaper will clean up after us
             logger.warning("could not deregister the pool (%s); the reaper will remove it", exc)

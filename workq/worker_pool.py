@@ -20,6 +20,7 @@ from workq.errors import WorkqError
 from workq.handler import JobHandler, JobOptions, check_handler
 from workq.job import Job, check_job_name
 from workq.keys import Keys
+from workq.log_format import log_context
 from workq.middleware import Middleware, build_chain
 from workq.periodic import CronSchedule, check_cron_spec, zone_of
 from workq.reconfigure import restored_afterwards
@@ -27,6 +28,7 @@ from workq.registration import Registration
 from workq.running_pool import RunningPool
 from workq.task import Task, job_handler
 from workq.task_args import ArgSpec
+from workq.throughput import RunTally
 from workq.wakeup import Wakeup
 from workq.worker import InFlight
 
@@ -304,8 +306,10 @@ class WorkerPool:
 
     def _build_running(self, concurrency: int, stopping: threading.Event) -> RunningPool:
         keys = Keys(self.namespace)
+        tally = RunTally(self.redis, keys, self.job_names, self._clock.wall)
+        middlewares = [tally.middleware, log_context, *self._middlewares]
         registrations = {
-            name: Registration.build(keys, self.pool_id, name, build_chain(self._middlewares, handler), handler.options)
+            name: Registration.build(keys, self.pool_id, name, build_chain(middlewares, handler), handler.options)
             for name, handler in self._handlers.items()
         }
         return RunningPool(
@@ -322,6 +326,7 @@ class WorkerPool:
             stopping=stopping,
             wakeup=self._wakeup,
             in_flight=self._in_flight,
+            tally=tally,
         )
 
     def request_stop(self) -> None:
