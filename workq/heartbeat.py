@@ -13,6 +13,8 @@ from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import RedisClient
 from workq.job import Job
 from workq.keys import Keys
+from workq.periodic import CronSchedule
+from workq.schedules import PUBLISHED_FIELD, last_run_value, parse_tick, published_value
 
 OBSERVATION_LIFETIME = 86400
 
@@ -33,7 +35,8 @@ class Heartbeater:
     pool's own `heartbeat_interval` and `dead_after` (ext fields), so that a reaper with shorter settings still
     waits long enough before it takes this pool for dead. Each beat also writes the pool's job names to
     `known_jobs` and their `max_concurrency` caps, as gocraft/work pools do at start: Redis may have restarted
-    empty since, and the reaper and the caps depend on them.
+    empty since, and the reaper and the caps depend on them. The hash also publishes the pool's cron schedules
+    (ext field `periodic_jobs`), so `workq schedules` can list them and the tick pruner knows which are live.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class Heartbeater:
         worker_ids: Sequence[str],
         heartbeat_interval: float,
         dead_after: float,
+        schedules: Sequence[CronSchedule] = (),
         clock: ClockLike = None,
     ) -> None:
         self._client = client
@@ -62,6 +66,7 @@ class Heartbeater:
             "pid": os.getpid(),
             "heartbeat_interval": heartbeat_interval,
             "dead_after": dead_after,
+            PUBLISHED_FIELD: published_value(schedules),
         }
 
     def beat(self) -> None:
@@ -93,6 +98,8 @@ class Observer:
         self._lock = threading.Lock()
         self._pending: dict[str, Observation | None] = {}
         self._written: set[str] = set()
+        self._last_runs: dict[str, str] = {}
+        """Schedule field → last-run JSON of cron ticks started since the last flush."""
 
     def started(self, worker_id: str, job: Job) -> None:
         args = json.dumps(job.args, ensure_ascii=False) if job.args else ""
@@ -102,8 +109,11 @@ class Observer:
             "started_at": int(self._clock.wall()),
             "args": args,
         }
+        tick = parse_tick(job.id)
         with self._lock:
             self._pending[worker_id] = observation
+            if tick is not None:
+                self._last_runs[tick.schedule_field] = last_run_value(tick.fire_at, int(observation["started_at"]))
 
     def checkin(self, worker_id: str, job: Job, message: str) -> None:
         with self._lock:
@@ -119,9 +129,12 @@ class Observer:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
-        if not pending:
+            last_runs, self._last_runs = self._last_runs, {}
+        if not pending and not last_runs:
             return
         pipe = self._client.pipeline(transaction=False)
+        if last_runs:
+            pipe.hset(self._keys.periodic_last_run, mapping=cast(Any, last_runs))
         for worker_id, observation in pending.items():
             key = self._keys.worker(worker_id)
             if observation is None:
@@ -136,6 +149,7 @@ class Observer:
             pipe.execute()
         except BaseException:
             with self._lock:  # keep what could not be written, merged under whatever came in meanwhile
+                self._last_runs = {**last_runs, **self._last_runs}
                 for worker_id, older in pending.items():
                     self._pending[worker_id] = _merged(older, self._pending.get(worker_id, older))
             raise

@@ -40,7 +40,7 @@ class CronSchedule:
 
     @property
     def high_water_field(self) -> str:
-        return f"{self.job_name}:{self.spec}"
+        return schedule_field(self.job_name, self.spec)
 
     def fire_times(self, after: float, until: float) -> list[int]:
         """Fire times t with after < t <= until, in order."""
@@ -50,6 +50,15 @@ class CronSchedule:
             times.append(math.floor(fire_at))
         return times
 
+    def next_fire_times(self, after: float, count: int) -> list[int]:
+        """The next `count` fire times after `after`."""
+        schedule = _parse(self.spec, after)
+        return [math.floor(schedule.get_next(float)) for _ in range(count)]
+
+    def previous_fire_time(self, at: float) -> int:
+        """The last fire time at or before `at`."""
+        return math.floor(_parse(self.spec, math.floor(at) + 1).get_prev(float))
+
     def job_at(self, fire_at: int) -> Job:
         """The tick's job, byte-identical in every pool and language so the scheduled set deduplicates it."""
         return Job(
@@ -58,6 +67,11 @@ class CronSchedule:
             enqueued_at=fire_at,
             args_null=True,
         )
+
+
+def schedule_field(job_name: str, spec: str) -> str:
+    """How a schedule is named in the high-water and last-run hashes: a job name holds no `:`."""
+    return f"{job_name}:{spec}"
 
 
 def check_cron_spec(spec: str) -> None:

@@ -24,6 +24,8 @@ from workq.reaper import Reaper
 from workq.registration import Registration
 from workq.requeuer import Requeuer
 from workq.scripts import Scripts
+from workq.tick_pruner import INTERVAL as TICK_PRUNE_INTERVAL
+from workq.tick_pruner import TickPruner
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
 from workq.worker import InFlight, Worker, WorkerContext
@@ -90,6 +92,7 @@ class RunningPool:
             worker_ids=[worker.worker_id for worker in self._workers],
             heartbeat_interval=heartbeat_interval,
             dead_after=dead_after,
+            schedules=schedules,
             clock=clock,
         )
         requeuer = Requeuer(client, keys, scripts, clock)
@@ -124,6 +127,8 @@ class RunningPool:
             held=self._held_payloads,
             clock=clock.wall,
         )
+        pruner = TickPruner(client, keys, scripts, clock)
+        self._loops.append(BackgroundLoop("tick-pruner", TICK_PRUNE_INTERVAL, pruner.prune, rng=rng))
         self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
         if schedules:
             periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)

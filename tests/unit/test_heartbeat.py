@@ -18,6 +18,7 @@ from support import SteppedClock
 from workq.heartbeat import Heartbeater, Observer
 from workq.job import Job
 from workq.keys import Keys
+from workq.periodic import CronSchedule
 
 START = 1_700_000_000
 POOL = "a1b2c3d4e5f6a1b2c3d4e5f6"
@@ -49,6 +50,7 @@ def heartbeater(client: fakeredis.FakeRedis, keys: Keys, clock: SteppedClock, po
         worker_ids=["w3", "w1", "w2"],
         heartbeat_interval=5.0,
         dead_after=60.0,
+        schedules=[CronSchedule("0 0,30 * * * *", "cleanup")],
         clock=clock,
     )
 
@@ -87,6 +89,7 @@ def test_beat_registers_the_pool_and_writes_exactly_the_spec_fields(
         "pid": str(os.getpid()),
         "heartbeat_interval": "5.0",
         "dead_after": "60.0",
+        "periodic_jobs": '[["cleanup","0 0,30 * * * *"]]',
     }
 
 
@@ -355,3 +358,15 @@ def test_each_beat_writes_known_jobs_and_caps_again(
     beater.beat()
     assert fake_redis.smembers(keys.known_jobs) == {b"send_email", b"cleanup", b"resize"}
     assert fake_redis.get(keys.max_concurrency("cleanup")) == b"1"
+
+
+def test_a_started_cron_tick_is_recorded_as_its_schedules_last_run(
+    fake_redis: fakeredis.FakeRedis, keys: Keys, observer: Observer, clock: SteppedClock
+) -> None:
+    tick = Job(name="cleanup", id="periodic:cleanup:0 0,30 * * * *:1700000100", enqueued_at=1_700_000_100)
+    observer.started("w1", job())
+    observer.started("w2", tick)
+    observer.flush()
+    assert hash_of(fake_redis, keys.periodic_last_run) == {
+        "cleanup:0 0,30 * * * *": f'{{"fire_at":1700000100,"started_at":{int(clock.now)}}}'
+    }
