@@ -332,6 +332,15 @@ class Client:
             hashes = pipe.execute()
         return [_heartbeat(pool_id, fields) for pool_id, fields in zip(pool_ids, hashes, strict=True) if fields]
 
+    def serving_pools(self) -> dict[str, int]:
+        """How many live pools (those in `worker_pools`) serve each job name; a name absent here has none, so its
+        jobs wait until a pool that registers it starts (or were enqueued under a mistyped name)."""
+        serving: dict[str, int] = {}
+        for pool in self.worker_pool_heartbeats():
+            for name in set(pool.job_names):
+                serving[name] = serving.get(name, 0) + 1
+        return serving
+
     def worker_observations(self) -> list[WorkerObservation]:
         """One observation per worker of every live pool; `is_busy` when it is running a job."""
         worker_ids = sorted({worker_id for pool in self.worker_pool_heartbeats() for worker_id in pool.worker_ids})
