@@ -20,7 +20,9 @@ def connection_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument("--redis-url", help="Redis URL (default: $WORKQ_REDIS_URL or redis://localhost:6379/0)")
     options.add_argument("--namespace", help="key namespace (default: $WORKQ_NAMESPACE or workq)")
-    options.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    options.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default INFO)"
+    )
     return options
 
 

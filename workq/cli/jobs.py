@@ -19,7 +19,9 @@ from workq.job import Job
 def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
     enqueue = commands.add_parser("enqueue", parents=[connection], help="enqueue one job")
     enqueue.add_argument("name", help="job name")
-    enqueue.add_argument("--args", default=None, help="job arguments as a JSON object, e.g. '{\"id\": 7}'")
+    enqueue.add_argument(
+        "--args", default=None, metavar="JSON", help="job arguments as a JSON object, e.g. '{\"id\": 7}'"
+    )
     enqueue.add_argument("--in", dest="delay", type=float, metavar="SECONDS", help="run no earlier than this")
     enqueue.add_argument("--unique", action="store_true", help="skip if the same job is already queued/scheduled")
     enqueue.set_defaults(command=run_enqueue)

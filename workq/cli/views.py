@@ -25,7 +25,7 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="machine-readable output")
     paged = argparse.ArgumentParser(add_help=False)
-    paged.add_argument("--page", type=int, default=1, help=f"page of {PAGE_SIZE} jobs (default 1)")
+    paged.add_argument("--page", type=int, default=1, metavar="N", help=f"page of {PAGE_SIZE} rows (default 1)")
     for name, run, help_text, parents in (
         (
             "queues",
