@@ -1,7 +1,7 @@
 """The scheduled set split in two for people: one-off jobs (`enqueue_in`, `Retry`) and cron ticks, each paged in
 time order. Ticks are few (each schedule adds at most the next four minutes of them), so they are found with one
-`ZSCAN … MATCH` walk and placed with `ZRANK`; a page of one-off jobs is then one `ZRANGE` that skips them, however
-many ticks come before it."""
+`ZSCAN … MATCH` walk; a page of one-off jobs is then one `ZRANGE` wide enough to skip them, however many ticks come
+before it (no `ZRANK`: a namespace's ACL user needs no command beyond those it already has)."""
 
 from __future__ import annotations
 
@@ -35,21 +35,18 @@ def page_of(client: RedisClient, zset: str, page: int, size: int, kind: Schedule
     start = (page - 1) * size
     if kind == "cron":
         return ticks[start : start + size], len(ticks)
-    pipe = client.pipeline(transaction=False)
-    for member, _ in ticks:
-        pipe.zrank(zset, member)
-    pipe.zcard(zset)
-    *ranks, total = pipe.execute()
-    tick_ranks = sorted(rank for rank in ranks if rank is not None)
-    rank = start  # the rank of the start-th one-off job: one further for every tick at or before it
-    for tick_rank in tick_ranks:
-        if tick_rank > rank:
-            break
-        rank += 1
+    window = cast(list[Entry], client.zrange(zset, start, start + size + len(ticks) - 1, withscores=True))
+    total = int(client.zcard(zset)) - len(ticks)
+    if not window:
+        return [], max(0, total)
+    # The one-off job at index `start` sits at rank `start` plus the ticks ranked before it. Those ticks are the
+    # ones that sort before the window's first entry (score, then bytes: Redis's order), so as many one-off jobs
+    # at the head of the window are before index `start`.
+    first = (float(window[0][1]), window[0][0])
+    ticks_before = sum(1 for member, score in ticks if (score, member) < first)
     tick_members = {member for member, _ in ticks}
-    window = cast(list[Entry], client.zrange(zset, rank, rank + size + len(tick_ranks) - 1, withscores=True))
     one_off = [(member, score) for member, score in window if member not in tick_members and not _is_tick(member)]
-    return one_off[:size], max(0, int(total) - len(tick_ranks))
+    return one_off[ticks_before : ticks_before + size], max(0, total)
 
 
 def _is_tick(member: bytes) -> bool:
