@@ -15,6 +15,7 @@ from workq.client import LAST_EPOCH, PAGE_SIZE, PROBLEM_FIELD, Client
 from workq.job import Job
 from workq.scheduled_split import ScheduledKind
 from workq.schedules import LastRun
+from workq.tick_pruner import UNREGISTERED_GRACE
 
 CELL_WIDTH = 60
 PROBLEM_WIDTH = 200
@@ -193,7 +194,7 @@ def run_schedules(args: argparse.Namespace) -> int:
                 else "-",
                 ", ".join(time.strftime("%H:%M:%S", time.gmtime(at)) for at in schedule.next_fire_times[1:]),
                 _last_run(schedule.last_run, now),
-                len(schedule.pool_ids) or "none: future ticks are dropped after 60 s",
+                len(schedule.pool_ids) or f"none: future ticks are dropped after {UNREGISTERED_GRACE:.0f} s",
                 _when(schedule.enqueued_until),
             ]
             for schedule in schedules
