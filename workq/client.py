@@ -93,6 +93,10 @@ class WorkerObservation:
     checkin_at: int
     problem: str = ""
     """Fields of the observation hash that are not times (read as 0), or "" when all are."""
+    attempt: int = 0
+    """Which run of the job this is (its failed runs + 1); 0 when the pool did not say (gocraft/work)."""
+    enqueued_at: int = 0
+    """When the job was first enqueued (before any retry reset its `t`); 0 when the pool did not say."""
 
 
 class Client:
@@ -436,7 +440,9 @@ def _observation(worker_id: str, fields: _Fields) -> WorkerObservation:
         args_json=reply_text(fields.get(b"args", b"")),
         checkin=reply_text(fields.get(b"checkin", b"")),
         checkin_at=_time(_int(fields.get(b"checkin_at"), "checkin_at", problems), "checkin_at", problems),
-        problem="; ".join(problems),
+        attempt=_int(fields.get(b"attempt"), "attempt", problems),
+        enqueued_at=_time(_int(fields.get(b"enqueued_at"), "enqueued_at", problems), "enqueued_at", problems),
+        problem="; ".join(problems),  # last: after every field above has noted its problem
     )
 
 

@@ -147,6 +147,8 @@ class Observer:
             "job_id": job.id,
             "started_at": int(self._clock.wall()),
             "args": args,
+            "attempt": job.fails + 1,  # ext fields, like the two below: gocraft/work reads the ones it knows
+            "enqueued_at": job.first_enqueued_at,
         }
         tick = parse_tick(job.id)
         with self._lock:

@@ -4,6 +4,7 @@ no live pool serves, empty views that name their namespace, and a retried job's 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -107,3 +108,16 @@ def test_a_retried_job_shows_when_it_was_first_enqueued_and_its_next_attempt(
     assert "other fields" not in row, "the first enqueue time is shown in place, not as an unknown field"
     [listed] = web.get("/api/retry_jobs").get_json()["jobs"]
     assert (listed["t"], listed["first_enqueued_at"], listed["fails"]) == (now - 30, now - 600, 2)
+
+
+def test_a_busy_worker_shows_which_attempt_it_runs_and_when_the_job_was_first_enqueued(
+    web: FlaskClient, start_pool: PoolStarter, release: threading.Event, redis_client: redis.Redis, namespace: str
+) -> None:
+    now = int(time.time())
+    retried = Job(name="slow", enqueued_at=now - 5, fails=2, extra={"first_enqueued_at": now - 600})
+    redis_client.lpush(f"{namespace}:jobs:slow", retried.to_json())
+    start_pool({"slow": lambda job: release.wait(20) and None})
+    [busy] = wait_until(lambda: web.get("/api/busy_workers").get_json(), what="the job to be observed running")
+    assert (busy["job_id"], busy["attempt"], busy["enqueued_at"]) == (retried.id, 3, now - 600)
+    attempt = text(web, "/workers").split('data-field="attempt">', 1)[1].split("</div>", 1)[0]
+    assert "attempt 3" in attempt and re.search(r"enqueued .*10m 0\ds ago", attempt)

@@ -124,12 +124,14 @@ def run_workers(args: argparse.Namespace) -> int:
     )
     print()
     _print_table(
-        ["WORKER", "JOB", "JOB ID", "RUNNING FOR", "CHECKIN", "ARGS"],
+        ["WORKER", "JOB", "JOB ID", "ATTEMPT", "ENQUEUED", "RUNNING FOR", "CHECKIN", "ARGS"],
         [
             [
                 worker.worker_id,
                 worker.job_name,
                 worker.job_id,
+                worker.attempt or "-",
+                _when(worker.enqueued_at),
                 _ago(now, worker.started_at, "s"),
                 worker.checkin,
                 worker.args_json,
