@@ -51,20 +51,19 @@ class CronSchedule:
     def fire_times(self, after: float, until: float) -> list[int]:
         """Fire times t with after < t <= until, in order."""
         times: list[int] = []
-        zone = zone_of(self.timezone)
-        schedule = _parse(self.spec, after if zone is None else datetime.fromtimestamp(after, zone))
+        schedule = self._from(after)
         while (fire_at := schedule.get_next(float)) <= until:
             times.append(math.floor(fire_at))
         return times
 
     def next_fire_times(self, after: float, count: int) -> list[int]:
         """The next `count` fire times after `after`."""
-        schedule = _parse(self.spec, after)
+        schedule = self._from(after)
         return [math.floor(schedule.get_next(float)) for _ in range(count)]
 
-    def previous_fire_time(self, at: float) -> int:
-        """The last fire time at or before `at`."""
-        return math.floor(_parse(self.spec, math.floor(at) + 1).get_prev(float))
+    def _from(self, after: float) -> croniter:
+        zone = zone_of(self.timezone)
+        return _parse(self.spec, after if zone is None else datetime.fromtimestamp(after, zone))
 
     def job_at(self, fire_at: int) -> Job:
         """The tick's job, byte-identical in every pool and language so the scheduled set deduplicates it."""

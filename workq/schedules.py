@@ -17,7 +17,8 @@ from workq.periodic import CronSchedule, schedule_field
 logger = logging.getLogger("workq")
 
 PUBLISHED_FIELD = "periodic_jobs"
-"""ext field of a pool's heartbeat hash: JSON `[[job name, spec], …]`, the schedules the pool registered.
+"""ext field of a pool's heartbeat hash: JSON `[[job name, spec], …]` (`[job name, spec, zone]` for a schedule
+evaluated in an IANA time zone), the schedules the pool registered.
 gocraft/work reads the fields it knows and ignores this one. A pool whose hash lacks it (gocraft/work, an older
 workq) did not say what it registers, so it may register anything."""
 
@@ -26,25 +27,34 @@ NEXT_FIRE_TIMES = 3
 """How many coming fire times a schedule lists."""
 
 
+Published = tuple[str, str, str | None]
+"""(job name, spec, time zone or None for UTC)"""
+
+
 def published_value(schedules: Iterable[CronSchedule]) -> str:
     """The heartbeat field a pool publishes its schedules in."""
-    return json.dumps([[schedule.job_name, schedule.spec] for schedule in schedules], separators=(",", ":"))
+    entries = [
+        [schedule.job_name, schedule.spec, *([schedule.timezone] if schedule.timezone else [])]
+        for schedule in schedules
+    ]
+    return json.dumps(entries, separators=(",", ":"))
 
 
-def read_published(value: bytes | str | None) -> list[tuple[str, str]] | None:
-    """The (job name, spec) pairs a heartbeat publishes; None when it publishes nothing readable (not a workq pool
-    that says what it registers)."""
+def read_published(value: bytes | str | None) -> list[Published] | None:
+    """The schedules a heartbeat publishes; None when it publishes nothing readable (not a workq pool that says
+    what it registers)."""
     if value is None:
         return None
     try:
-        pairs = json.loads(value)
+        entries = json.loads(value)
     except ValueError:
         return None
-    if not isinstance(pairs, list) or not all(
-        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair) for pair in pairs
+    if not isinstance(entries, list) or not all(
+        isinstance(entry, list) and len(entry) in (2, 3) and all(isinstance(part, str) for part in entry)
+        for entry in entries
     ):
         return None
-    return [(name, spec) for name, spec in pairs]
+    return [(entry[0], entry[1], entry[2] if len(entry) == 3 else None) for entry in entries]
 
 
 def split_schedule_field(value: str) -> tuple[str, str]:
@@ -95,9 +105,12 @@ class Schedule:
 
     job_name: str
     spec: str
+    timezone: str | None
+    """The IANA zone the spec is evaluated in; None: UTC (or unknown, for a schedule no live pool registers)."""
     pool_ids: list[str]
     """Live pools (in `worker_pools`) that publish it; empty for a schedule no live pool registers any more."""
     next_fire_times: list[int]
+    """The coming fire times; none for a schedule no live pool registers (its remaining ticks are dropped)."""
     enqueued_until: int
     """The last fire time added to the scheduled set (0: none known)."""
     last_run: LastRun | None = None
@@ -118,36 +131,45 @@ def read_schedules(client: RedisClient, keys: Keys, now: float) -> list[Schedule
     pipe.hgetall(keys.periodic_high_water)
     pipe.hgetall(keys.periodic_last_run)
     *published, high_water, last_runs = pipe.execute()
-    registered: dict[str, list[str]] = {}
+    registered: dict[Published, list[str]] = {}
     for pool_id, value in zip(pool_ids, published, strict=True):
-        for job_name, spec in read_published(value) or []:
-            registered.setdefault(schedule_field(job_name, spec), []).append(pool_id)
+        for entry in read_published(value) or []:
+            registered.setdefault(entry, []).append(pool_id)
     marks = _decoded(high_water)
+    fields = {schedule_field(job_name, spec) for job_name, spec, _ in registered}
     for name, mark in marks.items():
-        if name not in registered and _number(mark) > now:
-            registered[name] = []
+        if name not in fields and _number(mark) > now:
+            job_name, spec = split_schedule_field(name)
+            registered[(job_name, spec, None)] = []
     runs = _decoded(last_runs)
-    return [
-        _schedule(name, pools, _number(marks.get(name)), runs.get(name), now)
-        for name, pools in sorted(registered.items())
-    ]
+    return [_schedule(entry, pools, marks, runs, now) for entry, pools in sorted(registered.items(), key=_by_name)]
 
 
-def _schedule(name: str, pool_ids: Sequence[str], enqueued_until: float, last_run: str | None, now: float) -> Schedule:
-    job_name, spec = split_schedule_field(name)
+def _by_name(item: tuple[Published, list[str]]) -> tuple[str, str, str]:
+    job_name, spec, timezone = item[0]
+    return job_name, spec, timezone or ""
+
+
+def _schedule(
+    entry: Published, pool_ids: Sequence[str], marks: Mapping[str, str], runs: Mapping[str, str], now: float
+) -> Schedule:
+    job_name, spec, timezone = entry
+    name = schedule_field(job_name, spec)
     problems: list[str] = []
-    try:
-        next_fire_times = CronSchedule(spec, job_name).next_fire_times(now, NEXT_FIRE_TIMES)
-    except (TypeError, ValueError) as exc:
-        next_fire_times = []
-        problems.append(str(exc))
+    next_fire_times: list[int] = []
+    if pool_ids:
+        try:
+            next_fire_times = CronSchedule(spec, job_name, timezone).next_fire_times(now, NEXT_FIRE_TIMES)
+        except (TypeError, ValueError) as exc:
+            problems.append(str(exc))
     return Schedule(
         job_name=job_name,
         spec=spec,
+        timezone=timezone,
         pool_ids=list(pool_ids),
         next_fire_times=next_fire_times,
-        enqueued_until=int(enqueued_until),
-        last_run=_last_run(last_run, problems),
+        enqueued_until=int(_number(marks.get(name))),
+        last_run=_last_run(runs.get(name), problems),
         problem="; ".join(problems),
     )
 

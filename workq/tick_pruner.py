@@ -15,12 +15,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from typing import cast
 
 from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import RedisClient, reply_text
+from workq.errors import MalformedJob
+from workq.job import Job
 from workq.keys import Keys
-from workq.periodic import LOOKAHEAD, CronSchedule, schedule_field
-from workq.schedules import PUBLISHED_FIELD, read_published, split_schedule_field
+from workq.periodic import LOOKAHEAD, schedule_field
+from workq.schedules import PUBLISHED_FIELD, parse_tick, read_published
 from workq.scripts import Scripts
 
 logger = logging.getLogger("workq")
@@ -58,12 +61,13 @@ class TickPruner:
             if schedules is None or heartbeat_at is None:  # says nothing of what it registers, or still starting
                 self._unregistered_since.clear()
                 return 0
-            registered.update(schedule_field(job_name, spec) for job_name, spec in schedules)
-        args: list[str | int | bytes] = [len(pool_ids), *pool_ids]
-        for field, mark in self._unregistered_with_ticks_ahead(high_water, registered, now).items():
-            args.extend(self._drop_args(field, mark, now))
-        if len(args) == len(pool_ids) + 1:
+            registered.update(schedule_field(job_name, spec) for job_name, spec, _ in schedules)
+        due = self._unregistered_with_ticks_ahead(high_water, registered, now)
+        if not due:
             return 0
+        args: list[str | int | bytes] = [len(pool_ids), *pool_ids]
+        for field, mark in due.items():
+            args.extend(self._drop_args(field, mark, now))
         keys = [self._keys.scheduled, self._keys.periodic_high_water, self._keys.worker_pools]
         removed = int(self._scripts.drop_ticks(keys=keys, args=args))
         if removed > 0:
@@ -87,14 +91,23 @@ class TickPruner:
         return due
 
     def _drop_args(self, field: str, mark: bytes, now: float) -> list[str | int | bytes]:
-        job_name, spec = split_schedule_field(field)
-        try:
-            schedule = CronSchedule(spec, job_name)
-        except (TypeError, ValueError):
-            return []  # not a spec workq could have added ticks for
-        until = min(float(mark), now + 2 * LOOKAHEAD)  # no pool adds ticks further ahead; a corrupt mark could
-        ticks = [schedule.job_at(fire_at).to_json() for fire_at in schedule.fire_times(now, until)]
-        return [field, mark, schedule.previous_fire_time(now), len(ticks), *ticks]
+        """The script's arguments for one schedule: its ticks still ahead, found by their ids in the scheduled set
+        (whatever zone the spec was evaluated in), and the new mark: now, so that no fire time at or before now is
+        ever added again while every later one can be."""
+        until = min(float(mark), now + 2 * LOOKAHEAD)  # no pool adds ticks further ahead than LOOKAHEAD
+        window = cast(list[bytes], self._client.zrangebyscore(self._keys.scheduled, f"({now}", until))
+        ticks = [member for member in window if _tick_field(member) == field]
+        return [field, mark, math.floor(now), len(ticks), *ticks]
+
+
+def _tick_field(member: bytes) -> str | None:
+    """The schedule a scheduled-set member is a tick of, or None for a one-off job."""
+    try:
+        job = Job.from_json(member)
+    except MalformedJob:
+        return None
+    tick = parse_tick(job.id)
+    return None if tick is None else tick.schedule_field
 
 
 def _is_after(mark: bytes, now: float) -> bool:

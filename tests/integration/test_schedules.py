@@ -5,6 +5,8 @@ more are dropped after the grace period, never while a pool that registers it ma
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -12,7 +14,6 @@ from integration.pool_factory import PoolFactory
 from support import SteppedClock, wait_until
 from workq import Client, Enqueuer, Job
 from workq.keys import Keys
-from workq.periodic import CronSchedule
 from workq.scripts import Scripts
 from workq.tick_pruner import UNREGISTERED_GRACE, TickPruner
 
@@ -103,7 +104,7 @@ def test_future_ticks_of_a_removed_spec_are_dropped_after_the_grace_period(
     assert all(int(tick.rsplit(":", 1)[1]) <= clock.now for tick in left), "every future tick is gone"
     assert [job.id for job, _ in _scheduled(redis_client, namespace) if job.id == keep.id] == [keep.id]
     mark = int(redis_client.hget(f"{namespace}:periodic_enqueued_until", f"report:{EVERY_10S}") or 0)
-    assert mark == CronSchedule(EVERY_10S, "report").previous_fire_time(clock.now)
+    assert mark == int(clock.now), "lowered to now: a pool registering it again adds every tick still ahead"
     assert Client(namespace, redis_url, clock=clock).schedules() == [], "gone: no pool, no tick ahead"
 
 
@@ -161,3 +162,27 @@ def test_nothing_is_dropped_while_a_pool_that_does_not_publish_its_specs_is_regi
 
 def _scheduled(redis_client: redis.Redis, namespace: str) -> list[tuple[Job, float]]:
     return [(Job.from_json(m), s) for m, s in redis_client.zrange(f"{namespace}:scheduled", 0, -1, withscores=True)]
+
+
+def test_ticks_of_a_spec_in_a_time_zone_are_found_and_dropped(
+    make_pool: PoolFactory, namespace: str, redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Fire times of a zoned spec differ from UTC's: the schedule says its zone and the pruner drops its ticks."""
+    hour = datetime.now(ZoneInfo("America/New_York")).hour
+    spec = f"*/10 * {hour},{(hour + 1) % 24} * * *"  # every 10 s for two hours of New York's clock
+    old = make_pool()
+    old.job("report", _noop)
+    old.periodically_enqueue(spec, "report", timezone="America/New_York")
+    old.start()
+    wait_until(lambda: len(_tick_ids(redis_client, namespace)) >= 20, what="the first cron pass")
+    [schedule] = Client(namespace, redis_url).schedules()
+    assert (schedule.spec, schedule.timezone) == (spec, "America/New_York")
+    assert schedule.next_fire_times[0] <= time.time() + 10
+    old.stop()
+    now = redis_client.time()[0]
+    clock = SteppedClock(now)
+    pruner = TickPruner(redis_client, Keys(namespace), Scripts.register(redis_client), clock)
+    pruner.prune()
+    clock.now = now + UNREGISTERED_GRACE
+    assert pruner.prune() >= 10
+    assert all(int(tick.rsplit(":", 1)[1]) <= clock.now for tick in _tick_ids(redis_client, namespace))

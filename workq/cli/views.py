@@ -190,7 +190,7 @@ def run_schedules(args: argparse.Namespace) -> int:
         [
             [
                 schedule.job_name,
-                schedule.spec,
+                f"{schedule.spec} ({schedule.timezone})" if schedule.timezone else schedule.spec,
                 _when(schedule.next_fire_times[0]) + _in(now, schedule.next_fire_times[0])
                 if schedule.next_fire_times
                 else "-",

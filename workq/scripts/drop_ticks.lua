@@ -3,8 +3,8 @@
 -- ARGV[1]: n, the number of pool ids the caller read from worker_pools; ARGV[2..n+1]: those pool ids
 -- ARGV[n+2..]: per schedule: schedule field, its high-water mark as read, the mark to set, m, then m tick members
 -- Nothing happens if worker_pools holds a pool the caller did not see (a pool that may register a schedule started
--- meanwhile). A schedule whose mark changed since it was read is left alone. Lowering the mark to the last fire
--- time at or before now lets a pool that registers the schedule again add the ticks that were dropped.
+-- meanwhile). A schedule whose mark changed since it was read is left alone. Lowering the mark to now lets a pool
+-- that registers the schedule again add the ticks that were dropped, and no fire time at or before now.
 -- Returns the number of ticks removed, or -1 when worker_pools changed.
 local seen = {}
 local count = tonumber(ARGV[1])
