@@ -14,9 +14,11 @@ from typing import Any, overload
 from workq.backoff import Backoff
 from workq.clock import as_clock
 from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
+from workq.dispatcher import InFlight
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
-from workq.handler import JobHandler, JobOptions, check_handler
+from workq.event_loop import EventLoopThread
+from workq.handler import JobHandler, JobOptions, check_handler, check_runnable, is_async_callable
 from workq.job import Job, check_job_name
 from workq.keys import Keys
 from workq.middleware import Middleware, build_chain
@@ -24,7 +26,6 @@ from workq.periodic import CronSchedule, check_cron_spec
 from workq.registration import Registration
 from workq.running_pool import RunningPool
 from workq.wakeup import Wakeup
-from workq.worker import InFlight
 
 logger = logging.getLogger("workq")
 
@@ -38,7 +39,8 @@ HandlerFn = Callable[[Job], object]
 
 
 class WorkerPool:
-    """`concurrency` threads running the registered jobs of one namespace.
+    """`concurrency` threads running the registered jobs of one namespace, and for `async def` handlers one event
+    loop running up to `async_concurrency` jobs at once.
 
     Register jobs with `@pool.job(...)` and middlewares with `@pool.middleware`, then `start()` (or `with pool:`).
     """
@@ -49,6 +51,7 @@ class WorkerPool:
         redis: RedisClient | str | None = None,
         concurrency: int = 10,
         *,
+        async_concurrency: int = 100,
         heartbeat_interval: float = 5.0,
         dead_after: float | None = None,
         clock: Callable[[], float] | None = None,
@@ -60,6 +63,7 @@ class WorkerPool:
         self._client: RedisClient | None = None
         self._enqueuer: Enqueuer | None = None
         self.concurrency = _positive_int("concurrency", concurrency)
+        self.async_concurrency = _positive_int("async_concurrency", async_concurrency)
         if heartbeat_interval <= 0:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
         self.heartbeat_interval = float(heartbeat_interval)
@@ -204,10 +208,10 @@ class WorkerPool:
         return register
 
     def middleware(self, fn: Middleware) -> Middleware:
-        """Add `fn(job, next)` to the chain; middlewares run in registration order before the handler."""
+        """Add `fn(job, next)` (or `async def fn(job, next)` that awaits `next()`) to the chain; middlewares run in
+        registration order before the handler, sync and async mixed (see `workq.middleware`)."""
         self._refuse_if_started("add a middleware")
-        if not callable(fn):
-            raise TypeError(f"a middleware must be callable as fn(job, next), got {type(fn).__name__}")
+        check_runnable(f"middleware {_name_of(fn)}", fn, (Job(name="middleware-check"), _no_next), "(job, next)")
         self._middlewares.append(fn)
         return fn
 
@@ -220,16 +224,20 @@ class WorkerPool:
         if not self._handlers:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
         client, keys = self.redis, Keys(self.namespace)
+        event_loop = self._event_loop_if_needed()
         registrations = {
-            name: Registration.build(keys, self.pool_id, name, build_chain(self._middlewares, handler), handler.options)
+            name: Registration.build(
+                keys, self.pool_id, name, build_chain(self._middlewares, handler.fn, event_loop), handler.options
+            )
             for name, handler in self._handlers.items()
         }
         self._stopping = threading.Event()  # a fresh one: workers abandoned by a previous stop(grace) keep theirs
         logger.info(
-            "worker pool %s starting: namespace=%r concurrency=%d jobs=%s",
+            "worker pool %s starting: namespace=%r concurrency=%d async_concurrency=%d jobs=%s",
             self.pool_id,
             self.namespace,
             self.concurrency,
+            self.async_concurrency,
             ",".join(self.job_names),
         )
         with translated_faults(client):
@@ -240,6 +248,8 @@ class WorkerPool:
                 registrations=registrations,
                 schedules=self._schedules,
                 concurrency=self.concurrency,
+                async_concurrency=self.async_concurrency,
+                event_loop=event_loop,
                 heartbeat_interval=self.heartbeat_interval,
                 dead_after=self.dead_after,
                 clock=self._clock,
@@ -250,6 +260,14 @@ class WorkerPool:
             )
             running.start()
         self._running = running
+
+    def _event_loop_if_needed(self) -> EventLoopThread | None:
+        """One event loop for this run of the pool, if any handler or middleware is async; its helper threads run
+        the sync layers of mixed chains (at most one per job in flight)."""
+        layers = [handler.fn for handler in self._handlers.values()] + list(self._middlewares)
+        if not any(is_async_callable(layer) for layer in layers):
+            return None
+        return EventLoopThread(helper_threads=self.concurrency + self.async_concurrency)
 
     def request_stop(self) -> None:
         """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""
@@ -310,6 +328,14 @@ class WorkerPool:
     def _refuse_if_started(self, action: str) -> None:
         if self._running is not None:
             raise WorkqError(f"cannot {action} on a running pool; stop() it first")
+
+
+def _no_next() -> None:
+    """Stands for `next` when a middleware's signature is checked at registration."""
+
+
+def _name_of(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
 
 
 def _positive_int(option: str, value: object) -> int:
