@@ -84,7 +84,7 @@ class AsyncRunner:
                 if slot is None or context.stopping.is_set():
                     break
                 fetched = self._start_one(slot, woken)
-                woken = fetched is None and self._order.wakeup.wait(IDLE_POLL)
+                woken = fetched is None and not context.stopping.is_set() and self._order.wakeup.wait(IDLE_POLL)
         finally:
             self._fetcher.close()
 
@@ -245,6 +245,7 @@ class AsyncRunner:
         self._context.observer.done(async_run.slot)
 
     def close(self, timeout: float | None = None) -> None:
-        """After `wait_idle` or `abandon`: file what is left to acknowledge, then end the acker."""
+        """After `wait_idle` or `abandon`: file what is left to acknowledge, then end the acker and the feeder."""
         self._acks.put(None)
         self._acker_thread.join(timeout)
+        self._feeder_thread.join(timeout)

@@ -60,8 +60,8 @@ class EventLoopThread:
         self.loop.run_forever()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Cancel what still runs on the loop, then stop and close it (the caller has finished or handed back every
-        job by now)."""
+        """Cancel what still runs on the loop, then stop and close it, and end the helper threads (the caller has
+        finished or handed back every job by now). Waits about `timeout` seconds at most for each step."""
         if self._thread.is_alive():
             future = asyncio.run_coroutine_threadsafe(self._cancel_all(), self.loop)
             try:
@@ -73,6 +73,8 @@ class EventLoopThread:
         if not self._thread.is_alive():
             self.loop.close()
         self._helpers.shutdown(wait=False, cancel_futures=True)
+        for helper in list(self._helpers._threads):
+            helper.join(timeout)
 
     async def _cancel_all(self) -> None:
         tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
