@@ -1,9 +1,9 @@
 """Runs the jobs of `async def` handlers on the pool's event loop, at most `async_concurrency` at once.
 
-Three parts, so that the loop never waits on Redis: a feeder thread fetches a job whenever a slot is free (its
-own `Dispatcher`, the same fetch as thread workers), the loop runs the chain as a task, and an acker thread files
-each outcome (its own `Dispatcher`, the same acknowledgements as thread workers). Each slot has a worker id of its
-own, so observations show every async run like a thread worker's job.
+The loop never waits on Redis: one dispatch thread talks to Redis for it, through a `Dispatcher` (the same fetches
+and acknowledgements as thread workers). Whenever runs end or slots are free, it files what ended and fetches into
+every free slot in one round trip, then hands the new jobs to the loop, which runs each chain as a task. Each slot
+has a worker id of its own, so observations show every async run like a thread worker's job.
 
 Time-outs and cancels cancel the task; the run then ends as `JobTimeout` / `Cancelled` would in a thread. At
 `stop(grace)`, tasks still running after the grace period are handed back to their queues and cancelled.
@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 from workq.dispatcher import IDLE_POLL, Dispatcher, FetchOrder, WorkerContext
@@ -28,9 +28,15 @@ from workq.errors import Cancelled, JobTimeout
 from workq.event_loop import EventLoopThread
 from workq.job import Job
 from workq.middleware import AsyncJobChain
-from workq.run import Run
+from workq.run import STOPPING_OUTCOMES, Run
+from workq.wakeup import Wakeup
 
 logger = logging.getLogger("workq")
+
+FETCH_BATCH = 100
+"""Most jobs one round trip fetches (as many as slots are free)."""
+ACK_BATCH = 200
+"""Most ended runs one round trip files."""
 
 
 @dataclass(eq=False)
@@ -46,86 +52,176 @@ class AsyncRun:
     interrupt: BaseException | None = None
     """What the run ends with once its task was cancelled on purpose: JobTimeout, Cancelled."""
     handed_back: bool = False
-    released: bool = field(default=False)
+    released: bool = False
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A run whose task ended, with what it ended with (None: the handler returned)."""
+
+    async_run: AsyncRun
+    outcome: BaseException | None
+
+
+_WAKE = "wake"
+_CLOSE = "close"
+Mail = _Ended | Callable[[Dispatcher], None] | str
+
+
+class Inbox(Wakeup):
+    """What the dispatch thread waits on: ended runs, other Redis work (lease extensions, hand-backs) and, as the
+    `Wakeup` of the async job names, word that jobs may be waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mail: queue.SimpleQueue[Mail] = queue.SimpleQueue()
+
+    def notify_one(self) -> None:
+        self._mail.put(_WAKE)
+
+    def notify(self) -> None:
+        self._mail.put(_WAKE)
+
+    def put(self, mail: Mail) -> None:
+        self._mail.put(mail)
+
+    def take(self, timeout: float | None, limit: int) -> list[Mail]:
+        """What is waiting (at most `limit`), after waiting up to `timeout` s for the first (0: do not wait)."""
+        try:
+            taken = [self._mail.get(timeout=timeout) if timeout != 0 else self._mail.get_nowait()]
+        except queue.Empty:
+            return []
+        while len(taken) < limit:
+            try:
+                taken.append(self._mail.get_nowait())
+            except queue.Empty:
+                break
+        return taken
 
 
 class AsyncRunner:
     """The async executor of one started pool. `start()` after the event loop started; `stop_fetching()`, then
     `wait_idle()` / `abandon()`, then `close()`."""
 
-    def __init__(self, context: WorkerContext, order: FetchOrder, loop: EventLoopThread, concurrency: int) -> None:
+    def __init__(
+        self, context: WorkerContext, order: FetchOrder, inbox: Inbox, loop: EventLoopThread, concurrency: int
+    ) -> None:
         self._context = context
         self._order = order
+        self._inbox = inbox
         self._loop = loop
         self.worker_ids = [secrets.token_hex(12) for _ in range(concurrency)]
-        self._free_slots: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        for worker_id in self.worker_ids:
-            self._free_slots.put(worker_id)
-        self._acks: queue.SimpleQueue[Callable[[Dispatcher], None] | None] = queue.SimpleQueue()
+        self._free_slots = list(self.worker_ids)
+        """Only the dispatch thread touches it."""
         self._running: dict[str, AsyncRun] = {}
         self._idle = threading.Condition()
-        self._fetcher = Dispatcher("async feeder", context)
-        self._acker = Dispatcher("async acker", context)
-        self._feeder_thread = threading.Thread(target=self._feed, name="workq-async-feeder", daemon=True)
-        self._acker_thread = threading.Thread(target=self._acknowledge, name="workq-async-acker", daemon=True)
+        self._dispatcher = Dispatcher("async dispatcher", context)
+        self._thread = threading.Thread(target=self._dispatch, name="workq-async-dispatcher", daemon=True)
 
     def start(self) -> None:
-        self._acker_thread.start()
-        self._feeder_thread.start()
+        self._thread.start()
 
-    # --- fetching ------------------------------------------------------------------------------------------
+    # --- the dispatch thread -------------------------------------------------------------------------------
 
-    def _feed(self) -> None:
-        context = self._context
-        woken = False
+    def _dispatch(self) -> None:
+        stopping = self._context.stopping
+        idle = woken = closing = False
         try:
-            while not context.stopping.is_set():
-                slot = self._free_slots.get()
-                if slot is None or context.stopping.is_set():
-                    break
-                fetched = self._start_one(slot, woken)
-                woken = fetched is None and not context.stopping.is_set() and self._order.wakeup.wait(IDLE_POLL)
+            while not closing:
+                can_fetch = bool(self._free_slots) and not idle and not stopping.is_set()
+                mail = self._inbox.take(0 if can_fetch else (IDLE_POLL if idle else None), ACK_BATCH)
+                if _CLOSE in mail:
+                    closing = True
+                    mail = mail[: mail.index(_CLOSE)]
+                if idle and (not mail or _WAKE in mail):  # woken, or time for the idle poll
+                    idle, woken = False, bool(mail)
+                ended = [item for item in mail if isinstance(item, _Ended)]
+                wanted = 0 if idle or stopping.is_set() else min(FETCH_BATCH, len(self._free_slots) + len(ended))
+                started = self._exchange(ended, wanted, woken)
+                idle = wanted > 0 and not started
+                woken = False
+                for item in mail:
+                    if callable(item):
+                        self._do(item)
         finally:
-            self._fetcher.close()
+            self._dispatcher.close()
 
-    def _start_one(self, slot: str, woken: bool) -> Run | None:
-        """Fetch into `slot` and hand the job to the loop; the slot comes back free if nothing started."""
+    def _exchange(self, ended: list[_Ended], wanted: int, woken: bool) -> list[AsyncRun]:
+        """File `ended` and fetch up to `wanted` jobs in one round trip; start them on the loop."""
         context = self._context
-        context.in_flight.add()
-        started = False
-        fetched: Run | None = None
+        for _ in range(wanted):
+            context.in_flight.add()  # before the fetch: drain() must not miss a job on its way
+        runs: list[Run] = []
         try:
-            fetched = self._fetcher.fetch_next(self._order, woken)
-            job = None if fetched is None else self._fetcher.begin(fetched, slot)
-            if fetched is not None and job is not None:
-                self._launch(AsyncRun(fetched, job, slot))
-                started = True
+            acks = [
+                (end.async_run.run, context.outcomes.ack_for(end.async_run.run, end.async_run.job, end.outcome))
+                for end in ended
+                if not end.async_run.handed_back
+            ]
+            runs = self._dispatcher.exchange(acks, self._order, wanted, woken)
+            if any(isinstance(end.outcome, STOPPING_OUTCOMES) for end in ended):
+                context.stopping.set()
         except Exception as exc:
-            self._fetcher.note_fault(exc)
+            self._dispatcher.note_fault(exc)
         finally:
-            if not started:
+            for end in ended:
+                self._release(end.async_run)
+        started = []
+        try:
+            for run in runs:
+                slot = self._free_slots.pop()
+                job = self._dispatcher.begin(run, slot)
+                if job is None:
+                    self._free_slots.append(slot)
+                else:
+                    started.append(AsyncRun(run, job, slot))
+        except Exception as exc:
+            self._dispatcher.note_fault(exc)
+        finally:
+            if started:
+                self._launch(started)
+            for _ in range(wanted - len(started)):
                 context.in_flight.remove()
-                self._free_slots.put(slot)
-        return fetched
+        return started
 
-    def _launch(self, async_run: AsyncRun) -> None:
-        timeout = async_run.run.registration.options.timeout
-        if timeout:
-            async_run.deadline = time.monotonic() + timeout
-        async_run.job._checkin_hook = lambda message: self._checkin(async_run, message)
+    def _launch(self, async_runs: list[AsyncRun]) -> None:
+        for async_run in async_runs:
+            timeout = async_run.run.registration.options.timeout
+            if timeout:
+                async_run.deadline = time.monotonic() + timeout
+            async_run.job._checkin_hook = functools.partial(self._checkin, async_run)
         with self._idle:
-            self._running[async_run.slot] = async_run
-        self._loop.loop.call_soon_threadsafe(self._create_task, async_run)
+            self._running.update((async_run.slot, async_run) for async_run in async_runs)
+        self._loop.loop.call_soon_threadsafe(self._create_tasks, async_runs)
+
+    def _release(self, async_run: AsyncRun) -> None:
+        if async_run.released:
+            return
+        async_run.released = True
+        self._context.observer.done(async_run.slot)
+        with self._idle:
+            self._running.pop(async_run.slot, None)
+            self._idle.notify_all()
+        self._context.in_flight.remove()
+        self._free_slots.append(async_run.slot)
+
+    def _do(self, work: Callable[[Dispatcher], None]) -> None:
+        try:
+            work(self._dispatcher)
+        except Exception as exc:
+            self._dispatcher.note_fault(exc)
 
     # --- on the loop ---------------------------------------------------------------------------------------
 
-    def _create_task(self, async_run: AsyncRun) -> None:
-        if async_run.handed_back:  # abandoned before it started
-            self._acks.put(lambda dispatcher: self._release(async_run))
-            return
-        async_run.task = self._loop.loop.create_task(self._execute(async_run), name=f"workq {async_run.job.name}")
-        if async_run.deadline:
-            self._loop.loop.call_later(async_run.deadline - time.monotonic(), self._check_deadline, async_run)
+    def _create_tasks(self, async_runs: list[AsyncRun]) -> None:
+        loop = self._loop.loop
+        for async_run in async_runs:
+            if async_run.handed_back:  # abandoned before it started
+                self._inbox.put(_Ended(async_run, None))
+                continue
+            async_run.task = loop.create_task(self._execute(async_run), name=f"workq {async_run.job.name}")
+            if async_run.deadline:
+                loop.call_later(async_run.deadline - time.monotonic(), self._check_deadline, async_run)
 
     async def _execute(self, async_run: AsyncRun) -> None:
         outcome: BaseException | None = None
@@ -135,7 +231,7 @@ class AsyncRunner:
             outcome = exc
         if async_run.interrupt is not None:  # cancelled on purpose, whether or not the handler let it through
             outcome = async_run.interrupt
-        self._acks.put(lambda dispatcher: self._finish(dispatcher, async_run, outcome))
+        self._inbox.put(_Ended(async_run, outcome))
 
     def _check_deadline(self, async_run: AsyncRun) -> None:
         task = async_run.task
@@ -157,55 +253,22 @@ class AsyncRunner:
             async_run.task.cancel()
 
     def _checkin(self, async_run: AsyncRun, message: str) -> None:
-        """Record progress and push the time limit back; the lease is extended off the loop."""
+        """Record progress and push the time limit back; the lease is extended by the dispatch thread."""
         self._context.observer.checkin(async_run.slot, async_run.job, message)
         timeout = async_run.run.registration.options.timeout
         if timeout:
             async_run.deadline = time.monotonic() + timeout
         if async_run.run.lease:
-            self._acks.put(lambda dispatcher: dispatcher.extend_lease(async_run.run, async_run.job))
-
-    # --- acknowledging -------------------------------------------------------------------------------------
-
-    def _acknowledge(self) -> None:
-        try:
-            while (work := self._acks.get()) is not None:
-                try:
-                    work(self._acker)
-                except Exception as exc:
-                    self._acker.note_fault(exc)
-        finally:
-            self._acker.close()
-
-    def _finish(self, dispatcher: Dispatcher, async_run: AsyncRun, outcome: BaseException | None) -> None:
-        try:
-            if not async_run.handed_back:
-                dispatcher.finish(async_run.run, async_run.job, outcome)
-        finally:
-            self._release(async_run)
-
-    def _release(self, async_run: AsyncRun) -> None:
-        if async_run.released:
-            return
-        async_run.released = True
-        self._context.observer.done(async_run.slot)
-        with self._idle:
-            self._running.pop(async_run.slot, None)
-            self._idle.notify_all()
-        self._context.in_flight.remove()
-        self._free_slots.put(async_run.slot)
+            self._inbox.put(lambda dispatcher: dispatcher.extend_lease(async_run.run, async_run.job))
 
     # --- control -------------------------------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> bool:
         """Interrupt the running job `job_id` (`Client.cancel`): it ends as `Cancelled`. False if not running here."""
-        return self._interrupt_where(lambda async_run: async_run.job.id == job_id, Cancelled("cancelled"))
-
-    def _interrupt_where(self, matches: Callable[[AsyncRun], bool], reason: BaseException) -> bool:
         with self._idle:
-            chosen = [async_run for async_run in self._running.values() if matches(async_run)]
+            chosen = [async_run for async_run in self._running.values() if async_run.job.id == job_id]
         for async_run in chosen:
-            self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, reason)
+            self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, Cancelled("cancelled"))
         return bool(chosen)
 
     def held_payloads(self) -> Counter[bytes]:
@@ -214,20 +277,16 @@ class AsyncRunner:
 
     @property
     def fetching(self) -> bool:
-        return self._fetcher.fetching
+        return self._dispatcher.fetching
 
     def stop_fetching(self) -> None:
-        """The pool is stopping (its `stopping` event is set): wake the feeder if it waits for a slot."""
-        self._free_slots.put(None)
+        """The pool is stopping (its `stopping` event is set): wake the dispatch thread if it waits."""
+        self._inbox.notify()
 
     def wait_idle(self, timeout: float | None) -> bool:
-        """Wait for the feeder to stop and every run to be acknowledged; False if some still run after `timeout`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        self._feeder_thread.join(timeout)
+        """Wait for every run to be acknowledged; False if some still run after `timeout` seconds."""
         with self._idle:
-            return self._idle.wait_for(
-                lambda: not self._running, None if deadline is None else max(0.0, deadline - time.monotonic())
-            )
+            return self._idle.wait_for(lambda: not self._running, timeout)
 
     def abandon(self) -> int:
         """Hand the jobs still running back to their queues and cancel their tasks (the stop grace ran out)."""
@@ -235,7 +294,7 @@ class AsyncRunner:
             stragglers = [async_run for async_run in self._running.values() if not async_run.handed_back]
         for async_run in stragglers:
             async_run.handed_back = True
-            self._acks.put(functools.partial(self._hand_back, async_run=async_run))
+            self._inbox.put(functools.partial(self._hand_back, async_run=async_run))
             self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, asyncio.CancelledError())
         return len(stragglers)
 
@@ -245,7 +304,6 @@ class AsyncRunner:
         self._context.observer.done(async_run.slot)
 
     def close(self, timeout: float | None = None) -> None:
-        """After `wait_idle` or `abandon`: file what is left to acknowledge, then end the acker and the feeder."""
-        self._acks.put(None)
-        self._acker_thread.join(timeout)
-        self._feeder_thread.join(timeout)
+        """After `wait_idle` or `abandon`: file what is left to acknowledge, then end the dispatch thread."""
+        self._inbox.put(_CLOSE)
+        self._thread.join(timeout)

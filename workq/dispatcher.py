@@ -11,9 +11,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from workq import unique
 from workq.clock import Clock
@@ -26,7 +26,7 @@ from workq.keys import Keys
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Outcomes, Run
-from workq.scripts import Scripts
+from workq.scripts import ScriptCall, Scripts, call_many
 from workq.wakeup import WakeSignal, Wakeup
 
 logger = logging.getLogger("workq")
@@ -122,37 +122,90 @@ class Dispatcher:
     def fetch_next(self, order: FetchOrder, woken: bool) -> Run | None:
         """The next run of one of `order`'s names, or None when they are all empty (or the pool is stopping).
         Call it inside `in_flight`; `woken`: this fetch follows a wake-up (then the next waiter is woken too)."""
+        runs = self.fetch_some(order, 1, woken)
+        return runs[0] if runs else None
+
+    def fetch_some(self, order: FetchOrder, count: int, woken: bool) -> list[Run]:
+        """Up to `count` runs in one round trip (fewer when the queues run dry), as `fetch_next`."""
+        return self.exchange([], order, count, woken)
+
+    def exchange(self, acks: Sequence[tuple[Run, Ack]], order: FetchOrder, count: int, woken: bool) -> list[Run]:
+        """Finish runs and fetch up to `count` new ones in one round trip, acks first (so the slots and
+        max_concurrency counts they free are free for the fetches). The acks are sent until Redis answers; the
+        fetches are not sent again after a fault (a fetch whose reply was lost leaves its job in this pool's
+        in-progress list, where the orphan sweeper finds it)."""
         context = self._context
-        fetched = self._fetch(order.sampler)
-        if fetched is None:
+        if count == 0:
+            self.acknowledge_many(acks)
+            return []
+        if not acks and count == 1:
+            runs = [] if (run := self._fetch(order.sampler)) is None else [run]
+        else:
+            try:
+                runs = self._send(acks, order.sampler, count)
+            except Exception as exc:
+                if acks and is_redis_fault(exc):
+                    self.acknowledge_many(acks)
+                raise
+        if not runs:
             # Mark the names as waited for, then look once more: an enqueue in between is either seen by this
             # fetch or publishes a wake-up.
             context.wake_signal.mark_waiting()
-            fetched = self._fetch(order.sampler)
+            runs = [] if (run := self._fetch(order.sampler)) is None else [run]
         self._note_redis_reachable()
-        if fetched is not None and context.stopping.is_set():
-            # The pool began stopping while this fetch was on its way: the job must not start now (the pool may
-            # be deregistering, and a reaper would then run it elsewhere too).
-            self.acknowledge(fetched, fetched.hand_back())
-            return None
-        if fetched is not None and woken:
+        if runs and context.stopping.is_set():
+            # The pool began stopping while this fetch was on its way: the jobs must not start now (the pool may
+            # be deregistering, and a reaper would then run them elsewhere too).
+            self.acknowledge_many([(run, run.hand_back()) for run in runs])
+            return []
+        if runs and woken:
             order.wakeup.notify_one()  # woken for one job: there may be more
-        return fetched
+        return runs
+
+    def _send(self, acks: Sequence[tuple[Run, Ack]], sampler: PrioritySampler[Registration], count: int) -> list[Run]:
+        scripts = self._context.scripts
+        fetches = [self._fetch_call(sampler) for _ in range(count)]
+        calls: list[ScriptCall] = [(scripts.ack, *self._ack_call(run, ack)) for run, ack in acks]
+        calls.extend((scripts.fetch, keys, args) for _, _, keys, args in fetches)
+        self._fetching = True
+        try:
+            replies = call_many(calls, self._redis)
+        finally:
+            self._fetching = False
+        self._report_failed_acks(acks, replies[: len(acks)])
+        runs = []
+        for (order, token, _, _), reply in zip(fetches, replies[len(acks) :], strict=True):
+            if isinstance(reply, Exception):
+                logger.error("%s: a fetch failed: %s", self.name, reply)
+            elif (run := self._run_of(order, token, reply)) is not None:
+                runs.append(run)
+        return runs
 
     def _fetch(self, sampler: PrioritySampler[Registration]) -> Run | None:
+        order, token, keys, args = self._fetch_call(sampler)
+        self._fetching = True
+        try:
+            result = self._context.scripts.fetch(keys=keys, args=args, client=self._redis)
+        finally:
+            self._fetching = False
+        return self._run_of(order, token, result)
+
+    def _fetch_call(
+        self, sampler: PrioritySampler[Registration]
+    ) -> tuple[list[Registration], str, list[str], list[str | float]]:
+        """(names in the order to try, run token, KEYS, ARGV) of one fetch.lua call."""
         context = self._context
         order = sampler.sample()
         keys = [key for registration in order for key in context.fetch_keys[registration.name]]
         token = f"{context.rng.getrandbits(64):016x}"
         args: list[str | float] = [context.pool_id, context.clock.script_now(), token]
         args.extend(registration.options.timeout for registration in order)
-        self._fetching = True
-        try:
-            result = context.scripts.fetch(keys=keys, args=args, client=self._redis)
-        finally:
-            self._fetching = False
+        return order, token, keys, args
+
+    def _run_of(self, order: list[Registration], token: str, result: Any) -> Run | None:
         if not result:
             return None
+        context = self._context
         payload, group, leased = result
         if int(group) == 0:
             context.complaints.wrong_type(_as_bytes(leased).decode(errors="replace"), "its jobs are skipped")
@@ -234,8 +287,13 @@ class Dispatcher:
     def finish(self, run: Run, job: Job, outcome: BaseException | None) -> None:
         """File the run by its outcome (None: the handler returned); a KeyboardInterrupt or SystemExit hands the
         job back and stops the pool."""
-        self.acknowledge(run, self._context.outcomes.ack_for(run, job, outcome))
-        if isinstance(outcome, STOPPING_OUTCOMES):
+        self.finish_many([(run, job, outcome)])
+
+    def finish_many(self, ended: Sequence[tuple[Run, Job, BaseException | None]]) -> None:
+        """`finish` for several runs, in one round trip."""
+        outcomes = self._context.outcomes
+        self.acknowledge_many([(run, outcomes.ack_for(run, job, outcome)) for run, job, outcome in ended])
+        if any(isinstance(outcome, STOPPING_OUTCOMES) for _, _, outcome in ended):
             self._context.stopping.set()
 
     def acknowledge(self, run: Run, ack: Ack) -> None:
@@ -243,6 +301,26 @@ class Dispatcher:
 
         Safe against a concurrent hand-back of the same run (stop grace): ack.lua files whichever comes first, once.
         """
+        self.acknowledge_many([(run, ack)])
+
+    def acknowledge_many(self, acks: Sequence[tuple[Run, Ack]]) -> None:
+        """`acknowledge` for several runs, in one round trip (sent again whole after a fault: a repeated ack finds
+        its job gone from in progress and changes nothing)."""
+        if not acks:
+            return
+        ack = self._context.scripts.ack
+        calls: list[ScriptCall] = [(ack, *self._ack_call(run, outcome)) for run, outcome in acks]
+        names = ", ".join(sorted({run.registration.name for run, _ in acks}))
+        replies = self._persist(lambda: call_many(calls, self._redis), f"finish {len(acks)} {names} job(s)")
+        self._report_failed_acks(acks, replies or [])
+
+    def _report_failed_acks(self, acks: Sequence[tuple[Run, Ack]], replies: Sequence[Any]) -> None:
+        for (run, _), reply in zip(acks, replies, strict=False):
+            if isinstance(reply, Exception):
+                logger.error("could not finish a %s job (%s); it stays in progress", run.registration.name, reply)
+
+    def _ack_call(self, run: Run, ack: Ack) -> tuple[list[str], list[str | bytes | float]]:
+        """KEYS and ARGV of the ack.lua call that ends `run` as `ack` says."""
         context, registration = self._context, run.registration
         keys = registration.ack_keys(context.keys, context.clock.wall())
         args: list[str | bytes | float] = [
@@ -260,9 +338,7 @@ class Dispatcher:
             if ack.relock is not None:
                 keys.append(ack.relock[0])
                 args.append(ack.relock[1])
-        self._persist(
-            lambda: context.scripts.ack(keys=keys, args=args, client=self._redis), f"finish a {registration.name} job"
-        )
+        return keys, args
 
     def _persist(self, call: Callable[[], _T], what: str) -> _T | None:
         """Run a Redis call for a job in hand until it succeeds: the job is in its in-progress list meanwhile.

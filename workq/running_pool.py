@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from workq.async_runner import AsyncRunner
+from workq.async_runner import AsyncRunner, Inbox
 from workq.background import BackgroundLoop
 from workq.clock import Clock
 from workq.complaints import Complaints
@@ -70,8 +70,8 @@ class RunningPool:
         self._observer = Observer(client, keys, clock)
         on_threads = [registration for registration in registrations.values() if not registration.on_loop]
         on_loop = [registration for registration in registrations.values() if registration.on_loop]
-        async_wakeup = Wakeup()
-        self._wakeups = (wakeup, async_wakeup)
+        async_wakeup = Inbox()
+        self._wakeups: tuple[Wakeup, ...] = (wakeup, async_wakeup) if on_loop else (wakeup,)
         self._wake_signal = WakeSignal(
             client, keys, {r.name: async_wakeup if r.on_loop else wakeup for r in registrations.values()}
         )
@@ -101,7 +101,7 @@ class RunningPool:
             if event_loop is None:
                 raise ValueError("async handlers need the pool's event loop")
             order = FetchOrder(_sampler(on_loop, rng), async_wakeup)
-            self._async_runner = AsyncRunner(context, order, event_loop, async_concurrency)
+            self._async_runner = AsyncRunner(context, order, async_wakeup, event_loop, async_concurrency)
         worker_ids = [worker.worker_id for worker in self._workers]
         if self._async_runner is not None:
             worker_ids.extend(self._async_runner.worker_ids)
