@@ -275,6 +275,10 @@ class AsyncRunner:
         with self._idle:
             return Counter(async_run.run.payload for async_run in self._running.values())
 
+    def held_leases(self) -> set[bytes]:
+        with self._idle:
+            return {async_run.run.lease for async_run in self._running.values() if async_run.run.lease}
+
     @property
     def fetching(self) -> bool:
         return self._dispatcher.fetching

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from workq.backoff import default_backoff
 from workq.clock import Clock
-from workq.errors import Cancelled, Retry
+from workq.errors import ArgsMismatch, Cancelled, Retry
 from workq.handler import JobOptions
 from workq.job import Job
 from workq.keys import Keys
@@ -94,14 +94,16 @@ class Outcomes:
         if isinstance(exc, Cancelled):
             logger.warning("job %s %s cancelled while running: moved to the dead queue", job.name, job.id)
             return Ack(self._keys.dead, 0, _refiled(job), counted=FAILED)
-        if job.fails < options.max_fails:
+        retryable = not isinstance(exc, ArgsMismatch)  # retrying cannot fix a job's args
+        ending = "out of retries" if retryable else "its args do not fit its task, not retried"
+        if retryable and job.fails < options.max_fails:
             delay = self._backoff(job, options)
             logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
             return Ack(self._keys.retry, delay, _refiled(job), counted=FAILED)
         if options.skip_dead:
-            logger.error("%s; out of retries, discarded (skip_dead)", attempt, exc_info=exc)
+            logger.error("%s; %s, discarded (skip_dead)", attempt, ending, exc_info=exc)
             return Ack(counted=FAILED)
-        logger.error("%s; out of retries, moved to the dead queue", attempt, exc_info=exc)
+        logger.error("%s; %s, moved to the dead queue", attempt, ending, exc_info=exc)
         return Ack(self._keys.dead, 0, _refiled(job), counted=FAILED)
 
     def _backoff(self, job: Job, options: JobOptions) -> int:

@@ -180,7 +180,10 @@ class RunningPool:
         return self._async_runner is not None and self._async_runner.cancel(job_id)
 
     def _held_leases(self) -> set[bytes]:
-        return {lease for worker in self._workers if (lease := worker.held_lease)}
+        held = {lease for worker in self._workers if (lease := worker.held_lease)}
+        if self._async_runner is not None:
+            held.update(self._async_runner.held_leases())
+        return held
 
     def start(self) -> None:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
