@@ -136,9 +136,12 @@ class AsyncRunner:
                 if idle and (not mail or _WAKE in mail):  # woken, or time for the idle poll
                     idle, woken = False, bool(mail)
                 ended = [item for item in mail if isinstance(item, _Ended)]
-                wanted = 0 if idle or stopping.is_set() else min(FETCH_BATCH, len(self._free_slots) + len(ended))
+                # Fetch with every ack, idle or not: the runs that ended may have freed a max_concurrency cap.
+                fetching = not stopping.is_set() and (not idle or bool(ended))
+                wanted = min(FETCH_BATCH, len(self._free_slots) + len(ended)) if fetching else 0
                 started = self._exchange(ended, wanted, woken)
-                idle = wanted > 0 and not started
+                if wanted:
+                    idle = not started
                 woken = False
                 for item in mail:
                     if callable(item):

@@ -15,7 +15,7 @@ import pytest
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
-from workq import Client, Enqueuer, Job, Retry, WorkerPool
+from workq import Client, Enqueuer, Job, Retry, WorkerPool, async_runner
 
 
 async def until(event: threading.Event) -> None:
@@ -518,3 +518,21 @@ def test_partials_and_callable_objects_with_async_call_run_on_the_loop(
     pool.start()
     pool.drain(timeout=10)
     assert sorted(loops) == ["object", "partial"]
+
+
+def test_an_idle_async_pool_is_woken_by_an_enqueue_not_by_its_poll(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The enqueue's wake-up reaches the async dispatcher: with the idle poll an hour away, the job still runs."""
+    monkeypatch.setattr(async_runner, "IDLE_POLL", 3600.0)
+    done = threading.Event()
+    pool = make_pool(async_concurrency=4)
+
+    @pool.job("prompt")
+    async def prompt(job: Job) -> None:
+        done.set()
+
+    pool.start()
+    wait_until(lambda: view.client.exists(view.key("jobs:prompt:waiting")), what="the pool idle, waiting")
+    enqueuer.enqueue("prompt")
+    assert done.wait(10), "the idle async pool was not woken by the enqueue"
