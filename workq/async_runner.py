@@ -28,7 +28,7 @@ from workq.errors import Cancelled, JobTimeout
 from workq.event_loop import EventLoopThread
 from workq.job import Job
 from workq.middleware import AsyncJobChain
-from workq.run import STOPPING_OUTCOMES, Run
+from workq.run import STOPPING_OUTCOMES, Finished, Run
 from workq.wakeup import Wakeup
 
 logger = logging.getLogger("workq")
@@ -174,7 +174,7 @@ class AsyncRunner:
             for run in runs:
                 slot = self._free_slots.pop()
                 job = self._dispatcher.begin(run, slot)
-                if job is None:
+                if isinstance(job, Finished):  # not a job: filed dead already
                     self._free_slots.append(slot)
                 else:
                     started.append(AsyncRun(run, job, slot))

@@ -25,7 +25,7 @@ from workq.job import Job, malformed_job_record
 from workq.keys import Keys
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
-from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Outcomes, Run
+from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Finished, Outcomes, Run
 from workq.scripts import ScriptCall, Scripts, call_many
 from workq.wakeup import WakeSignal, Wakeup
 
@@ -231,14 +231,13 @@ class Dispatcher:
 
     # --- starting a run ------------------------------------------------------------------------------------
 
-    def begin(self, run: Run, worker_id: str) -> Job | None:
-        """The job to hand to the handler, observed as running on `worker_id`; None when the payload is not a
-        job (then it is already filed dead). A unique job's lock is released as it starts."""
+    def begin(self, run: Run, worker_id: str) -> Job | Finished:
+        """The job to hand to the handler, observed as running on `worker_id`; or how the run already ended when
+        the payload is not a job (filed dead). A unique job's lock is released as it starts."""
         try:
             job = Job.from_json(run.payload)
         except MalformedJob as exc:
-            self._bury_malformed(run, exc)
-            return None
+            return self._bury_malformed(run, exc)
         if job.unique:
             job = self._claim_unique(job, run)
         self._context.observer.started(worker_id, job)
@@ -258,12 +257,13 @@ class Dispatcher:
         run.relock = (unique.lock_key_of(job, context.keys) or job.unique_key, run.requeue_as)
         return claim.job
 
-    def _bury_malformed(self, run: Run, exc: MalformedJob) -> None:
+    def _bury_malformed(self, run: Run, exc: MalformedJob) -> Finished:
         now = int(self._context.clock.wall())
         reason = f"malformed job payload in queue {run.registration.name}: {exc}"
         logger.error("%s; moved to the dead queue: %r", reason, run.payload[:200])
         dead = malformed_job_record(run.registration.name, run.payload, reason, now)
-        self.acknowledge(run, Ack(self._context.keys.dead, 0, dead.to_json(), counted=FAILED))
+        self.acknowledge(run, Ack(self._context.keys.dead, 0, dead.to_json(), counted=FAILED, outcome="dead"))
+        return Finished(dead, "dead", exc)
 
     def extend_lease(self, run: Run, job: Job) -> None:
         """For a job with a time-out, push its lease `timeout` seconds ahead — only while this run still holds it
@@ -284,17 +284,14 @@ class Dispatcher:
 
     # --- ending a run --------------------------------------------------------------------------------------
 
-    def finish(self, run: Run, job: Job, outcome: BaseException | None) -> None:
-        """File the run by its outcome (None: the handler returned); a KeyboardInterrupt or SystemExit hands the
-        job back and stops the pool."""
-        self.finish_many([(run, job, outcome)])
-
-    def finish_many(self, ended: Sequence[tuple[Run, Job, BaseException | None]]) -> None:
-        """`finish` for several runs, in one round trip."""
-        outcomes = self._context.outcomes
-        self.acknowledge_many([(run, outcomes.ack_for(run, job, outcome)) for run, job, outcome in ended])
-        if any(isinstance(outcome, STOPPING_OUTCOMES) for _, _, outcome in ended):
+    def finish(self, run: Run, job: Job, error: BaseException | None) -> Finished:
+        """File the run by what its chain raised (None: it returned); a KeyboardInterrupt or SystemExit hands
+        the job back and stops the pool."""
+        ack = self._context.outcomes.ack_for(run, job, error)
+        self.acknowledge(run, ack)
+        if isinstance(error, STOPPING_OUTCOMES):
             self._context.stopping.set()
+        return Finished(job, ack.outcome, error)
 
     def acknowledge(self, run: Run, ack: Ack) -> None:
         """Finish the run in one script call, retrying through Redis faults (the job stays in progress meanwhile).

@@ -55,6 +55,11 @@ class EventLoopThread:
     def start(self) -> None:
         self._thread.start()
 
+    def ensure_started(self) -> None:
+        """Start the loop unless it runs (a pool driven step by step starts it on first use)."""
+        if not self._thread.is_alive() and not self.loop.is_closed():
+            self._thread.start()
+
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from workq.handler import is_async_callable
@@ -30,6 +32,19 @@ JobChain = Callable[[Job], None]
 """A chain whose outer layer is sync: called in a thread."""
 AsyncJobChain = Callable[[Job], Coroutine[Any, Any, None]]
 """A chain whose outer layer is async: awaited on the pool's event loop."""
+
+
+@dataclass(frozen=True)
+class Around:
+    """A middleware written once, as a context manager around the rest of the chain (`enter(job)`), that runs in
+    the chain's own kind: `with enter(job): next()` around sync layers, `await next()` around async ones, never a
+    crossing. workq's own middlewares that wrap every chain (run tally, log context) are `Around`s."""
+
+    enter: Callable[[Job], AbstractContextManager[object]]
+
+    def __call__(self, job: Job, next: Next) -> None:
+        with self.enter(job):
+            next()
 
 
 class MixedChainNeedsLoop(TypeError):
@@ -52,7 +67,9 @@ def build_chain(
         _call_async_handler(handler) if is_async_callable(handler) else _call_handler(handler)
     )
     for middleware in reversed(middlewares):
-        if is_async_callable(middleware):
+        if isinstance(middleware, Around):
+            chain = _around(middleware, chain)
+        elif is_async_callable(middleware):
             chain = _wrap_async(cast(Callable[[Job, AsyncNext], Awaitable[None]], middleware), _as_async(chain, loop))
         else:
             chain = _wrap(cast(Callable[[Job, Next], object], middleware), _as_sync(chain, loop))
@@ -89,6 +106,23 @@ def _wrap_async(middleware: Callable[[Job, AsyncNext], Awaitable[None]], inner: 
         await middleware(job, lambda: inner(job))
 
     return run
+
+
+def _around(middleware: Around, inner: JobChain | AsyncJobChain) -> JobChain | AsyncJobChain:
+    if not is_async_chain(inner):
+        return _wrap(middleware, cast(JobChain, inner))
+    async_inner = cast(AsyncJobChain, inner)
+
+    async def run(job: Job) -> None:
+        with middleware.enter(job):
+            await async_inner(job)
+
+    return run
+
+
+def thread_chain(chain: JobChain | AsyncJobChain, loop: EventLoopThread | None) -> JobChain:
+    """`chain` as called from a thread: an async one is run on `loop` and waited for."""
+    return _as_sync(chain, loop)
 
 
 def _as_sync(chain: JobChain | AsyncJobChain, loop: EventLoopThread | None) -> JobChain:

@@ -11,6 +11,7 @@ import math
 import random
 import traceback
 from dataclasses import dataclass
+from typing import Literal
 
 from workq.backoff import default_backoff
 from workq.clock import Clock
@@ -30,6 +31,10 @@ PROCESSED, FAILED = "processed", "failed"
 STOPPING_OUTCOMES = (KeyboardInterrupt, SystemExit)
 """Outcomes that hand the job back and stop the pool instead of failing the job."""
 
+Outcome = Literal["processed", "rescheduled", "retry", "dead", "discarded", "handed_back"]
+"""Where a run left its job: done, back in the scheduled set (`Retry`), in the retry or dead set, dropped
+(`skip_dead`), or back on its queue (the handler raised KeyboardInterrupt/SystemExit, or the pool stopped)."""
+
 
 @dataclass
 class Run:
@@ -46,7 +51,7 @@ class Run:
 
     def hand_back(self) -> Ack:
         """Back to the front of its queue, untouched (a unique job takes its lock again)."""
-        return Ack(self.registration.queue_key, None, self.requeue_as, relock=self.relock)
+        return Ack(self.registration.queue_key, None, self.requeue_as, relock=self.relock, outcome="handed_back")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,16 @@ class Ack:
     filed: str | bytes = ""
     counted: str = ""
     relock: tuple[str, str | bytes] | None = None
+    outcome: Outcome = "processed"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How one run ended: the job as filed afterwards (fails and last_err counted), and what its chain raised."""
+
+    job: Job
+    outcome: Outcome
+    error: BaseException | None = None
 
 
 class Outcomes:
@@ -75,7 +90,7 @@ class Outcomes:
         if outcome is None:
             return Ack(counted=PROCESSED)
         if isinstance(outcome, Retry):
-            return Ack(self._keys.scheduled, outcome.in_seconds, _refiled(job))
+            return Ack(self._keys.scheduled, outcome.in_seconds, _refiled(job), outcome="rescheduled")
         if isinstance(outcome, STOPPING_OUTCOMES):
             logger.error(
                 "job %s %s raised %s: returning it to its queue and stopping the pool",
@@ -93,18 +108,18 @@ class Outcomes:
         attempt = f"job {job.name} {job.id} failed (fails={job.fails}, max_fails={options.max_fails})"
         if isinstance(exc, Cancelled):
             logger.warning("job %s %s cancelled while running: moved to the dead queue", job.name, job.id)
-            return Ack(self._keys.dead, 0, _refiled(job), counted=FAILED)
+            return Ack(self._keys.dead, 0, _refiled(job), counted=FAILED, outcome="dead")
         retryable = not isinstance(exc, ArgsMismatch)  # retrying cannot fix a job's args
         ending = "out of retries" if retryable else "its args do not fit its task, not retried"
         if retryable and job.fails < options.max_fails:
             delay = self._backoff(job, options)
             logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
-            return Ack(self._keys.retry, delay, _refiled(job), counted=FAILED)
+            return Ack(self._keys.retry, delay, _refiled(job), counted=FAILED, outcome="retry")
         if options.skip_dead:
             logger.error("%s; %s, discarded (skip_dead)", attempt, ending, exc_info=exc)
-            return Ack(counted=FAILED)
+            return Ack(counted=FAILED, outcome="discarded")
         logger.error("%s; %s, moved to the dead queue", attempt, ending, exc_info=exc)
-        return Ack(self._keys.dead, 0, _refiled(job), counted=FAILED)
+        return Ack(self._keys.dead, 0, _refiled(job), counted=FAILED, outcome="dead")
 
     def _backoff(self, job: Job, options: JobOptions) -> int:
         if options.backoff is None:

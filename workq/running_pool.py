@@ -26,8 +26,10 @@ from workq.priority_sampler import PrioritySampler
 from workq.reaper import Reaper
 from workq.registration import Registration
 from workq.requeuer import Requeuer
-from workq.run import Outcomes
+from workq.run import Finished, Outcomes
 from workq.scripts import Scripts
+from workq.throughput import FLUSH_INTERVAL as THROUGHPUT_FLUSH_INTERVAL
+from workq.throughput import RunTally
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
 from workq.worker import Worker
@@ -64,8 +66,10 @@ class RunningPool:
         stopping: threading.Event,
         wakeup: Wakeup,
         in_flight: InFlight,
+        tally: RunTally,
     ) -> None:
         scripts = Scripts.register(client)
+        self._tally = tally
         self._stopping = stopping
         self._observer = Observer(client, keys, clock)
         on_threads = [registration for registration in registrations.values() if not registration.on_loop]
@@ -117,7 +121,7 @@ class RunningPool:
             dead_after=dead_after,
             clock=clock,
         )
-        requeuer = Requeuer(client, keys, scripts, clock)
+        self._requeuer = requeuer = Requeuer(client, keys, scripts, clock)
         reap_interval = max(heartbeat_interval, dead_after / 4)
         reaper = Reaper(
             client,
@@ -144,6 +148,7 @@ class RunningPool:
                 "heartbeat", heartbeat_interval, self._heartbeater.beat, max_error_wait=heartbeat_interval, rng=rng
             ),
             BackgroundLoop("observer", OBSERVER_FLUSH_INTERVAL, self._observer.flush, rng=rng),
+            BackgroundLoop("throughput", THROUGHPUT_FLUSH_INTERVAL, tally.flush, rng=rng),
             BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeue_and_wake, rng=rng),
             BackgroundLoop("reaper", reap_interval, reap_and_wake, rng=rng),
         ]
@@ -158,8 +163,9 @@ class RunningPool:
             clock=clock.wall,
         )
         self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
+        self._periodic: PeriodicEnqueuer | None = None
         if schedules:
-            periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)
+            self._periodic = periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)
             self._loops.append(BackgroundLoop("periodic-enqueuer", PERIODIC_INTERVAL, periodic.enqueue_coming, rng=rng))
         lease_keeper = LeaseKeeper(client, keys, scripts, list(registrations.values()), clock)
         if any(registration.options.timeout for registration in registrations.values()):
@@ -199,6 +205,37 @@ class RunningPool:
             self._threads.append(thread)
         for loop in self._loops:
             loop.start()
+
+    # --- driven step by step from the calling thread, with no thread started (workq.testing) --------------------
+
+    def beat(self) -> None:
+        """Register the pool and its jobs' caps, as `start()` does before any fetch."""
+        self._heartbeater.beat()
+
+    def work_one(self) -> Finished | None:
+        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched.
+        (In a pool built inline every chain is a thread chain: async layers are awaited on the event loop, which
+        starts on first use; `close()` stops it.)"""
+        if self._event_loop is not None:
+            self._event_loop.ensure_started()
+        return self._workers[0].work_one()
+
+    def close(self) -> None:
+        """For a pool driven step by step: stop its event loop, if it started one."""
+        if self._event_loop is not None:
+            self._event_loop.stop(STOP_SETTLE)
+
+    def enqueue_cron(self) -> int:
+        """One pass of the periodic enqueuer (cron fire times of the coming minutes into the scheduled set)."""
+        return 0 if self._periodic is None else self._periodic.enqueue_coming()
+
+    def next_cron_fire(self, after: float) -> float | None:
+        """The first cron fire time after `after`, or None when the pool has no schedules."""
+        return None if self._periodic is None else self._periodic.next_fire_after(after)
+
+    def requeue_due(self) -> int:
+        """One pass of the requeuer: due scheduled and retry jobs back to their queues."""
+        return self._requeuer.requeue_due()
 
     def stop(self, grace: float | None) -> int:
         """Stop fetching; wait for in-flight jobs (at most `grace` seconds when given), hand back the rest, then
@@ -254,6 +291,7 @@ class RunningPool:
     def _flush_and_deregister(self) -> None:
         try:
             self._observer.flush()
+            self._tally.flush()
             self._heartbeater.remove()
         except Exception as exc:  # Redis gone at shutdown: the reaper will clean up after us
             logger.warning("could not deregister the pool (%s); the reaper will remove it", exc)

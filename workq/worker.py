@@ -8,7 +8,7 @@ from typing import cast
 from workq.dispatcher import IDLE_POLL, Dispatcher, FetchOrder, WorkerContext
 from workq.job import Job
 from workq.middleware import JobChain
-from workq.run import Run
+from workq.run import Finished, Run
 
 logger = logging.getLogger("workq")
 
@@ -49,24 +49,31 @@ class Worker:
         """True while a fetch call is on its way to or from Redis."""
         return self._dispatcher.fetching
 
-    def _process(self, run: Run) -> None:
+    def work_one(self) -> Finished | None:
+        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched.
+
+        The steps of `_loop` without its waiting, for `workq.testing`'s drain.
+        """
+        fetched = self._dispatcher.fetch_next(self._order, woken=False)
+        return None if fetched is None else self._process(fetched)
+
+    def _process(self, run: Run) -> Finished:
         self._current = run
         try:
             job = self._dispatcher.begin(run, self.worker_id)
-            if job is not None:
-                self._run_job(run, job)
+            return job if isinstance(job, Finished) else self._run_job(run, job)
         finally:
             self._current = None
             self._context.observer.done(self.worker_id)
 
-    def _run_job(self, run: Run, job: Job) -> None:
+    def _run_job(self, run: Run, job: Job) -> Finished:
         job._checkin_hook = lambda message: self._checkin(job, run, message)
-        outcome: BaseException | None = None
+        error: BaseException | None = None
         try:
             cast(JobChain, run.registration.chain)(job)
         except BaseException as exc:
-            outcome = exc
-        self._dispatcher.finish(run, job, outcome)
+            error = exc
+        return self._dispatcher.finish(run, job, error)
 
     def _checkin(self, job: Job, run: Run, message: str) -> None:
         """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead."""

@@ -7,7 +7,8 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -21,12 +22,14 @@ from workq.event_loop import EventLoopThread
 from workq.handler import JobHandler, JobOptions, check_handler, check_runnable, is_async_callable
 from workq.job import Job, check_job_name
 from workq.keys import Keys
-from workq.middleware import Middleware, build_chain
+from workq.log_format import job_context
+from workq.middleware import Around, Middleware, build_chain, thread_chain
 from workq.periodic import CronSchedule, check_cron_spec, zone_of
 from workq.registration import Registration
 from workq.running_pool import RunningPool
 from workq.task import Task, job_handler
 from workq.task_args import ArgSpec
+from workq.throughput import RunTally
 from workq.wakeup import Wakeup
 
 logger = logging.getLogger("workq")
@@ -92,9 +95,15 @@ class WorkerPool:
     # --- configuration -------------------------------------------------------------------------------------
 
     def configure(
-        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, concurrency: int | None = None
+        self,
+        *,
+        namespace: str | None = None,
+        redis: RedisClient | str | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        """Override connection settings before `start()` (what `workq worker --redis-url ...` does)."""
+        """Override connection settings before `start()` (what `workq worker --redis-url ...` does); `clock`
+        replaces Redis's clock as the source of "now" (see `workq.clock`)."""
         self._refuse_if_started("configure")
         check_namespace_fits(
             redis if redis is not None else self._redis_arg, resolve_namespace(namespace or self._namespace)
@@ -107,6 +116,26 @@ class WorkerPool:
             self._enqueuer = None
         if concurrency is not None:
             self.concurrency = _positive_int("concurrency", concurrency)
+        if clock is not None:
+            self._clock = as_clock(clock)
+            self._enqueuer = None
+
+    @contextmanager
+    def configured(
+        self,
+        *,
+        namespace: str | None = None,
+        redis: RedisClient | str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Iterator[None]:
+        """`configure(...)` for the length of a `with` block, then exactly the settings (and client) before it."""
+        saved = (self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock)
+        self.configure(namespace=namespace, redis=redis, clock=clock)
+        try:
+            yield
+        finally:
+            self._refuse_if_started("restore the configuration")
+            self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock = saved
 
     @property
     def namespace(self) -> str:
@@ -255,14 +284,6 @@ class WorkerPool:
         self._refuse_if_started("start")
         if not self._handlers:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
-        client, keys = self.redis, Keys(self.namespace)
-        event_loop = self._event_loop_if_needed()
-        registrations = {
-            name: Registration.build(
-                keys, self.pool_id, name, build_chain(self._middlewares, handler.fn, event_loop), handler.options
-            )
-            for name, handler in self._handlers.items()
-        }
         self._stopping = threading.Event()  # a fresh one: workers abandoned by a previous stop(grace) keep theirs
         logger.info(
             "worker pool %s starting: namespace=%r concurrency=%d async_concurrency=%d jobs=%s",
@@ -272,26 +293,50 @@ class WorkerPool:
             self.async_concurrency,
             ",".join(self.job_names),
         )
-        with translated_faults(client):
-            running = RunningPool(
-                client=client,
-                keys=keys,
-                pool_id=self.pool_id,
-                registrations=registrations,
-                schedules=self._schedules,
-                concurrency=self.concurrency,
-                async_concurrency=self.async_concurrency,
-                event_loop=event_loop,
-                heartbeat_interval=self.heartbeat_interval,
-                dead_after=self.dead_after,
-                clock=self._clock,
-                rng=self._rng,
-                stopping=self._stopping,
-                wakeup=self._wakeup,
-                in_flight=self._in_flight,
-            )
+        with translated_faults(self.redis):
+            running = self._build_running(self.concurrency, self._stopping)
             running.start()
         self._running = running
+
+    def build_inline(self) -> RunningPool:
+        """The pool as `start()` builds it, with one worker and no thread started, for the calling thread to drive
+        step by step (`workq.testing`). It runs on the pool's connection, namespace and clock as they are now."""
+        self._refuse_if_started("build an inline copy")
+        if not self._handlers:
+            raise WorkqError("no jobs registered: add handlers with @pool.job(name) first")
+        with translated_faults(self.redis):
+            return self._build_running(1, threading.Event(), inline=True)
+
+    def _build_running(self, concurrency: int, stopping: threading.Event, inline: bool = False) -> RunningPool:
+        """Inline, every chain is called in the calling thread (its async layers awaited on the event loop)."""
+        keys = Keys(self.namespace)
+        tally = RunTally(self.redis, keys, self.job_names, self._clock.wall)
+        middlewares = [Around(tally.counting), Around(job_context), *self._middlewares]
+        event_loop = self._event_loop_if_needed()
+        registrations = {}
+        for name, handler in self._handlers.items():
+            chain = build_chain(middlewares, handler.fn, event_loop)
+            if inline:
+                chain = thread_chain(chain, event_loop)
+            registrations[name] = Registration.build(keys, self.pool_id, name, chain, handler.options)
+        return RunningPool(
+            client=self.redis,
+            keys=keys,
+            pool_id=self.pool_id,
+            registrations=registrations,
+            schedules=self._schedules,
+            concurrency=concurrency,
+            async_concurrency=self.async_concurrency,
+            event_loop=event_loop,
+            heartbeat_interval=self.heartbeat_interval,
+            dead_after=self.dead_after,
+            clock=self._clock,
+            rng=self._rng,
+            stopping=stopping,
+            wakeup=self._wakeup,
+            in_flight=self._in_flight,
+            tally=tally,
+        )
 
     def _event_loop_if_needed(self) -> EventLoopThread | None:
         """One event loop for this run of the pool, if any handler or middleware is async; its helper threads run
