@@ -24,7 +24,7 @@ from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob
 from workq.periodic import LOOKAHEAD as CRON_LOOKAHEAD
-from workq.worker import Finished
+from workq.run import Finished
 from workq.worker_pool import WorkerPool
 
 if TYPE_CHECKING:
@@ -129,6 +129,7 @@ class TestHarness:
                 else:
                     undo.enter_context(enqueuer.configured(redis=self.redis, clock=self.clock))
             inline = self.pool.build_inline()
+            undo.callback(inline.close)
             inline.beat()
             inline.enqueue_cron()
             if self.eager:
