@@ -93,27 +93,34 @@ def dramatiq_producer(space: Space, redis_url: str) -> Producer:
     return Producer(one, many)
 
 
-def arq_producer(space: Space, redis_url: str) -> Producer:
-    """arq's `enqueue_job`, on an event loop of the producer's own; job ids under our prefix, so clean-up finds
-    arq's per-job keys."""
-    from arq import create_pool  # noqa: PLC0415 (only this system's interpreter has it)
-    from arq.connections import RedisSettings  # noqa: PLC0415 (only this system's interpreter has it)
+def arq_producer_of(function: str) -> Callable[[Space, str], Producer]:
+    """arq's `enqueue_job` of `function`, on an event loop of the producer's own; job ids under our prefix, so
+    clean-up finds arq's per-job keys."""
 
-    loop = asyncio.new_event_loop()
-    pool = loop.run_until_complete(create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=space.arq_queue))
+    def producer(space: Space, redis_url: str) -> Producer:
+        from arq import create_pool  # noqa: PLC0415 (only this system's interpreter has it)
+        from arq.connections import RedisSettings  # noqa: PLC0415 (only this system's interpreter has it)
 
-    def one(number: int, stamp: float | None) -> object:
-        stamped = () if stamp is None else (stamp,)
-        return loop.run_until_complete(pool.enqueue_job("noop", number, *stamped, _job_id=f"{space.prefix}:{number}"))
+        loop = asyncio.new_event_loop()
+        settings = RedisSettings.from_dsn(redis_url)
+        pool = loop.run_until_complete(create_pool(settings, default_queue_name=space.arq_queue))
 
-    def many(numbers: range) -> object:
-        raise BulkNotSupported("arq has no bulk enqueue")
+        def one(number: int, stamp: float | None) -> object:
+            stamped = () if stamp is None else (stamp,)
+            job_id = f"{space.prefix}:{number}"
+            return loop.run_until_complete(pool.enqueue_job(function, number, *stamped, _job_id=job_id))
 
-    return Producer(one, many)
+        def many(numbers: range) -> object:
+            raise BulkNotSupported("arq has no bulk enqueue")
+
+        return Producer(one, many)
+
+    return producer
 
 
-def saq_producer_keeping(ttl: int | None) -> Callable[[Space, str], Producer]:
-    """saq's `enqueue`; each job kept `ttl` seconds after its run (None: saq's default, 600 s; -1: not kept)."""
+def saq_producer_of(function: str, ttl: int | None = None) -> Callable[[Space, str], Producer]:
+    """saq's `enqueue` of `function`; each job kept `ttl` seconds after its run (None: saq's default, 600 s; -1: not
+    kept)."""
 
     def producer(space: Space, redis_url: str) -> Producer:
         from saq import Queue  # noqa: PLC0415 (only this system's interpreter has it)
@@ -125,7 +132,7 @@ def saq_producer_keeping(ttl: int | None) -> Callable[[Space, str], Producer]:
 
         def one(number: int, stamp: float | None) -> object:
             stamped = {} if stamp is None else {"stamp": stamp}
-            return loop.run_until_complete(queue.enqueue("noop", number=number, **stamped, **kept))
+            return loop.run_until_complete(queue.enqueue(function, number=number, **stamped, **kept))
 
         def many(numbers: range) -> object:
             raise BulkNotSupported("saq's bulk call is `map`, which waits for the results")
@@ -176,9 +183,11 @@ PRODUCERS: dict[str, Callable[[Space, str], Producer]] = {
     "workq": workq_producer,
     "rq": rq_producer,
     "dramatiq": dramatiq_producer,
-    "arq": arq_producer,
-    "saq": saq_producer_keeping(None),
-    "saq-no-ttl": saq_producer_keeping(-1),
+    "arq": arq_producer_of("noop"),
+    "arq-io": arq_producer_of("io"),
+    "saq": saq_producer_of("noop"),
+    "saq-no-ttl": saq_producer_of("noop", ttl=-1),
+    "saq-io": saq_producer_of("io"),
     "huey": huey_producer,
     "raw": raw_producer,
 }

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.apps.io_job import IN_FLIGHT
 from benchmarks.peer_venv import ROOT, PeerVenv
 from benchmarks.space import DRAMATIQ_QUEUE, RQ_QUEUE, Space
 
@@ -43,23 +44,34 @@ class System:
     exits_when_empty: bool = False
 
 
-def workq_worker(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
-    command = [
-        str(interpreter.python),
-        "-m",
-        "workq",
-        "worker",
-        "benchmarks.apps.workq_app:pool",
-        "--redis-url",
-        redis_url,
-        "--namespace",
-        space.workq_namespace,
-        "--concurrency",
-        str(CONCURRENCY),
-        "--log-level",
-        "WARNING",
-    ]
-    return [*command, "--processes", str(processes)] if processes > 1 else command
+def workq_worker_of(pool: str, concurrency: int) -> WorkerCommand:
+    """`workq worker POOL` (module:attribute) with `concurrency` threads. redis-py 8 caps a client's connection pool
+    at 100 by default, and every worker thread holds a connection of its own: many threads get a bigger pool."""
+
+    def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+        if concurrency > CONCURRENCY:
+            redis_url += ("&" if "?" in redis_url else "?") + f"max_connections={2 * concurrency}"
+        argv = [
+            str(interpreter.python),
+            "-m",
+            "workq",
+            "worker",
+            pool,
+            "--redis-url",
+            redis_url,
+            "--namespace",
+            space.workq_namespace,
+            "--concurrency",
+            str(concurrency),
+            "--log-level",
+            "WARNING",
+        ]
+        return [*argv, "--processes", str(processes)] if processes > 1 else argv
+
+    return command
+
+
+workq_worker = workq_worker_of("benchmarks.apps.workq_app:pool", CONCURRENCY)
 
 
 def rq_worker(worker_class: str | None) -> WorkerCommand:
@@ -100,16 +112,23 @@ def dramatiq_worker(interpreter: Interpreter, space: Space, redis_url: str, proc
 ARQ_TUNED_POLL_DELAY = 0.01
 
 
-def arq_worker(poll_delay: float | None) -> WorkerCommand:
+def arq_worker(**settings: float) -> WorkerCommand:
+    """`benchmarks.apps.arq_app` with arq's defaults but `settings` (max_jobs, poll_delay)."""
+
     def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
-        flags = [] if poll_delay is None else ["--poll-delay", str(poll_delay)]
-        return [str(interpreter.python), "-m", "benchmarks.apps.arq_noop_app", *flags]
+        flags = [item for name, value in settings.items() for item in (f"--{name.replace('_', '-')}", str(value))]
+        return [str(interpreter.python), "-m", "benchmarks.apps.arq_app", *flags]
 
     return command
 
 
-def saq_worker(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
-    return [interpreter.script("saq"), "benchmarks.apps.saq_noop_app.settings", "--quiet"]
+def saq_worker(settings: str) -> WorkerCommand:
+    """`saq` with `settings`, a settings dict of `benchmarks.apps.saq_app`."""
+
+    def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+        return [interpreter.script("saq"), f"benchmarks.apps.saq_app.{settings}", "--quiet"]
+
+    return command
 
 
 def huey_worker(workers: int) -> WorkerCommand:
@@ -190,11 +209,37 @@ def asyncio_peer_systems(venv: PeerVenv) -> dict[str, System]:
     peers = Interpreter(venv.python)
     tuned_arq = f"arq (poll_delay={ARQ_TUNED_POLL_DELAY})"
     return {
-        "arq": System("arq", "arq (defaults)", "arq", peers, arq_worker(None)),
-        "arq-tuned": System("arq-tuned", tuned_arq, "arq", peers, arq_worker(ARQ_TUNED_POLL_DELAY)),
-        "saq": System("saq", "saq (defaults)", "saq", peers, saq_worker),
-        "saq-tuned": System("saq-tuned", "saq (ttl=-1)", "saq-no-ttl", peers, saq_worker),
+        "arq": System("arq", "arq (defaults)", "arq", peers, arq_worker()),
+        "arq-tuned": System("arq-tuned", tuned_arq, "arq", peers, arq_worker(poll_delay=ARQ_TUNED_POLL_DELAY)),
+        "saq": System("saq", "saq (defaults)", "saq", peers, saq_worker("noop_settings")),
+        "saq-tuned": System("saq-tuned", "saq (ttl=-1)", "saq-no-ttl", peers, saq_worker("noop_settings")),
     }
+
+
+def asyncio_systems(venv: PeerVenv | None, python: Path | None = None) -> dict[str, System]:
+    """Issue 14's I/O-bound job on workq (async def, and sync on as many threads), arq and saq (from `venv`, when
+    given), each IN_FLIGHT at once; and workq's no-op job as an async def handler."""
+    plain = Interpreter(python or Path(sys.executable))
+    app = "benchmarks.apps.workq_async_app"
+    systems = {
+        "io-workq": System("io-workq", "workq (async def)", "workq", plain, workq_worker_of(f"{app}:io_pool", 1)),
+        "io-workq-threads": System(
+            "io-workq-threads",
+            f"workq, {IN_FLIGHT} threads (sync def)",
+            "workq",
+            plain,
+            workq_worker_of(f"{app}:threads_io_pool", IN_FLIGHT),
+        ),
+        "noop-workq-async": System(
+            "noop-workq-async", "workq (async def)", "workq", plain, workq_worker_of(f"{app}:noop_pool", 1)
+        ),
+    }
+    if venv is not None:
+        peers = Interpreter(venv.python)
+        io_arq = arq_worker(max_jobs=IN_FLIGHT)
+        systems["io-arq"] = System("io-arq", f"arq (max_jobs={IN_FLIGHT})", "arq-io", peers, io_arq)
+        systems["io-saq"] = System("io-saq", f"saq (concurrency={IN_FLIGHT})", "saq-io", peers, saq_worker("settings"))
+    return systems
 
 
 def workq_supports_processes(python: Path | None = None) -> bool:
