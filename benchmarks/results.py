@@ -148,14 +148,14 @@ class Target:
 
 
 def _ratio_target(
-    row: str, column: str, at_least: float, unit: str = "×"
+    row: str, column: str, at_least: float = 0.0, unit: str = "×", at_most: float = float("inf")
 ) -> Callable[[Results], tuple[str, bool | None]]:
     def judge(results: Results) -> tuple[str, bool | None]:
         ratio = results.ratio(row, column)
         if ratio is None:
             return "not measured", None
         shown = f"{100 * ratio:.0f}%" if unit == "%" else f"{ratio:.2f}×"
-        return shown, ratio >= at_least
+        return shown, at_least <= ratio <= at_most
 
     return judge
 
@@ -210,4 +210,11 @@ TARGETS = [
     Target("issue 14: I/O-bound ahead of arq (same in-flight limit)", _ratio_target("io", "arq", 1.0)),
     Target("issue 14: I/O-bound ahead of saq (same in-flight limit)", _ratio_target("io", "saq", 1.0)),
     Target("issue 14: async no-op ≥ workq's sync no-op", _rows_target("noop_async", "processing", 1.0)),
+    Target("issue 16: Redis CPU per job ≤ Dramatiq's", _ratio_target("redis_cpu", "dramatiq", at_most=1.0)),
+    Target("issue 16: `--processes 2` ≥ 1.8× one process", _rows_target("processing_2", "processing", 1.8)),
+    Target("issue 16: latency p50 ≤ 1 ms (idle pool)", _value_target("latency_p50", lambda v: v <= 1, "ms", 2)),
+    Target("issue 16: latency p99 ≤ 5 ms (idle pool)", _value_target("latency_p99", lambda v: v <= 5, "ms", 2)),
+    Target("issue 16: idle worker < 1% of a core", _value_target("idle_cpu", lambda v: v < 1, "%", 2)),
+    Target("issue 16: `enqueue` ≥ 90% of a raw LPUSH loop", _ratio_target("enqueue", CEILING, 0.9, "%")),
+    Target("issue 16: `enqueue_many` ≥ 50% of a raw pipeline", _ratio_target("enqueue_many", CEILING, 0.5, "%")),
 ]

@@ -119,21 +119,12 @@ class Dispatcher:
 
     # --- fetching ------------------------------------------------------------------------------------------
 
-    def fetch_next(self, order: FetchOrder, woken: bool) -> Run | None:
-        """The next run of one of `order`'s names, or None when they are all empty (or the pool is stopping).
-        Call it inside `in_flight`; `woken`: this fetch follows a wake-up (then the next waiter is woken too)."""
-        runs = self.fetch_some(order, 1, woken)
-        return runs[0] if runs else None
-
-    def fetch_some(self, order: FetchOrder, count: int, woken: bool) -> list[Run]:
-        """Up to `count` runs in one round trip (fewer when the queues run dry), as `fetch_next`."""
-        return self.exchange([], order, count, woken)
-
     def exchange(self, acks: Sequence[tuple[Run, Ack]], order: FetchOrder, count: int, woken: bool) -> list[Run]:
         """Finish runs and fetch up to `count` new ones in one round trip, acks first (so the slots and
         max_concurrency counts they free are free for the fetches). The acks are sent until Redis answers; the
         fetches are not sent again after a fault (a fetch whose reply was lost leaves its job in this pool's
-        in-progress list, where the orphan sweeper finds it)."""
+        in-progress list, where the orphan sweeper finds it). Call it with the jobs it may fetch counted in
+        `in_flight`; `woken`: this fetch follows a wake-up (then the next waiter is woken too)."""
         context = self._context
         if count == 0:
             self.acknowledge_many(acks)
@@ -172,7 +163,9 @@ class Dispatcher:
             replies = call_many(calls, self._redis)
         finally:
             self._fetching = False
-        self._report_failed_acks(acks, replies[: len(acks)])
+        refused = [acks[index] for index, reply in enumerate(replies[: len(acks)]) if _refused(reply)]
+        self.acknowledge_many(refused)  # until Redis takes them: refused, they did not run
+        self._report_failed_acks(acks, [None if _refused(reply) else reply for reply in replies[: len(acks)]])
         runs = []
         for (order, token, _, _), reply in zip(fetches, replies[len(acks) :], strict=True):
             if isinstance(reply, Exception):
@@ -284,14 +277,13 @@ class Dispatcher:
 
     # --- ending a run --------------------------------------------------------------------------------------
 
-    def finish(self, run: Run, job: Job, error: BaseException | None) -> Finished:
-        """File the run by what its chain raised (None: it returned); a KeyboardInterrupt or SystemExit hands
-        the job back and stops the pool."""
+    def ending(self, run: Run, job: Job, error: BaseException | None) -> tuple[Ack, Finished]:
+        """How the run is to be filed by what its chain raised, for an ack sent later (with the next fetch); a
+        KeyboardInterrupt or SystemExit stops the pool at once."""
         ack = self._context.outcomes.ack_for(run, job, error)
-        self.acknowledge(run, ack)
         if isinstance(error, STOPPING_OUTCOMES):
             self._context.stopping.set()
-        return Finished(job, ack.outcome, error)
+        return ack, Finished(job, ack.outcome, error)
 
     def acknowledge(self, run: Run, ack: Ack) -> None:
         """Finish the run in one script call, retrying through Redis faults (the job stays in progress meanwhile).
@@ -301,15 +293,27 @@ class Dispatcher:
         self.acknowledge_many([(run, ack)])
 
     def acknowledge_many(self, acks: Sequence[tuple[Run, Ack]]) -> None:
-        """`acknowledge` for several runs, in one round trip (sent again whole after a fault: a repeated ack finds
-        its job gone from in progress and changes nothing)."""
+        """`acknowledge` for several runs, in one round trip. After a connection fault they are sent again whole (a
+        repeated ack finds its job gone from in progress and changes nothing); acks Redis refused without running
+        them (READONLY after a failover, MISCONF after a failed save) are sent again until it accepts them."""
         if not acks:
             return
         ack = self._context.scripts.ack
-        calls: list[ScriptCall] = [(ack, *self._ack_call(run, outcome)) for run, outcome in acks]
+        replies: list[Any] = [None] * len(acks)
+        pending = list(range(len(acks)))
+
+        def send() -> None:
+            nonlocal pending
+            calls: list[ScriptCall] = [(ack, *self._ack_call(*acks[index])) for index in pending]
+            for index, reply in zip(pending, call_many(calls, self._redis), strict=True):
+                replies[index] = reply
+            pending = [index for index in pending if _refused(replies[index])]
+            if pending:
+                raise replies[pending[0]]
+
         names = ", ".join(sorted({run.registration.name for run, _ in acks}))
-        replies = self._persist(lambda: call_many(calls, self._redis), f"finish {len(acks)} {names} job(s)")
-        self._report_failed_acks(acks, replies or [])
+        self._persist(send, f"finish {len(acks)} {names} job(s)")
+        self._report_failed_acks(acks, replies)
 
     def _report_failed_acks(self, acks: Sequence[tuple[Run, Ack]], replies: Sequence[Any]) -> None:
         for (run, _), reply in zip(acks, replies, strict=False):
@@ -361,6 +365,11 @@ class Dispatcher:
                 if waited:
                     logger.info("%s: done after %.1f s of retries", what, waited)
                 return result
+
+
+def _refused(reply: Any) -> bool:
+    """A script call's reply that says Redis did not run it and may later (READONLY, MISCONF…)."""
+    return isinstance(reply, Exception) and is_redis_fault(reply)
 
 
 def _as_bytes(payload: bytes | str) -> bytes:

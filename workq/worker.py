@@ -1,4 +1,8 @@
-"""One worker thread: fetch → middleware chain → ack, retry, reschedule or dead; never dies on a bad job."""
+"""One worker thread: fetch → middleware chain → ack, retry, reschedule or dead; never dies on a bad job.
+
+A run's ack goes to Redis with the fetch of the next job, in one round trip (`Dispatcher.exchange`): the thread asks
+for its next job as soon as a run ends, so the ack is not delayed, and a worker that finds nothing has still sent it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import cast
 from workq.dispatcher import IDLE_POLL, Dispatcher, FetchOrder, WorkerContext
 from workq.job import Job
 from workq.middleware import JobChain
-from workq.run import Finished, Run
+from workq.run import Ack, Finished, Run
 
 logger = logging.getLogger("workq")
 
@@ -22,6 +26,8 @@ class Worker:
         self._context = context
         self._order = order
         self._current: Run | None = None
+        self._ended: tuple[Run, Ack] | None = None
+        """The last run and its ack, until that ack is sent: the job is still in progress (and in flight)."""
         self._dispatcher = Dispatcher(f"worker {worker_id}", context)
 
     def run(self) -> None:
@@ -36,13 +42,55 @@ class Worker:
         while not context.stopping.is_set():
             fetched: Run | None = None
             try:
-                with context.in_flight:
-                    fetched = self._dispatcher.fetch_next(self._order, woken)
-                    if fetched is not None:
-                        self._process(fetched)
+                fetched = self._ack_and_fetch(woken)
+                if fetched is not None:
+                    self._run(fetched)
             except Exception as exc:
                 self._dispatcher.note_fault(exc)
             woken = fetched is None and self._order.wakeup.wait(IDLE_POLL)
+        try:
+            self._ack_and_fetch(woken=False, fetch=False)
+        except Exception as exc:  # the job stays in progress: the orphan sweeper or the reaper hands it back
+            self._dispatcher.note_fault(exc)
+
+    def _ack_and_fetch(self, woken: bool, fetch: bool = True) -> Run | None:
+        """Send the last run's ack and fetch the next job, in one round trip. Each fetched job counts as in flight
+        until its own ack is sent, so `drain()` cannot miss it."""
+        in_flight, ended = self._context.in_flight, self._ended
+        if fetch:
+            in_flight.add()
+        runs: list[Run] = []
+        try:
+            runs = self._dispatcher.exchange([ended] if ended else [], self._order, int(fetch), woken)
+        finally:
+            if ended is not None:  # sent (exchange retries an ack through faults), or left for recovery
+                self._ended = None
+                in_flight.remove()
+            if fetch and not runs:
+                in_flight.remove()
+        return runs[0] if runs else None
+
+    def _run(self, run: Run) -> Finished:
+        """Run the job, keeping its ack for the next round trip (a payload that is no job is filed dead at once)."""
+        self._current = run
+        try:
+            job = self._dispatcher.begin(run, self.worker_id)
+            if isinstance(job, Finished):
+                return job
+            job._checkin_hook = lambda message: self._checkin(job, run, message)
+            error: BaseException | None = None
+            try:
+                cast(JobChain, run.registration.chain)(job)
+            except BaseException as exc:
+                error = exc
+            ack, finished = self._dispatcher.ending(run, job, error)
+            self._ended = (run, ack)
+            return finished
+        finally:
+            self._current = None
+            self._context.observer.done(self.worker_id)
+            if self._ended is None:  # nothing left to acknowledge for this run
+                self._context.in_flight.remove()
 
     @property
     def fetching(self) -> bool:
@@ -54,26 +102,12 @@ class Worker:
 
         The steps of `_loop` without its waiting, for `workq.testing`'s drain.
         """
-        fetched = self._dispatcher.fetch_next(self._order, woken=False)
-        return None if fetched is None else self._process(fetched)
-
-    def _process(self, run: Run) -> Finished:
-        self._current = run
-        try:
-            job = self._dispatcher.begin(run, self.worker_id)
-            return job if isinstance(job, Finished) else self._run_job(run, job)
-        finally:
-            self._current = None
-            self._context.observer.done(self.worker_id)
-
-    def _run_job(self, run: Run, job: Job) -> Finished:
-        job._checkin_hook = lambda message: self._checkin(job, run, message)
-        error: BaseException | None = None
-        try:
-            cast(JobChain, run.registration.chain)(job)
-        except BaseException as exc:
-            error = exc
-        return self._dispatcher.finish(run, job, error)
+        fetched = self._ack_and_fetch(woken=False)
+        if fetched is None:
+            return None
+        finished = self._run(fetched)
+        self._ack_and_fetch(woken=False, fetch=False)
+        return finished
 
     def _checkin(self, job: Job, run: Run, message: str) -> None:
         """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead."""
@@ -82,15 +116,20 @@ class Worker:
 
     @property
     def held_payload(self) -> bytes | None:
-        """The bytes of the job this worker is running, as they sit in the in-progress list."""
-        run = self._current
+        """The bytes of the job this worker is running or has yet to acknowledge, as they sit in the in-progress
+        list."""
+        run = self._held()
         return None if run is None else run.payload
 
     @property
     def held_lease(self) -> bytes:
-        """The lease of the run this worker is in (b'' when none, or the job has no time-out)."""
-        run = self._current
+        """The lease of the run this worker is in or has yet to acknowledge (b'' when none, or no time-out)."""
+        run = self._held()
         return b"" if run is None else run.lease
+
+    def _held(self) -> Run | None:
+        ended = self._ended
+        return self._current or (None if ended is None else ended[0])
 
     def abandon(self) -> bool:
         """Put the job this worker is running back on its queue (its handler outran the stop grace period).

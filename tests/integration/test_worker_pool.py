@@ -8,6 +8,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
 
 from integration.job_log import JobLog
 from integration.namespace_view import NamespaceView
@@ -209,3 +213,30 @@ def test_a_paused_job_name_is_not_fetched_until_unpaused(
 
     view.client.delete(view.key("jobs:paused:paused"))
     assert log.wait_for(11)[-1].id == held.id
+
+
+def test_a_worker_thread_sends_each_ack_with_its_next_fetch(
+    make_pool: PoolFactory, enqueuer: Enqueuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One round trip per job from a full queue (the ack of a run rides with the fetch of the next job), not two."""
+    writes: Counter[str] = Counter()
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        writes[threading.current_thread().name] += 1
+        send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    log = JobLog()
+    pool = make_pool(concurrency=1)
+    pool.job("work", log.record)
+    jobs = 200
+    enqueuer.enqueue_many("work", [{"i": i} for i in range(jobs)])
+
+    pool.start()
+    pool.drain(timeout=20)
+    pool.stop()
+
+    assert len(log.runs_per_id()) == jobs
+    by_worker = sum(count for name, count in writes.items() if name.startswith("workq-worker"))
+    assert jobs <= by_worker < 1.25 * jobs, writes  # besides: the first fetch, idle looks, the one at stop
