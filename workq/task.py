@@ -4,10 +4,10 @@ typed from its signature (ParamSpec), so mypy rejects a wrong argument name or t
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from workq.handler import check_body_runs, is_async_callable
 from workq.job import Job, ScheduledJob
 from workq.task_args import ArgSpec
 
@@ -118,11 +118,10 @@ class AsyncTaskEnqueuer(Generic[P]):
 
 def job_handler(fn: Callable[..., Any], spec: ArgSpec) -> Callable[[Job], Any]:
     """The `fn(job)` handler the pool runs for a task: binds the job's args to `fn`'s parameters (`ArgsMismatch`
-    when they do not fit), then calls it — an `async def` handler for an `async def` function. A generator
-    function is refused (`TypeError`): its body would never run."""
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        raise TypeError(f"task {spec.task_name!r} is a generator function: its body would never run; drop `yield`")
-    if inspect.iscoroutinefunction(fn):
+    when they do not fit), then calls it — an `async def` handler for an async function. What the pool could not
+    run (a generator, a plain function declared to return an awaitable) is refused with `TypeError`."""
+    check_body_runs(f"task {spec.task_name!r}", fn)
+    if is_async_callable(fn):
         async_fn: Callable[..., Awaitable[Any]] = fn
 
         async def run_async(job: Job) -> Any:
