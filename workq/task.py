@@ -57,6 +57,16 @@ class Task(Generic[P, R]):
         """`enqueue_unique`, delayed like `enqueue_in`."""
         return self.using(self._enqueuer()).enqueue_unique_in(seconds, *args, **kwargs)
 
+    def enqueue_unique_by_key(self, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs) -> Job | None:
+        """Unique by `key`; while one is pending, a later call replaces the args it runs with (then None)."""
+        return self.using(self._enqueuer()).enqueue_unique_by_key(key, *args, **kwargs)
+
+    def enqueue_unique_in_by_key(
+        self, seconds: float, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> ScheduledJob | None:
+        """`enqueue_unique_by_key`, delayed like `enqueue_in`."""
+        return self.using(self._enqueuer()).enqueue_unique_in_by_key(seconds, key, *args, **kwargs)
+
     @overload
     def using(self, enqueuer: Enqueuer) -> TaskEnqueuer[P]: ...
     @overload
@@ -94,6 +104,14 @@ class TaskEnqueuer(Generic[P]):
     def enqueue_unique_in(self, seconds: float, /, *args: P.args, **kwargs: P.kwargs) -> ScheduledJob | None:
         return self._enqueuer.enqueue_unique_in(self._name, seconds, self._spec.to_args(args, kwargs))
 
+    def enqueue_unique_by_key(self, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs) -> Job | None:
+        return self._enqueuer.enqueue_unique_by_key(self._name, self._spec.to_args(args, kwargs), key)
+
+    def enqueue_unique_in_by_key(
+        self, seconds: float, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> ScheduledJob | None:
+        return self._enqueuer.enqueue_unique_in_by_key(self._name, seconds, self._spec.to_args(args, kwargs), key)
+
 
 class AsyncTaskEnqueuer(Generic[P]):
     """A task's typed enqueue calls on one `AsyncEnqueuer`, as coroutines."""
@@ -114,6 +132,15 @@ class AsyncTaskEnqueuer(Generic[P]):
 
     async def enqueue_unique_in(self, seconds: float, /, *args: P.args, **kwargs: P.kwargs) -> ScheduledJob | None:
         return await self._enqueuer.enqueue_unique_in(self._name, seconds, self._spec.to_args(args, kwargs))
+
+    async def enqueue_unique_by_key(self, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs) -> Job | None:
+        return await self._enqueuer.enqueue_unique_by_key(self._name, self._spec.to_args(args, kwargs), key)
+
+    async def enqueue_unique_in_by_key(
+        self, seconds: float, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> ScheduledJob | None:
+        args_json = self._spec.to_args(args, kwargs)
+        return await self._enqueuer.enqueue_unique_in_by_key(self._name, seconds, args_json, key)
 
 
 def job_handler(fn: Callable[..., Any], spec: ArgSpec) -> Callable[[Job], Any]:

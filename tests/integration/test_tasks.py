@@ -133,3 +133,24 @@ def test_an_async_task_runs_with_its_args_bound_and_a_mismatch_goes_dead_at_once
     assert "argument 'attempts' should be int, got str '2'" in dead.fields["err"]
     assert view.retry() == []
     assert asyncio.run(fetch("direct")) == "direct", "calling the task calls the function"
+
+
+def test_a_by_key_task_enqueue_replaces_the_pending_args(make_pool: PoolFactory, view: NamespaceView) -> None:
+    pool = make_pool()
+    ran: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    @pool.task
+    def sync_user(user: str, revision: int) -> None:
+        ran.append((user, revision))
+        done.set()
+
+    first = sync_user.enqueue_unique_by_key({"user": "ada"}, "ada", 1)
+    assert first is not None
+    assert sync_user.enqueue_unique_by_key({"user": "ada"}, "ada", revision=2) is None, "pending: args replaced"
+    later = sync_user.enqueue_unique_in_by_key(3600, {"user": "bob"}, "bob", 1)
+    assert later is not None and [member.fields["id"] for member in view.scheduled()] == [later.id]
+    pool.start()
+    assert done.wait(30)
+    pool.drain(timeout=30)
+    assert ran == [("ada", 2)], "one run, with the newest args"
