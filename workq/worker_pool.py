@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from workq import instrumentation
 from workq.backoff import Backoff
 from workq.clock import as_clock
 from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
@@ -305,7 +306,7 @@ class WorkerPool:
     def _build_running(self, concurrency: int, stopping: threading.Event) -> RunningPool:
         keys = Keys(self.namespace)
         tally = RunTally(self.redis, keys, self.job_names, self._clock.wall)
-        middlewares = [tally.middleware, log_context, *self._middlewares]
+        middlewares = [tally.middleware, log_context, instrumentation.run_hook, *self._middlewares]
         registrations = {
             name: Registration.build(keys, self.pool_id, name, build_chain(middlewares, handler), handler.options)
             for name, handler in self._handlers.items()
