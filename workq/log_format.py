@@ -23,13 +23,16 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CHILD_INDEX_ENV = "WORKQ_CHILD_INDEX"
 """Set by the `--processes` supervisor in each child's environment: the child's slot, from 0."""
 
-_running_job: ContextVar[Job | None] = ContextVar("workq_running_job", default=None)
+_running_job: ContextVar[tuple[str, str, int] | None] = ContextVar("workq_running_job", default=None)
+"""Name, id and attempt of the job whose run (or acknowledgement) the current thread or task is in."""
 
 
 @contextmanager
 def job_context(job: Job) -> Iterator[None]:
-    """Lines logged inside carry the job's name, id and attempt (a context variable: per thread and per task)."""
-    token = _running_job.set(job)
+    """Lines logged inside carry the job's name, id and attempt (a context variable: per thread and per task).
+
+    Taken as the block starts: the failure lines logged after a run count the attempt that failed, not the next."""
+    token = _running_job.set((job.name, job.id, job.fails + 1))
     try:
         yield
     finally:
@@ -57,7 +60,7 @@ class JsonFormatter(logging.Formatter):
         }
         job = _running_job.get()
         if job is not None:
-            line.update(job_name=job.name, job_id=job.id, attempt=job.fails + 1)
+            line["job_name"], line["job_id"], line["attempt"] = job
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:

@@ -22,6 +22,7 @@ from workq.handler import JobOptions
 from workq.heartbeat import Observer
 from workq.job import Job, malformed_job_record
 from workq.keys import Keys
+from workq.log_format import job_context
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.scripts import Scripts
@@ -226,6 +227,10 @@ class Worker:
             job = Job.from_json(run.payload)
         except MalformedJob as exc:
             return self._bury_malformed(run, exc)
+        with job_context(job):  # the failure lines logged after the chain returns carry the job too
+            return self._run_parsed(job, run)
+
+    def _run_parsed(self, job: Job, run: Run) -> Finished:
         if job.unique:
             job = self._claim_unique(job, run)
         self._context.observer.started(self.worker_id, job)
