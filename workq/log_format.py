@@ -2,7 +2,8 @@
 
 Each line has `time` (UTC, ISO 8601 with milliseconds), `level`, `logger`, `message`, the fields the process
 declared (`pool_id`, `child` under `--processes`), and, for lines logged while a job runs in that thread or task,
-`job_name`, `job_id` and `attempt` (1 for the first run). A traceback goes in `exception`.
+`job_name`, `job_id` and `attempt` (1 for the first run); under `workq.otel.instrument()`, lines logged inside a
+span carry its `trace_id` and `span_id`. A traceback goes in `exception`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TextIO
 
+from workq import instrumentation
 from workq.job import Job
 
 FORMATS = ("text", "json")
@@ -61,6 +63,7 @@ class JsonFormatter(logging.Formatter):
         job = _running_job.get()
         if job is not None:
             line["job_name"], line["job_id"], line["attempt"] = job
+        line.update(instrumentation.log_fields())
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:

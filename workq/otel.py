@@ -42,7 +42,7 @@ def instrument(tracer_provider: TracerProvider | None = None) -> None:
     """
     tracer = trace.get_tracer(__name__, _workq_version(), tracer_provider=tracer_provider)
     tracing = _Tracing(tracer)
-    instrumentation.install(run=tracing.run, enqueue=tracing.enqueuing)
+    instrumentation.install(run=tracing.run, enqueue=tracing.enqueuing, log_fields=_current_span_ids)
 
 
 def uninstrument() -> None:
@@ -108,6 +108,14 @@ class _Tracing:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
                 raise
+
+
+def _current_span_ids() -> dict[str, str]:
+    """`trace_id` and `span_id` of the current span, as trace backends print them (hex), for JSON log lines."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
 
 
 def _headers(job: Job) -> dict[str, str]:

@@ -6,7 +6,9 @@ job, and without `instrument()` nothing changes."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +25,7 @@ from integration.pool_factory import PoolFactory
 from support import wait_until
 from workq import ConnectionFailed, Enqueuer, Job
 from workq.aio import AsyncEnqueuer
+from workq.log_format import configure_logging
 from workq.otel import TRACE_CONTEXT_FIELD, instrument, uninstrument
 
 
@@ -259,3 +262,32 @@ def test_instrument_reaches_a_pool_started_before_it(
         wait_until(lambda: named(exporter, "workq run early"), what="the run span")
     finally:
         uninstrument()
+
+
+def test_json_log_lines_inside_a_run_carry_its_trace_and_span(
+    spans: InMemorySpanExporter, make_pool: PoolFactory, enqueuer: Enqueuer
+) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    try:
+        pool = make_pool()
+        ran = threading.Event()
+
+        @pool.job("traced_log")
+        def traced_log(job: Job) -> None:
+            logging.getLogger("app").info("inside")
+            ran.set()
+
+        pool.start()
+        enqueuer.enqueue("traced_log")
+        assert ran.wait(10)
+        wait_until(lambda: named(spans, "workq run traced_log"), what="the run span")
+        logging.getLogger("app").info("outside")
+    finally:
+        logging.basicConfig(handlers=[logging.StreamHandler()], force=True)
+
+    lines = {line["message"]: line for line in map(json.loads, stream.getvalue().splitlines())}
+    (run,) = named(spans, "workq run traced_log")
+    assert lines["inside"]["trace_id"] == f"{run.context.trace_id:032x}"
+    assert lines["inside"]["span_id"] == f"{run.context.span_id:016x}"
+    assert "trace_id" not in lines["outside"]
