@@ -12,8 +12,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TextIO
 
@@ -29,22 +28,31 @@ _running_job: ContextVar[tuple[str, str, int] | None] = ContextVar("workq_runnin
 """Name, id and attempt of the job whose run (or acknowledgement) the current thread or task is in."""
 
 
-@contextmanager
-def job_context(job: Job) -> Iterator[None]:
+class job_context:  # noqa: N801 (used as a function: `with job_context(job):`)
     """Lines logged inside carry the job's name, id and attempt (a context variable: per thread and per task).
 
-    Taken as the block starts: the failure lines logged after a run count the attempt that failed, not the next."""
-    token = _running_job.set((job.name, job.id, job.fails + 1))
-    try:
-        yield
-    finally:
-        _running_job.reset(token)
+    Taken as the block starts: the failure lines logged after a run count the attempt that failed, not the next.
+    A class rather than a generator: it is entered on every run, and this costs a tenth of @contextmanager's."""
+
+    __slots__ = ("_job", "_token")
+
+    def __init__(self, job: Job) -> None:
+        self._job = (job.name, job.id, job.fails + 1)
+
+    def __enter__(self) -> None:
+        self._token = _running_job.set(self._job)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _running_job.reset(self._token)
 
 
 def log_context(job: Job, next: Callable[[], None]) -> None:
     """A middleware, outermost in every pool's chains: the run's log lines carry the job."""
-    with job_context(job):
+    token = _running_job.set((job.name, job.id, job.fails + 1))
+    try:
         next()
+    finally:
+        _running_job.reset(token)
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,0 +1,164 @@
+"""What observability costs the hot path: `python -m benchmarks.observability_cost [--jobs 20000] [--rounds 5]`.
+
+One `workq worker` process (10 threads) drains `--jobs` no-op jobs enqueued beforehand; the rate is timed from
+the 10% to the 100% mark of the ack script's daily `processed` count (polled every 2 ms), so start-up is left
+out. Variants, run in turn in every round (each round in a rotated order, so a drift of the shared machine's load
+spreads over all of them):
+
+- `metrics off`: this tree, as shipped (the run tally, log context and instrumentation hook middlewares built in);
+- `metrics on`: the same with `--metrics-port` (prometheus_client's counters and histogram on every run);
+- `no built-ins`: this tree with the three built-in middlewares taken out of the chain (a temporary worktree of
+  HEAD, one line patched), to price them;
+- `before f588875`: the commit before the tally and metrics landed (a temporary worktree), for reference.
+
+Needs the Redis of $WORKQ_REDIS_URL (default redis://127.0.0.1:6379/0); each run uses a namespace of its own and
+deletes it. Prints a markdown table: median jobs/s (min–max) and the cost against `metrics off`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from benchmarks.worker_process import cpu_seconds
+from workq import Enqueuer
+from workq.keys import Keys
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ROOT / "benchmarks" / "apps"
+REDIS_URL = os.environ.get("WORKQ_REDIS_URL", "redis://127.0.0.1:6379/0")
+BEFORE_OBSERVABILITY = "f588875~1"
+BUILT_INS = "tally.middleware, log_context, instrumentation.run_hook, "
+POLL = 0.002
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    tree: Path
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Measured:
+    rate: float
+    """Jobs per second."""
+    cpu_per_job: float
+    """Worker CPU (user + system) per job, µs: less swayed by the other load of a shared machine than the rate."""
+
+
+def measure(variant: Variant, jobs: int) -> Measured:
+    """One worker process draining `jobs` no-op jobs, between the 10% and the 100% mark."""
+    namespace = f"bench-obs-{secrets.token_hex(4)}"
+    client = redis.Redis.from_url(REDIS_URL)
+    env = {**os.environ, "PYTHONPATH": f"{variant.tree}{os.pathsep}{APPS}"}
+    command = [sys.executable, "-m", "workq", "worker", "noop_app:pool", "--redis-url", REDIS_URL]
+    try:
+        Enqueuer(namespace, client).enqueue_many("noop", [{"n": n} for n in range(jobs)])
+        stats_key = Keys(namespace).stats("noop", client.time()[0])
+        with tempfile.TemporaryDirectory() as empty:  # cwd: nothing there shadows the tree's workq
+            worker = subprocess.Popen(
+                [*command, "--namespace", namespace, "--log-level", "WARNING", *variant.options], cwd=empty, env=env
+            )
+            try:
+                started = _reach(client, stats_key, jobs // 10, worker)
+                cpu_started = cpu_seconds(worker.pid)
+                ended = _reach(client, stats_key, jobs, worker)
+                cpu_used = cpu_seconds(worker.pid) - cpu_started
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(60)
+    finally:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    counted = jobs - jobs // 10
+    return Measured(counted / (ended - started), cpu_used / counted * 1e6)
+
+
+def _reach(client: redis.Redis, stats_key: str, count: int, worker: subprocess.Popen[bytes]) -> float:
+    deadline = time.monotonic() + 300
+    while int(client.hget(stats_key, "processed") or 0) < count:
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the worker stopped or stalled before {count} jobs (exit {worker.returncode})")
+        time.sleep(POLL)
+    return time.perf_counter()
+
+
+@contextmanager
+def worktree(commit: str, patch_built_ins: bool = False) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="workq-bench-tree-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True)
+    try:
+        if patch_built_ins:
+            source = path / "workq" / "worker_pool.py"
+            text = source.read_text()
+            if BUILT_INS not in text:
+                raise RuntimeError(f"cannot find the built-in middlewares in {source}")
+            source.write_text(text.replace(BUILT_INS, ""))
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args()
+    with worktree("HEAD", patch_built_ins=True) as bare, worktree(BEFORE_OBSERVABILITY) as before:
+        variants = [
+            Variant("metrics off", ROOT),
+            Variant("metrics on", ROOT, ("--metrics-port", str(free_port()))),
+            Variant("no built-ins", bare),
+            Variant(f"before {BEFORE_OBSERVABILITY[:-2]}", before),
+        ]
+        measured: dict[str, list[Measured]] = {variant.label: [] for variant in variants}
+        for round_number in range(options.rounds):
+            shift = round_number % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                result = measure(variant, options.jobs)
+                measured[variant.label].append(result)
+                print(
+                    f"round {round_number + 1}: {variant.label}: {result.rate:,.0f} jobs/s, "
+                    f"{result.cpu_per_job:,.0f} µs CPU/job",
+                    flush=True,
+                )
+    print(f"\n{options.jobs} no-op jobs, 1 process x 10 threads, {options.rounds} rounds; load {os.getloadavg()}")
+    print("| variant | jobs/s, median (min–max) | vs metrics off | worker CPU per job, µs | vs metrics off |")
+    print("|---|---|---|---|---|")
+    base_rate, base_cpu = (statistics.median(getattr(m, field) for m in measured["metrics off"]) for field in FIELDS)
+    for label, results in measured.items():
+        rates, cpus = ([getattr(m, field) for m in results] for field in FIELDS)
+        rate, cpu = statistics.median(rates), statistics.median(cpus)
+        print(
+            f"| {label} | {rate:,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {rate / base_rate - 1:+.1%} "
+            f"| {cpu:,.0f} ({min(cpus):,.0f}–{max(cpus):,.0f}) | {cpu / base_cpu - 1:+.1%} |"
+        )
+
+
+FIELDS = ("rate", "cpu_per_job")
+
+
+if __name__ == "__main__":
+    main()
