@@ -12,7 +12,8 @@ spreads over all of them):
 - `before f588875`: the commit before the tally and metrics landed (a temporary worktree), for reference.
 
 Needs the Redis of $WORKQ_REDIS_URL (default redis://127.0.0.1:6379/0); each run uses a namespace of its own and
-deletes it. Prints a markdown table: median jobs/s (min–max) and the cost against `metrics off`.
+deletes it. Prints a markdown section (median jobs/s and worker CPU per job, the cost against `metrics off`);
+`--write docs/benchmarks.md` puts it in place of that file's "Observability cost" section.
 """
 
 from __future__ import annotations
@@ -125,7 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--write", type=Path, help="replace the section of this file (docs/benchmarks.md)")
     options = parser.parse_args()
+    load_before = os.getloadavg()
     with worktree("HEAD", patch_built_ins=True) as bare, worktree(BEFORE_OBSERVABILITY) as before:
         variants = [
             Variant("metrics off", ROOT),
@@ -144,20 +147,68 @@ def main() -> None:
                     f"{result.cpu_per_job:,.0f} µs CPU/job",
                     flush=True,
                 )
-    print(f"\n{options.jobs} no-op jobs, 1 process x 10 threads, {options.rounds} rounds; load {os.getloadavg()}")
-    print("| variant | jobs/s, median (min–max) | vs metrics off | worker CPU per job, µs | vs metrics off |")
-    print("|---|---|---|---|---|")
-    base_rate, base_cpu = (statistics.median(getattr(m, field) for m in measured["metrics off"]) for field in FIELDS)
-    for label, results in measured.items():
-        rates, cpus = ([getattr(m, field) for m in results] for field in FIELDS)
-        rate, cpu = statistics.median(rates), statistics.median(cpus)
-        print(
-            f"| {label} | {rate:,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {rate / base_rate - 1:+.1%} "
-            f"| {cpu:,.0f} ({min(cpus):,.0f}–{max(cpus):,.0f}) | {cpu / base_cpu - 1:+.1%} |"
-        )
+    text = section(measured, options.jobs, options.rounds, load_before, os.getloadavg())
+    print(f"\n{text}")
+    if options.write is not None:
+        replace_section(options.write, text)
+        print(f"wrote the section into {options.write}")
 
 
 FIELDS = ("rate", "cpu_per_job")
+HEADING = "## Observability cost"
+
+
+def section(
+    measured: dict[str, list[Measured]],
+    jobs: int,
+    rounds: int,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+) -> str:
+    """The markdown section of docs/benchmarks.md: one row per variant, costs against `metrics off`."""
+    base_rate, base_cpu = (statistics.median(getattr(m, field) for m in measured["metrics off"]) for field in FIELDS)
+    lines = [
+        HEADING,
+        "",
+        f"Written by `python -m benchmarks.observability_cost --jobs {jobs} --rounds {rounds} --write "
+        f"docs/benchmarks.md` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (not by `benchmarks.run`: "
+        "re-run it after that). One `workq worker` process, 10 threads, draining no-op jobs, timed from the 10% to "
+        "the 100% mark; the variants alternate, in a rotated order each round. Medians, min–max in brackets. The "
+        "machine (2 cores) was shared with other work: load average "
+        f"{' / '.join(f'{value:.2f}' for value in load_before)} at start, "
+        f"{' / '.join(f'{value:.2f}' for value in load_after)} at the end, so the worker CPU per job is the steadier "
+        "figure.",
+        "",
+        "| variant | jobs/s ↑ | vs metrics off | worker CPU per job (µs) ↓ | vs metrics off |",
+        "|---|---|---|---|---|",
+    ]
+    for label, results in measured.items():
+        rates, cpus = ([getattr(m, field) for m in results] for field in FIELDS)
+        rate, cpu = statistics.median(rates), statistics.median(cpus)
+        lines.append(
+            f"| {label} | {rate:,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {rate / base_rate - 1:+.1%} "
+            f"| {cpu:,.0f} ({min(cpus):,.0f}–{max(cpus):,.0f}) | {cpu / base_cpu - 1:+.1%} |"
+        )
+    lines += [
+        "",
+        "`metrics off` is workq as shipped: the run tally of the charts, the log context and the (empty) "
+        "instrumentation hook are middlewares of every chain. `metrics on` adds `--metrics-port`. `no built-ins` is "
+        "the same commit with those three middlewares taken out of the chain, `before f588875` the commit before "
+        "any of this landed.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(path: Path, text: str) -> None:
+    """Put `text` in place of the file's section under HEADING (up to the next `## `), or at its end."""
+    document = path.read_text()
+    start = document.find(f"\n{HEADING}\n")
+    if start == -1:
+        path.write_text(document.rstrip("\n") + "\n\n" + text)
+        return
+    following = document.find("\n## ", start + 1)
+    rest = "" if following == -1 else document[following:]
+    path.write_text(document[: start + 1] + text + rest)
 
 
 if __name__ == "__main__":
