@@ -28,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import timeit
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,12 @@ from pathlib import Path
 import redis
 
 from benchmarks.worker_process import cpu_seconds
-from workq import Enqueuer
+from workq import Enqueuer, Job, instrumentation
 from workq.keys import Keys
+from workq.log_format import log_context
+from workq.metrics import JobMetrics
+from workq.middleware import Middleware, build_chain
+from workq.throughput import RunTally
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "benchmarks" / "apps"
@@ -100,6 +105,29 @@ def _reach(client: redis.Redis, stats_key: str, count: int, worker: subprocess.P
     return time.perf_counter()
 
 
+def chain_costs() -> dict[str, float]:
+    """µs per run of a no-op job's middleware chain as pools build it, timed in this process (min of 5 repeats):
+    a figure the shared machine's load barely moves, to set beside the worker's CPU per job."""
+    tally = RunTally(redis.Redis.from_url(REDIS_URL), Keys("unused"), ["noop"], time.time)  # never flushed
+    metrics = JobMetrics()
+    built_ins: list[Middleware] = [tally.middleware, log_context, instrumentation.run_hook]
+    chains = {
+        "no middleware": build_chain([], _noop),
+        "built-ins (metrics off)": build_chain(built_ins, _noop),
+        "built-ins + metrics (metrics on)": build_chain([*built_ins, metrics.middleware], _noop),
+    }
+    return {label: _micros_per_run(chain) for label, chain in chains.items()}
+
+
+def _micros_per_run(chain: Callable[[Job], None], runs: int = 100_000) -> float:
+    job = Job("noop")
+    return min(timeit.repeat(lambda: chain(job), number=runs, repeat=5)) / runs * 1e6
+
+
+def _noop(job: Job) -> None:
+    """The handler."""
+
+
 @contextmanager
 def worktree(commit: str, patch_built_ins: bool = False) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="workq-bench-tree-"))
@@ -126,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--variants", help="labels to run, comma-separated (default: all): 'metrics off,metrics on'")
     parser.add_argument("--write", type=Path, help="replace the section of this file (docs/benchmarks.md)")
     options = parser.parse_args()
     load_before = os.getloadavg()
@@ -136,6 +165,9 @@ def main() -> None:
             Variant("no built-ins", bare),
             Variant(f"before {BEFORE_OBSERVABILITY[:-2]}", before),
         ]
+        if options.variants:
+            wanted = set(options.variants.split(","))
+            variants = [variant for variant in variants if variant.label in wanted]
         measured: dict[str, list[Measured]] = {variant.label: [] for variant in variants}
         for round_number in range(options.rounds):
             shift = round_number % len(variants)
@@ -147,7 +179,14 @@ def main() -> None:
                     f"{result.cpu_per_job:,.0f} µs CPU/job",
                     flush=True,
                 )
-    text = section(measured, options.jobs, options.rounds, load_before, os.getloadavg())
+    text = section(
+        measured,
+        chain_costs(),
+        jobs=options.jobs,
+        rounds=options.rounds,
+        load_before=load_before,
+        load_after=os.getloadavg(),
+    )
     print(f"\n{text}")
     if options.write is not None:
         replace_section(options.write, text)
@@ -160,6 +199,8 @@ HEADING = "## Observability cost"
 
 def section(
     measured: dict[str, list[Measured]],
+    chains: dict[str, float],
+    *,
     jobs: int,
     rounds: int,
     load_before: tuple[float, float, float],
@@ -189,6 +230,12 @@ def section(
             f"| {label} | {rate:,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {rate / base_rate - 1:+.1%} "
             f"| {cpu:,.0f} ({min(cpus):,.0f}–{max(cpus):,.0f}) | {cpu / base_cpu - 1:+.1%} |"
         )
+    lines += ["", "| middleware chain of a no-op job, in process | µs per run | share of `metrics off`'s CPU per job |"]
+    lines.append("|---|---|---|")
+    bare = chains["no middleware"]
+    for label, micros in chains.items():
+        extra = "" if micros == bare else f" (+{micros - bare:.1f})"
+        lines.append(f"| {label} | {micros:.1f}{extra} | {(micros - bare) / base_cpu:.1%} |")
     lines += [
         "",
         "`metrics off` is workq as shipped: the run tally of the charts, the log context and the (empty) "
