@@ -39,16 +39,16 @@ import redis
 from benchmarks.worker_process import cpu_seconds
 from workq import Enqueuer, Job, instrumentation
 from workq.keys import Keys
-from workq.log_format import log_context
+from workq.log_format import job_context
 from workq.metrics import JobMetrics
-from workq.middleware import Middleware, build_chain
+from workq.middleware import Around, Middleware, build_chain
 from workq.throughput import RunTally
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "benchmarks" / "apps"
 REDIS_URL = os.environ.get("WORKQ_REDIS_URL", "redis://127.0.0.1:6379/0")
 BEFORE_OBSERVABILITY = "f588875~1"
-BUILT_INS = "tally.middleware, log_context, instrumentation.run_hook, "
+BUILT_INS = "Around(tally.counting), Around(job_context), Around(instrumentation.running), "
 POLL = 0.002
 
 
@@ -110,7 +110,7 @@ def chain_costs() -> dict[str, float]:
     a figure the shared machine's load barely moves, to set beside the worker's CPU per job."""
     tally = RunTally(redis.Redis.from_url(REDIS_URL), Keys("unused"), ["noop"], time.time)  # never flushed
     metrics = JobMetrics()
-    built_ins: list[Middleware] = [tally.middleware, log_context, instrumentation.run_hook]
+    built_ins: list[Middleware] = [Around(tally.counting), Around(job_context), Around(instrumentation.running)]
     chains = {
         "no middleware": build_chain([], _noop),
         "built-ins (metrics off)": build_chain(built_ins, _noop),

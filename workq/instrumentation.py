@@ -1,9 +1,9 @@
-"""Process-wide hooks for optional integrations (`workq.otel`): a middleware every pool's chains call, a context
-manager around the write of every enqueue (`Enqueuer` and `workq.aio.AsyncEnqueuer` alike), and fields for each
-`--log-format json` line.
+"""Process-wide hooks for optional integrations (`workq.otel`): a context manager around every run (the rest of
+each pool's chain, sync or async), one around the write of every enqueue (`Enqueuer` and
+`workq.aio.AsyncEnqueuer` alike), and fields for each `--log-format json` line.
 
 Installed at any time, they reach pools and enqueuers built before or after, even running ones: each run and each
-enqueue looks the hook up as it starts. Nothing installed costs a run one global lookup and a call.
+enqueue looks the hook up as it starts. Nothing installed costs a run a global lookup and a `nullcontext`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 from workq.job import Job
-from workq.middleware import Middleware, Next
 
+RunHook = Callable[[Job], AbstractContextManager[object]]
+"""Entered around the rest of a run's chain, in the run's own thread or task (so a context it sets is current in
+the handler); it sees what the run raises."""
 EnqueueHook = Callable[[Sequence[Job]], AbstractContextManager[object]]
 """Entered around the write of `jobs` (one name, at least one job) before any of them is serialised: it may set
 fields of theirs (`Job.extra`), and it sees the error (`ConnectionFailed`, `MaybeEnqueued`) of a failed write."""
@@ -21,14 +23,16 @@ fields of theirs (`Job.extra`), and it sees the error (`ConnectionFailed`, `Mayb
 LogFields = Callable[[], dict[str, str]]
 """Fields for the JSON log line being written in the current thread or task (e.g. the current trace and span)."""
 
-_run_hook: Middleware | None = None
+_run_hook: RunHook | None = None
 _enqueue_hook: EnqueueHook | None = None
 _log_fields: LogFields | None = None
+_NOTHING = nullcontext()
+"""Reusable and reentrant: entering it does nothing."""
 
 
-def install(*, run: Middleware, enqueue: EnqueueHook, log_fields: LogFields) -> None:
-    """Make `run` a middleware of every pool (inside the run tally and the log context, outside the pool's own
-    middlewares), `enqueue` wrap every enqueue, and `log_fields` add to JSON log lines. Replaces what was installed."""
+def install(*, run: RunHook, enqueue: EnqueueHook, log_fields: LogFields) -> None:
+    """Make `run` wrap every run (inside the run tally and the log context, outside the pool's own middlewares),
+    `enqueue` every enqueue, and `log_fields` add to JSON log lines. Replaces what was installed."""
     global _run_hook, _enqueue_hook, _log_fields
     _run_hook, _enqueue_hook, _log_fields = run, enqueue, log_fields
 
@@ -38,18 +42,15 @@ def uninstall() -> None:
     _run_hook = _enqueue_hook = _log_fields = None
 
 
-def run_hook(job: Job, next: Next) -> None:
-    """The built-in middleware through which the installed run hook, if any, wraps each run."""
+def running(job: Job) -> AbstractContextManager[object]:
+    """Around the rest of every chain (a built-in `workq.middleware.Around`): the installed run hook, if any."""
     hook = _run_hook
-    if hook is None:
-        next()
-    else:
-        hook(job, next)
+    return _NOTHING if hook is None else hook(job)
 
 
 def enqueuing(jobs: Sequence[Job]) -> AbstractContextManager[object]:
     hook = _enqueue_hook
-    return nullcontext() if hook is None else hook(jobs)
+    return _NOTHING if hook is None else hook(jobs)
 
 
 def log_fields() -> dict[str, str]:

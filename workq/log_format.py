@@ -12,7 +12,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TextIO
 
@@ -44,15 +43,6 @@ class job_context:  # noqa: N801 (used as a function: `with job_context(job):`)
 
     def __exit__(self, *exc_info: object) -> None:
         _running_job.reset(self._token)
-
-
-def log_context(job: Job, next: Callable[[], None]) -> None:
-    """A middleware, outermost in every pool's chains: the run's log lines carry the job."""
-    token = _running_job.set((job.name, job.id, job.fails + 1))
-    try:
-        next()
-    finally:
-        _running_job.reset(token)
 
 
 class JsonFormatter(logging.Formatter):

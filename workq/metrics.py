@@ -14,13 +14,14 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Iterator, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 from workq.client import Client
-from workq.errors import Retry, WorkqError
+from workq.errors import WorkqError
 from workq.job import Job
-from workq.middleware import Next
-from workq.throughput import read_totals
+from workq.middleware import Around
+from workq.throughput import counted_outcome, read_totals
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Histogram
@@ -64,20 +65,14 @@ class JobMetrics:
         )
         self._series: dict[str, _NameSeries] = {}
 
-    def middleware(self, job: Job, next: Next) -> None:
-        series = self._series.get(job.name) or self._series_of(job.name)
-        started = time.perf_counter()
-        try:
-            next()
-        except Retry:
-            raise
-        except Exception:
-            series.failed.inc()
-            raise
-        else:
-            series.processed.inc()
-        finally:
-            series.duration.observe(time.perf_counter() - started)
+    @property
+    def middleware(self) -> Around:
+        """The middleware to add with `pool.middleware`: it wraps sync and async chains alike."""
+        return Around(self.measuring)
+
+    def measuring(self, job: Job) -> _Measuring:
+        """A context manager around one run: counted (processed, or failed if it raised, not `Retry`) and timed."""
+        return _Measuring(self._series.get(job.name) or self._series_of(job.name))
 
     def _series_of(self, job_name: str) -> _NameSeries:
         """The labelled children of one job name, looked up once: `labels()` costs more than `inc()`."""
@@ -92,6 +87,28 @@ class _NameSeries(NamedTuple):
     processed: Counter
     failed: Counter
     duration: Histogram
+
+
+class _Measuring:
+    """One run being measured. A class rather than @contextmanager: entered on every run, it costs a fraction."""
+
+    __slots__ = ("_series", "_started")
+
+    def __init__(self, series: _NameSeries) -> None:
+        self._series = series
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        series = self._series
+        outcome = counted_outcome(kind)
+        if outcome == "processed":
+            series.processed.inc()
+        elif outcome == "failed":
+            series.failed.inc()
+        series.duration.observe(time.perf_counter() - self._started)
 
 
 class QueueCollector:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from workq import instrumentation
 from workq.errors import Retry, WorkqError
 from workq.job import Job
-from workq.middleware import Next
 
 try:
     from opentelemetry import propagate, trace
@@ -42,7 +41,7 @@ def instrument(tracer_provider: TracerProvider | None = None) -> None:
     """
     tracer = trace.get_tracer(__name__, _workq_version(), tracer_provider=tracer_provider)
     tracing = _Tracing(tracer)
-    instrumentation.install(run=tracing.run, enqueue=tracing.enqueuing, log_fields=_current_span_ids)
+    instrumentation.install(run=tracing.running, enqueue=tracing.enqueuing, log_fields=_current_span_ids)
 
 
 def uninstrument() -> None:
@@ -77,9 +76,10 @@ class _Tracing:
                     job.extra[TRACE_CONTEXT_FIELD] = dict(headers)
             yield
 
-    def run(self, job: Job, next: Next) -> None:
-        """A span around the rest of the chain: an exception (not `Retry`, which only reschedules) is recorded and
-        sets the span's status to error."""
+    @contextmanager
+    def running(self, job: Job) -> Iterator[None]:
+        """A span around the rest of the chain, current inside it: an exception (not `Retry`, which only
+        reschedules) is recorded and sets the span's status to error."""
         attempt = job.fails + 1
         attributes: dict[str, AttributeValue] = {
             "messaging.system": MESSAGING_SYSTEM,
@@ -100,7 +100,7 @@ class _Tracing:
             set_status_on_exception=False,
         ) as span:
             try:
-                next()
+                yield
             except Retry as retry:
                 span.set_attribute("workq.job.rescheduled_in", retry.in_seconds)
                 raise

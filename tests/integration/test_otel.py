@@ -291,3 +291,39 @@ def test_json_log_lines_inside_a_run_carry_its_trace_and_span(
     assert lines["inside"]["trace_id"] == f"{run.context.trace_id:032x}"
     assert lines["inside"]["span_id"] == f"{run.context.span_id:016x}"
     assert "trace_id" not in lines["outside"]
+
+
+def test_an_async_handler_runs_in_its_span_and_its_failure_line_names_the_job(
+    spans: InMemorySpanExporter, provider: TracerProvider, make_pool: PoolFactory, enqueuer: Enqueuer
+) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    try:
+        pool = make_pool()
+        done = threading.Event()
+
+        @pool.job("fetch", max_fails=3, backoff=lambda job: 0)
+        async def fetch(job: Job) -> None:
+            with provider.get_tracer("app").start_as_current_span("GET upstream"):
+                await asyncio.sleep(0)
+            if job.fails == 0:
+                raise TimeoutError("upstream slow")
+            done.set()
+
+        pool.start()
+        job = enqueuer.enqueue("fetch")
+        assert done.wait(30)
+        wait_until(lambda: len(named(spans, "workq run fetch")) == 2, what="two run spans")
+    finally:
+        logging.basicConfig(handlers=[logging.StreamHandler()], force=True)
+
+    (enqueue,) = named(spans, "workq enqueue fetch")
+    first, second = sorted(named(spans, "workq run fetch"), key=lambda span: span.start_time or 0)
+    assert {first.parent and first.parent.span_id, second.parent and second.parent.span_id} == {enqueue.context.span_id}
+    assert (first.status.status_code, second.status.status_code) == (StatusCode.ERROR, StatusCode.UNSET)
+    inner = sorted(named(spans, "GET upstream"), key=lambda span: span.start_time or 0)
+    assert [span.parent and span.parent.span_id for span in inner] == [first.context.span_id, second.context.span_id]
+    (retrying,) = [
+        line for line in map(json.loads, stream.getvalue().splitlines()) if "retrying in" in str(line["message"])
+    ]
+    assert (retrying["job_name"], retrying["job_id"], retrying["attempt"]) == ("fetch", job.id, 1)

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from workq import Job, WorkerPool
-from workq.log_format import configure_logging, job_context, log_context
+from workq.log_format import configure_logging, job_context
 from workq.testing import TestHarness
 
 
@@ -51,7 +51,8 @@ def test_lines_inside_a_run_carry_the_job_only_in_its_own_thread(lines: io.Strin
         inside.set()
         other_thread_logged.wait(5)
 
-    log_context(job, run)
+    with job_context(job):
+        run()
     logging.getLogger("app").info("after")
 
     by_message = {line["message"]: line for line in logged(lines)}
