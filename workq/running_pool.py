@@ -30,6 +30,8 @@ from workq.run import Finished, Outcomes
 from workq.scripts import Scripts
 from workq.throughput import FLUSH_INTERVAL as THROUGHPUT_FLUSH_INTERVAL
 from workq.throughput import RunTally
+from workq.tick_pruner import INTERVAL as TICK_PRUNE_INTERVAL
+from workq.tick_pruner import TickPruner
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
 from workq.worker import Worker
@@ -119,6 +121,7 @@ class RunningPool:
             worker_ids=worker_ids,
             heartbeat_interval=heartbeat_interval,
             dead_after=dead_after,
+            schedules=schedules,
             clock=clock,
         )
         self._requeuer = requeuer = Requeuer(client, keys, scripts, clock)
@@ -162,6 +165,8 @@ class RunningPool:
             held_leases=self._held_leases,
             clock=clock.wall,
         )
+        pruner = TickPruner(client, keys, scripts, clock)
+        self._loops.append(BackgroundLoop("tick-pruner", TICK_PRUNE_INTERVAL, pruner.prune, rng=rng))
         self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
         self._periodic: PeriodicEnqueuer | None = None
         if schedules:

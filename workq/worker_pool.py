@@ -25,6 +25,7 @@ from workq.keys import Keys
 from workq.log_format import job_context
 from workq.middleware import Around, Middleware, build_chain, thread_chain
 from workq.periodic import CronSchedule, check_cron_spec, zone_of
+from workq.reconfigure import restored_afterwards
 from workq.registration import Registration
 from workq.running_pool import RunningPool
 from workq.task import Task, job_handler
@@ -129,13 +130,14 @@ class WorkerPool:
         clock: Callable[[], float] | None = None,
     ) -> Iterator[None]:
         """`configure(...)` for the length of a `with` block, then exactly the settings (and client) before it."""
-        saved = (self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock)
-        self.configure(namespace=namespace, redis=redis, clock=clock)
-        try:
+        with restored_afterwards(self, "_namespace", "_redis_arg", "_client", "_enqueuer", "_clock"):
+            self.configure(namespace=namespace, redis=redis, clock=clock)
             yield
-        finally:
-            self._refuse_if_started("restore the configuration")
-            self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock = saved
+            if self._running is not None:
+                raise WorkqError(
+                    "the pool is still running at the end of its configured() block, on the block's settings: "
+                    "stop() it inside the block"
+                )
 
     @property
     def namespace(self) -> str:

@@ -94,6 +94,7 @@ class Scripts:
     expire_leases: LuaScript
     extend_lease: LuaScript
     release_lock: LuaScript
+    drop_ticks: LuaScript
 
     @classmethod
     def register(cls, client: RedisClient) -> Scripts:
