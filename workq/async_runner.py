@@ -23,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from workq.dispatcher import IDLE_POLL, Dispatcher, FetchOrder, WorkerContext
+from workq.dispatcher import IDLE_POLL, Dispatcher
 from workq.errors import Cancelled, JobTimeout
 from workq.event_loop import EventLoopThread
 from workq.job import Job
 from workq.middleware import AsyncJobChain
+from workq.pool_context import FetchOrder, WorkerContext
 from workq.run import STOPPING_OUTCOMES, Finished, Run
 from workq.wakeup import Wakeup
 

@@ -15,7 +15,6 @@ from typing import Any, ParamSpec, TypeVar, overload
 from workq.backoff import Backoff
 from workq.clock import as_clock
 from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
-from workq.dispatcher import InFlight
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
 from workq.event_loop import EventLoopThread
@@ -25,6 +24,7 @@ from workq.keys import Keys
 from workq.log_format import job_context
 from workq.middleware import Around, Middleware, build_chain, thread_chain
 from workq.periodic import CronSchedule, check_cron_spec, zone_of
+from workq.pool_context import InFlight
 from workq.reconfigure import restored_afterwards
 from workq.registration import Registration
 from workq.running_pool import RunningPool
