@@ -18,6 +18,7 @@ from workq.errors import (
 )
 from workq.handler import JobHandler, JobOptions
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob
+from workq.job_status import JobStatus
 from workq.worker_pool import WorkerPool
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "JobNotFound",
     "JobOptions",
     "JobStats",
+    "JobStatus",
     "JobTimeout",
     "MalformedJob",
     "MaybeEnqueued",
