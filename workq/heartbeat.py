@@ -26,6 +26,37 @@ def _merged(older: Observation | None, newer: Observation | None) -> Observation
     return {**older, **newer}
 
 
+class OwnBeats:
+    """When this pool's own heartbeats have reached Redis without a gap, on Redis's clock.
+
+    Nobody can beat while Redis stalls (or while this process is paused), so right after such a gap every other
+    pool's heartbeat looks old although the pools are alive. A reaper may only call a pool dead for silence it has
+    itself watched: from the start of its own unbroken run of beats (see `Reaper`).
+    """
+
+    def __init__(self, heartbeat_interval: float, dead_after: float) -> None:
+        # A gap this short cannot make a live pool look dead: its silence stays below one interval + the gap + one
+        # interval < dead_after (which is at least 3 intervals). Longer gaps restart the watch.
+        self._max_gap = max(2 * heartbeat_interval, dead_after / 3)
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._unbroken_since: float | None = None
+
+    def record(self, now: float) -> None:
+        with self._lock:
+            if self._last is None or now - self._last > self._max_gap:
+                self._unbroken_since = now
+            self._last = now
+
+    def unbroken_since(self, now: float) -> float | None:
+        """Start of the current unbroken run of beats; None when the last beat is already too old (Redis or this
+        process stalled just now, and the heartbeat thread has not caught up yet)."""
+        with self._lock:
+            if self._last is None or now - self._last > self._max_gap:
+                return None
+            return self._unbroken_since
+
+
 class Heartbeater:
     """Registers the pool in `worker_pools` and refreshes its hash, so other pools know it is alive.
 
@@ -54,6 +85,7 @@ class Heartbeater:
         self._pool_id = pool_id
         self._clock: Clock = as_clock(clock)
         self._max_concurrency = dict(max_concurrency)
+        self.own_beats = OwnBeats(heartbeat_interval, dead_after)
         self._fields: dict[str, str | int | float] = {
             "job_names": ",".join(sorted(max_concurrency)),
             "concurrency": concurrency,
@@ -65,7 +97,8 @@ class Heartbeater:
         }
 
     def beat(self) -> None:
-        now = int(self._clock.server_now(self._client))
+        exact_now = self._clock.server_now(self._client)
+        now = int(exact_now)
         self._fields.setdefault("started_at", now)
         pipe = self._client.pipeline(transaction=False)
         pipe.sadd(self._keys.worker_pools, self._pool_id)
@@ -74,6 +107,7 @@ class Heartbeater:
         for name, cap in self._max_concurrency.items():
             pipe.set(self._keys.max_concurrency(name), cap)
         pipe.execute()
+        self.own_beats.record(exact_now)
 
     def remove(self) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -95,7 +95,14 @@ class RunningPool:
         requeuer = Requeuer(client, keys, scripts, clock)
         reap_interval = max(heartbeat_interval, dead_after / 4)
         reaper = Reaper(
-            client, keys, scripts, pool_id=pool_id, dead_after=dead_after, lock_for=reap_interval, clock=clock
+            client,
+            keys,
+            scripts,
+            pool_id=pool_id,
+            dead_after=dead_after,
+            lock_for=reap_interval,
+            clock=clock,
+            own_beats=self._heartbeater.own_beats,
         )
 
         def requeue_and_wake() -> None:
@@ -122,6 +129,7 @@ class RunningPool:
             pool_id=pool_id,
             registrations=list(registrations.values()),
             held=self._held_payloads,
+            held_leases=self._held_leases,
             clock=clock.wall,
         )
         self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
@@ -134,6 +142,9 @@ class RunningPool:
 
     def _held_payloads(self) -> Counter[bytes]:
         return Counter(payload for worker in self._workers if (payload := worker.held_payload) is not None)
+
+    def _held_leases(self) -> set[bytes]:
+        return {lease for worker in self._workers if (lease := worker.held_lease)}
 
     def start(self) -> None:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""

@@ -14,7 +14,7 @@ from collections.abc import Collection
 
 from redis.client import PubSub
 
-from workq.connection import REDIS_FAULTS, RedisClient
+from workq.connection import REDIS_FAULTS, RedisClient, is_redis_fault
 from workq.keys import Keys
 
 logger = logging.getLogger("workq")
@@ -103,9 +103,12 @@ class WakeSignal:
                     failing = False
                     self._wakeup.notify()
                 self._relay(pubsub)
-            except REDIS_FAULTS as exc:
+            except Exception as exc:  # the listener outlives any failure: idle workers poll meanwhile
                 if not failing:
-                    logger.warning("wake-up listener: Redis unavailable (%s); idle workers poll meanwhile", exc)
+                    if is_redis_fault(exc):
+                        logger.warning("wake-up listener: Redis unavailable (%s); idle workers poll meanwhile", exc)
+                    else:
+                        logger.exception("wake-up listener failed; idle workers poll meanwhile")
                 failing = True
                 self._stopping.wait(RECONNECT_WAIT)
             finally:

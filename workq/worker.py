@@ -250,6 +250,12 @@ class Worker:
         run = self._current
         return None if run is None else run.payload
 
+    @property
+    def held_lease(self) -> bytes:
+        """The lease of the run this worker is in (b'' when none, or the job has no time-out)."""
+        run = self._current
+        return b"" if run is None else run.lease
+
     def abandon(self) -> bool:
         """Put the job this worker is running back on its queue (its handler outran the stop grace period).
 
