@@ -1,0 +1,79 @@
+"""`workq cancel`, `workq purge NAME --yes` and `workq status [--json]`, run as users run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import redis
+
+from workq import Client, Enqueuer
+
+
+def workq(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workq", *argv], check=False, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def common(redis_url: str, namespace: str) -> list[str]:
+    return ["--redis-url", redis_url, "--namespace", namespace]
+
+
+@pytest.fixture
+def enqueuer(namespace: str, redis_url: str) -> Enqueuer:
+    return Enqueuer(namespace, redis_url)
+
+
+def test_cancel_says_where_the_job_was_and_an_unknown_id_is_one_line(
+    common: list[str], enqueuer: Enqueuer, redis_client: redis.Redis, namespace: str
+) -> None:
+    job = enqueuer.enqueue("email", {"to": "a"})
+    done = workq("cancel", job.id, *common)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"cancelled job {job.id} (queued): removed from its queue; it will not run"
+    assert redis_client.llen(f"{namespace}:jobs:email") == 0
+    missing = workq("cancel", "nope", *common)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip().splitlines() == [
+        f"workq: no job nope is queued, scheduled, retrying, running or dead in {namespace!r}"
+    ]
+
+
+def test_purge_refuses_without_yes_and_deletes_with_it(
+    common: list[str], enqueuer: Enqueuer, redis_client: redis.Redis, namespace: str
+) -> None:
+    enqueuer.enqueue_many("email", [{"n": index} for index in range(3)])
+    refused = workq("purge", "email", *common)
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert redis_client.llen(f"{namespace}:jobs:email") == 3
+    done = workq("purge", "email", "--yes", *common)
+    assert done.returncode == 0 and done.stdout.strip() == "purged 3 queued email job(s)"
+    assert redis_client.llen(f"{namespace}:jobs:email") == 0
+    bad_name = workq("purge", "a b", "--yes", *common)
+    assert bad_name.returncode == 2 and len(bad_name.stderr.strip().splitlines()) == 1
+
+
+def test_status_as_text_and_json_and_of_an_unknown_job(
+    common: list[str], enqueuer: Enqueuer, namespace: str, redis_url: str
+) -> None:
+    job = enqueuer.enqueue("email", {"to": "a"})
+    text = workq("status", job.id, *common)
+    assert text.returncode == 0, text.stderr
+    assert "state:      queued" in text.stdout and f"job_id:     {job.id}" in text.stdout
+    Client(namespace, redis_url).cancel(job.id)
+    as_json = workq("status", job.id, "--json", *common)
+    assert json.loads(as_json.stdout) == {
+        "job_id": job.id,
+        "job_name": "email",
+        "state": "cancelled",
+        "fails": 0,
+        "last_err": "cancelled while queued",
+        "result": None,
+        "updated_at": json.loads(as_json.stdout)["updated_at"],
+    }
+    missing = workq("status", "nope", *common)
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no job nope" in missing.stderr
