@@ -124,17 +124,39 @@ def delete_scheduled_job(run_at: str | None = None, job_id: str | None = None) -
     return _done()
 
 
+@blueprint.post("/cancel")
+@blueprint.post("/cancel/<path:job_id>")
+def cancel(job_id: str | None = None) -> ResponseReturnValue:
+    """Cancel a job wherever it is; `was` says where it was (see `Client.cancel`)."""
+    return _done(was=dashboard().client.cancel(_value("job_id", job_id)))
+
+
+@blueprint.post("/delete_queued_job")
+@blueprint.post("/delete_queued_job/<job_name>/<path:job_id>")
+def delete_queued_job(job_name: str | None = None, job_id: str | None = None) -> ResponseReturnValue:
+    """A job name holding `/` cannot be told apart from its id in the path: send such a name in the form body."""
+    name = checked_job_name(_value("job_name", job_name))
+    dashboard().client.delete_queued_job(name, _value("job_id", job_id))
+    return _done()
+
+
+@blueprint.post("/purge")
+@blueprint.post("/purge/<path:job_name>")
+def purge(job_name: str | None = None) -> ResponseReturnValue:
+    return _done(count=dashboard().client.purge(checked_job_name(_value("job_name", job_name))))
+
+
 @blueprint.post("/pause")
 @blueprint.post("/pause/<path:job_name>")
 def pause(job_name: str | None = None) -> ResponseReturnValue:
-    dashboard().client.pause(_job_name(_value("job_name", job_name)))
+    dashboard().client.pause(checked_job_name(_value("job_name", job_name)))
     return _done()
 
 
 @blueprint.post("/unpause")
 @blueprint.post("/unpause/<path:job_name>")
 def unpause(job_name: str | None = None) -> ResponseReturnValue:
-    dashboard().client.unpause(_job_name(_value("job_name", job_name)))
+    dashboard().client.unpause(checked_job_name(_value("job_name", job_name)))
     return _done()
 
 
@@ -159,7 +181,8 @@ def _job_page(job_set: records.JobSet) -> ResponseReturnValue:
     return jsonify({"count": total, "jobs": [records.job_record(job, job_set.score_field) for job in jobs]})
 
 
-def _job_name(text: str) -> str:
+def checked_job_name(text: str) -> str:
+    """`text` as a job name; 400 saying what is wrong with it otherwise."""
     try:
         return check_job_name(text)
     except (TypeError, ValueError) as exc:
