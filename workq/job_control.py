@@ -38,6 +38,9 @@ def cancel(client: RedisClient, scripts: Scripts, keys: Keys, job_id: str, now: 
     """Cancel `job_id`; returns the state it was found in. See `Client.cancel`."""
     if not isinstance(job_id, str) or not job_id:
         raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
+    record = read_result(client, keys, job_id)
+    if record is not None and record.state == "done":  # final: no need to look through the queues
+        raise JobNotFound(f"job {job_id} ({record.job_name}) is already done: nothing left to cancel")
     for _ in range(MOVE_ATTEMPTS):
         found = find_job(client, keys, job_id)
         if found is None:

@@ -23,8 +23,8 @@ CHUNK = 1000
 """Members read per command: about 0.3 ms of Redis time for 1000 jobs of 100 bytes, so other clients are served
 between the pages of a long queue."""
 SEARCH_PASSES = 2
-"""A job that moves backwards through the places while they are read (running → retry after a failure) can slip
-past one pass; a second pass finds it there."""
+"""A job that moves into a place already read while the others are read (fetched while its queue is paged, or
+failed from running into retry) slips past one pass; the second pass finds it there."""
 MALFORMED_PREFIX = "malformed-"
 JSON_SAFE = frozenset(map(chr, range(0x20, 0x7F))) - set('"\\<>&')
 """Characters every JSON writer (Go's included) writes as they are: an id made of them appears verbatim in its job."""
@@ -60,10 +60,11 @@ def decode_member(member: bytes) -> Job:
 
 
 def find_job(client: RedisClient, keys: Keys, job_id: str) -> Location | None:
-    """Where job `job_id` is now, or None. Places are read in the order a job passes through them (scheduled,
-    retry, queued, running, dead), so a job moving on while they are read is met again further on."""
+    """Where job `job_id` is now, or None. The in-progress lists come first (they are short, and a running job is
+    the one most often looked for), then the places in the order a job passes through them (scheduled, retry,
+    queued, dead), so a job moving on while they are read is mostly met further on, else on the second pass."""
     for _ in range(SEARCH_PASSES):
-        for look in (_scheduled, _retry, _queued, _running, _dead):
+        for look in (_running, _scheduled, _retry, _queued, _dead):
             found = look(client, keys, job_id)
             if found is not None:
                 return found

@@ -103,6 +103,10 @@ def test_cancel_of_an_unknown_or_finished_job_raises_job_not_found(client: Clien
     client.cancel(job.id)
     with pytest.raises(JobNotFound, match="already cancelled"):
         client.cancel(job.id)
+    done = {"state": "done", "job_name": "email", "result": 1, "fails": 0, "last_err": "", "updated_at": NOW}
+    client.redis.set(client.keys.result("finished"), json.dumps(done))
+    with pytest.raises(JobNotFound, match="already done"):
+        client.cancel("finished")
 
 
 def test_cancel_looks_again_when_the_job_moved_before_it_was_removed(
