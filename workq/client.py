@@ -20,6 +20,7 @@ from workq.connection import (
 )
 from workq.errors import NotDeleted, NotRetried
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob, check_job_name
+from workq.job_lookup import MALFORMED_PREFIX, missing_id
 from workq.job_lookup import decode_member as _decode
 from workq.job_status import JobStatus
 from workq.keys import Keys
@@ -152,7 +153,10 @@ class Client:
         jobs = [_listed(member, score, view, score_field) for member, score in members]
         return jobs, int(total)
 
-    def delete_scheduled_job(self, scheduled_for: int, job_id: str) -> None:
+    # A job in a sorted set is named by its id and its score as the views show it (`run_at`, `retry_at`,
+    # `died_at`) or its exact score in Redis: see `_score_ranges`.
+
+    def delete_scheduled_job(self, scheduled_for: float, job_id: str) -> None:
         """Delete one scheduled job (and release its unique lock if the lock is still its own: see
         `workq.unique`); `NotDeleted` if it is not there."""
         job = self._remove(self.keys.scheduled, scheduled_for, job_id)
@@ -160,10 +164,10 @@ class Client:
             with translated_faults(self.redis):
                 unique.claim(self.redis, Scripts.register(self.redis), self.keys, job)
 
-    def delete_retry_job(self, retry_at: int, job_id: str) -> None:
+    def delete_retry_job(self, retry_at: float, job_id: str) -> None:
         self._remove(self.keys.retry, retry_at, job_id)
 
-    def delete_dead_job(self, died_at: int, job_id: str) -> None:
+    def delete_dead_job(self, died_at: float, job_id: str) -> None:
         self._remove(self.keys.dead, died_at, job_id)
 
     def delete_all_dead_jobs(self) -> int:
@@ -175,7 +179,7 @@ class Client:
             count, _ = pipe.execute()
         return int(count)
 
-    def retry_dead_job(self, died_at: int, job_id: str) -> None:
+    def retry_dead_job(self, died_at: float, job_id: str) -> None:
         """Put one dead job back on its queue with its failures cleared; `NotRetried` if it is not there."""
         member, job = self._find(self.keys.dead, died_at, job_id, NotRetried)
         if job.id.startswith("malformed-"):
@@ -233,17 +237,22 @@ class Client:
         return int(moved)
 
     def _find(
-        self, zset: str, score: int, job_id: str, missing: type[NotDeleted] | type[NotRetried]
+        self, zset: str, score: float, job_id: str, missing: type[NotDeleted] | type[NotRetried]
     ) -> tuple[bytes, Job]:
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or math.isnan(score):
+            raise TypeError(f"a score is a number (the job's run_at, retry_at or died_at), got {score!r}")
         with translated_faults(self.redis):
-            members = cast(list[bytes], self.redis.zrangebyscore(zset, score, score))
-        for member in members:
+            pipe = self.redis.pipeline(transaction=False)
+            for low, high in _score_ranges(score):
+                pipe.zrangebyscore(zset, low, high, withscores=True)
+            replies = cast(list[list[tuple[bytes, float]]], pipe.execute())
+        for member, member_score in (entry for reply in replies for entry in reply):
             job = _decode(member)
-            if job.id == job_id:
+            if job.id == job_id and score in (member_score, _shown_score(member_score)):
                 return member, job
         raise missing(f"no job {job_id} at {score} in {zset}")
 
-    def _remove(self, zset: str, score: int, job_id: str) -> Job:
+    def _remove(self, zset: str, score: float, job_id: str) -> Job:
         member, job = self._find(zset, score, job_id, NotDeleted)
         with translated_faults(self.redis):
             if not self.redis.zrem(zset, member):
@@ -300,7 +309,7 @@ class Client:
             pipe.lrange(queue, -(start + PAGE_SIZE), -(start + 1))
             pipe.llen(queue)
             members, total = pipe.execute()
-        return [_marked(_decode(member), []) for member in reversed(members)], int(total)
+        return [_marked(_decode(member), member, []) for member in reversed(members)], int(total)
 
     def peek(self, job_name: str, count: int = 10) -> list[Job]:
         """The next `count` jobs of a queue, next to run first, without taking them (beanstalkd's peek)."""
@@ -389,13 +398,15 @@ def _listed(member: bytes, score: float, view: type[_View], score_field: str) ->
     `PROBLEM_FIELD` instead of failing the whole page."""
     job = _decode(member)
     problems: list[str] = []
-    return _marked(job.as_view(view, **{score_field: _time(score, score_field, problems)}), problems)
+    return _marked(job.as_view(view, **{score_field: _time(score, score_field, problems)}), member, problems)
 
 
-def _marked(job: _Listed, problems: list[str]) -> _Listed:
-    """`job` with what is wrong with it (and `problems` already found) named under `PROBLEM_FIELD`."""
-    if job.id.startswith("malformed-"):
+def _marked(job: _Listed, member: bytes, problems: list[str]) -> _Listed:
+    """`job` (read from `member`) with what is wrong with it, and `problems` already found, under `PROBLEM_FIELD`."""
+    if job.id.startswith(MALFORMED_PREFIX):
         problems.insert(0, job.last_err)
+    if job.id == missing_id(member):
+        problems.append(f"the job has no id (listed as {job.id})")
     _time(job.enqueued_at, "t", problems)
     _time(job.failed_at, "failed_at", problems)
     if job.fails < 0:
@@ -448,12 +459,28 @@ def _latency(oldest: bytes | None, now: int) -> tuple[int, str]:
 
 
 def _time(value: float, name: str, problems: list[str]) -> int:
-    """`value` as epoch seconds, noting it when it is not a time between 1970 and 9999; a finite one is kept
-    (a score must stay exact for the entry to be found and deleted), an infinite one reads as 0."""
-    if 0 <= value <= LAST_EPOCH:
-        return int(value)
-    problems.append(f"{name} {value:g} is not a time between 1970 and 9999")
-    return int(value) if math.isfinite(value) else 0
+    """`value` as epoch seconds (`_shown_score`), noting it when it is not a time between 1970 and 9999."""
+    if not 0 <= value <= LAST_EPOCH:
+        problems.append(f"{name} {value:g} is not a time between 1970 and 9999")
+    return _shown_score(value)
+
+
+def _shown_score(score: float) -> int:
+    """A score as a view shows it: whole seconds (a fraction dropped), 0 for ±inf, which an int cannot hold."""
+    return int(score) if math.isfinite(score) else 0
+
+
+def _score_ranges(score: float) -> list[tuple[str, str]]:
+    """ZRANGEBYSCORE bounds covering every entry `_find` matches for `score`: its exact score, or one a view shows
+    as `score` — within a second of it (a fraction dropped; exact where a double has no fractions) or, for 0,
+    ±inf. The caller picks from these by score and id."""
+    if math.isinf(score):
+        infinity = "+inf" if score > 0 else "-inf"
+        return [(infinity, infinity)]
+    if abs(score) >= 2**52:
+        return [(str(score), str(score))]
+    around = (f"({score - 1}", f"({score + 1}")
+    return [around, ("-inf", "-inf"), ("+inf", "+inf")] if score == 0 else [around]
 
 
 def _wanted(job: Job, job_name: str | None, reason: str | None = None) -> bool:

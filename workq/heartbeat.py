@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from workq import gojson
 from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import RedisClient
 from workq.job import Job
@@ -63,8 +63,9 @@ class Heartbeater:
     `heartbeat_at` and `started_at` are Redis's clock (hosts' clocks may disagree), and the hash declares the
     pool's own `heartbeat_interval` and `dead_after` (ext fields), so that a reaper with shorter settings still
     waits long enough before it takes this pool for dead. Each beat also writes the pool's job names to
-    `known_jobs` and their `max_concurrency` caps, as gocraft/work pools do at start: Redis may have restarted
-    empty since, and the reaper and the caps depend on them.
+    `known_jobs` and, where missing, their `max_concurrency` caps: Redis may have restarted empty since, and the
+    reaper and the caps depend on them. The first beat (the pool's start) overwrites the caps, later ones do not,
+    so a pool started later (workq or gocraft/work) keeps the cap it set: the last pool started wins.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class Heartbeater:
         self._pool_id = pool_id
         self._clock: Clock = as_clock(clock)
         self._max_concurrency = dict(max_concurrency)
+        self._caps_written = False
         self.own_beats = OwnBeats(heartbeat_interval, dead_after)
         self._fields: dict[str, str | int | float] = {
             "job_names": ",".join(sorted(max_concurrency)),
@@ -105,8 +107,10 @@ class Heartbeater:
         pipe.hset(self._keys.worker_pool(self._pool_id), mapping=cast(Any, {**self._fields, "heartbeat_at": now}))
         pipe.sadd(self._keys.known_jobs, *self._max_concurrency)
         for name, cap in self._max_concurrency.items():
-            pipe.set(self._keys.max_concurrency(name), cap)
+            # gocraft/work's rule: the last pool started sets the cap. Later beats only heal a lost one.
+            pipe.set(self._keys.max_concurrency(name), cap, nx=self._caps_written)
         pipe.execute()
+        self._caps_written = True
         self.own_beats.record(exact_now)
 
     def remove(self) -> None:
@@ -129,7 +133,7 @@ class Observer:
         self._written: set[str] = set()
 
     def started(self, worker_id: str, job: Job) -> None:
-        args = json.dumps(job.args, ensure_ascii=False) if job.args else ""
+        args = gojson.dumps(job.args) if job.args else ""  # as gocraft/work: json.Marshal, no spaces
         observation: dict[str, str | int] = {
             "job_name": job.name,
             "job_id": job.id,

@@ -26,6 +26,7 @@ SEARCH_PASSES = 2
 """A job that moves into a place already read while the others are read (fetched while its queue is paged, or
 failed from running into retry) slips past one pass; the second pass finds it there."""
 MALFORMED_PREFIX = "malformed-"
+NO_ID_PREFIX = "no-id-"
 JSON_SAFE = frozenset(map(chr, range(0x20, 0x7F))) - set('"\\<>&')
 """Characters every JSON writer (Go's included) writes as they are: an id made of them appears verbatim in its job."""
 
@@ -49,14 +50,27 @@ class Location:
 
 def decode_member(member: bytes) -> Job:
     """A stored member as a job; bytes that are not one (including JSON nested too deep to parse) become a record
-    with a stable id (`malformed-<hash>`), so they can be listed, found and deleted like any job."""
+    with a stable id (`malformed-<hash>`), and so does a job without an id (`no-id-<hash>`), so they can be
+    listed, found and deleted like any job."""
     try:
-        return Job.from_json(member)
+        job = Job.from_json(member)
     except (MalformedJob, RecursionError, ValueError) as exc:
         reason = str(exc) if isinstance(exc, MalformedJob) else f"{type(exc).__name__}: {exc}"
         record = malformed_job_record("unknown", member, f"malformed job: {reason}", 0)
-        record.id = MALFORMED_PREFIX + hashlib.sha256(member).hexdigest()[:24]
+        record.id = MALFORMED_PREFIX + _digest(member)
         return record
+    if not job.id:
+        job.id = missing_id(member)
+    return job
+
+
+def _digest(member: bytes) -> str:
+    return hashlib.sha256(member).hexdigest()[:24]
+
+
+def missing_id(member: bytes) -> str:
+    """The id a job without one is listed, found, retried (keeping it) and deleted by."""
+    return NO_ID_PREFIX + _digest(member)
 
 
 def find_job(client: RedisClient, keys: Keys, job_id: str) -> Location | None:
@@ -78,7 +92,7 @@ def find_in_queue(client: RedisClient, keys: Keys, job_name: str, job_id: str) -
 def matching(members: Sequence[bytes], job_id: str) -> Iterator[tuple[int, bytes, Job]]:
     """The members of a page that are job `job_id`, with their positions. An id that JSON writes verbatim is
     looked for as bytes first, so a page without it costs no decoding."""
-    if set(job_id) <= JSON_SAFE and not job_id.startswith(MALFORMED_PREFIX):
+    if set(job_id) <= JSON_SAFE and not job_id.startswith((MALFORMED_PREFIX, NO_ID_PREFIX)):
         needle = job_id.encode()
         if needle not in b"\x00".join(members):
             return

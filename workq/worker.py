@@ -17,7 +17,7 @@ from workq.backoff import default_backoff
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient, dedicated_client, is_redis_fault
-from workq.errors import MalformedJob, Retry
+from workq.errors import ArgsMismatch, MalformedJob, Retry
 from workq.handler import JobOptions
 from workq.heartbeat import Observer
 from workq.job import Job, malformed_job_record
@@ -292,15 +292,17 @@ class Worker:
         job.last_err = _describe(exc)
         job.failed_at = int(context.clock.wall())
         attempt = f"job {job.name} {job.id} failed (fails={job.fails}, max_fails={options.max_fails})"
-        if job.fails < options.max_fails:
+        retryable = not isinstance(exc, ArgsMismatch)  # retrying cannot fix a job's args
+        ending = "out of retries" if retryable else "its args do not fit its task, not retried"
+        if retryable and job.fails < options.max_fails:
             delay = self._backoff(job, options)
             logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
             self._ack(run, context.keys.retry, delay, _refiled(job), counted=FAILED)
         elif options.skip_dead:
-            logger.error("%s; out of retries, discarded (skip_dead)", attempt, exc_info=exc)
+            logger.error("%s; %s, discarded (skip_dead)", attempt, ending, exc_info=exc)
             self._ack(run, counted=FAILED)
         else:
-            logger.error("%s; out of retries, moved to the dead queue", attempt, exc_info=exc)
+            logger.error("%s; %s, moved to the dead queue", attempt, ending, exc_info=exc)
             self._ack(run, context.keys.dead, 0, _refiled(job), counted=FAILED)
 
     def _backoff(self, job: Job, options: JobOptions) -> int:

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from workq.backoff import Backoff
 from workq.clock import as_clock
@@ -20,9 +20,11 @@ from workq.handler import JobHandler, JobOptions, check_handler
 from workq.job import Job, check_job_name
 from workq.keys import Keys
 from workq.middleware import Middleware, build_chain
-from workq.periodic import CronSchedule, check_cron_spec
+from workq.periodic import CronSchedule, check_cron_spec, zone_of
 from workq.registration import Registration
 from workq.running_pool import RunningPool
+from workq.task import Task, job_handler
+from workq.task_args import ArgSpec
 from workq.wakeup import Wakeup
 from workq.worker import InFlight
 
@@ -35,6 +37,8 @@ DEAD_AFTER_BEATS = 3
 dead, and a reaper that thought so would run its jobs twice."""
 
 HandlerFn = Callable[[Job], object]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class WorkerPool:
@@ -182,23 +186,51 @@ class WorkerPool:
 
         return register if fn is None else register(fn)
 
-    def periodically_enqueue(self, spec: str, name: str) -> None:
-        """Enqueue `name` at every fire time of the cron `spec` (UTC), once per tick however many pools run.
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(self, name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-        Specs: 6 fields with seconds first (`*/10 * * * * *`), 5 standard fields, or `@hourly`-style descriptors.
-        An invalid spec raises `ValueError` here, not later in a thread.
+    def task(
+        self, name: Callable[P, R] | str | None = None, **options: Any
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a typed job function `fn(**params)` (sync or `async def`) as job `name` (default: its own
+        name), with `pool.job`'s options. Its annotated parameters receive the job's args by name (see
+        `workq.task_args`); args that do not fit file the job dead at once. Parameters that cannot be JSON args
+        raise `TypeError` here. Usable bare (`@pool.task`) or called (`@pool.task(max_fails=2)`)."""
+        if callable(name):
+            return self.task()(name)
+
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            job_name = name if name is not None else str(getattr(fn, "__name__", ""))
+            check_job_name(job_name)
+            spec = ArgSpec(fn, job_name)
+            self.job(job_name, job_handler(fn, spec), **options)
+            return Task(job_name, fn, spec, lambda: self.enqueuer)
+
+        return register
+
+    def periodically_enqueue(self, spec: str, name: str, *, timezone: str | None = None) -> None:
+        """Enqueue `name` at every fire time of the cron `spec`, once per tick however many pools run.
+
+        Specs: 6 fields with seconds first (`*/10 * * * * *`), 5 standard fields, or `@hourly`-style descriptors,
+        evaluated in `timezone` (an IANA name, e.g. "America/New_York"; default UTC, whatever the host's zone).
+        An invalid spec or zone raises `ValueError` here, not later in a thread.
         """
         self._refuse_if_started("add a periodic job")
-        self._schedules.append(CronSchedule(spec, name))
+        self._schedules.append(CronSchedule(spec, name, timezone))
 
-    def periodic(self, spec: str, name: str | None = None, **options: Any) -> Callable[[HandlerFn], JobHandler]:
+    def periodic(
+        self, spec: str, name: str | None = None, *, timezone: str | None = None, **options: Any
+    ) -> Callable[[HandlerFn], JobHandler]:
         """Decorator: register the function as job `name` (default: its own name) and enqueue it on `spec`."""
         check_cron_spec(spec)
+        zone_of(timezone)
 
         def register(fn: HandlerFn) -> JobHandler:
             job_name = name if name is not None else str(getattr(fn, "__name__", ""))
             handler = self.job(job_name, fn, **options)
-            self.periodically_enqueue(spec, job_name)
+            self.periodically_enqueue(spec, job_name, timezone=timezone)
             return handler
 
         return register

@@ -129,7 +129,7 @@ def test_an_unreachable_server_raises_its_connection_fault() -> None:
 def test_a_script_unknown_to_the_server_is_loaded_and_runs_once(client: fakeredis.FakeRedis) -> None:
     script = LuaScript(client, COUNT_CALLS)
     sender = SendOnce(client)
-    assert sender.script(script, ["calls"], []) == 1
+    assert sender.execute([ScriptCall(script, ["calls"], [])]) == [1]
     client.script_flush()
     assert sender.execute([ScriptCall(script, ["calls"], []), ("LPUSH", "q", "job")]) == [2, 1]
     assert client.get("calls") == b"2" and client.llen("q") == 1

@@ -309,6 +309,14 @@ def test_periodic_decorator_refuses_a_bad_spec_before_registering(pool: WorkerPo
     assert pool.job_names == []
 
 
+def test_periodic_refuses_an_unknown_timezone_before_registering(pool: WorkerPool) -> None:
+    with pytest.raises(ValueError, match="unknown timezone"):
+        pool.periodic("@hourly", timezone="Europe/Atlantis")
+    with pytest.raises(ValueError, match="unknown timezone"):
+        pool.periodically_enqueue("@hourly", "x", timezone="Europe/Atlantis")
+    assert pool.job_names == []
+
+
 def test_a_started_pool_adds_its_cron_ticks_to_scheduled(
     pool: WorkerPool, fake_redis: fakeredis.FakeRedis, namespace: str
 ) -> None:

@@ -28,7 +28,7 @@ def client_for(args: argparse.Namespace) -> Client:
     try:
         return Client(args.namespace, args.redis_url)
     except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from exc
 
 
 def checked_name(name: str) -> str:

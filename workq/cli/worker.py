@@ -6,6 +6,7 @@ import argparse
 import importlib
 import inspect
 import logging
+import math
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, UsageError
 from workq.cli.supervisor import SUPERVISOR_FD_OPTION, Supervisor, child_argv, follow_supervisor
 from workq.connection import translated_faults
+from workq.errors import WorkqError
 from workq.worker_pool import WorkerPool
 
 logger = logging.getLogger("workq")
@@ -52,18 +54,29 @@ def load_pool(target: str) -> WorkerPool:
         sys.path.insert(0, os.getcwd())
     try:
         found: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise WorkqError(f"importing {module_name!r} failed: {_described(exc)}") from exc  # one it imports
+        raise UsageError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module's own code: a syntax error, or raising at import
+        raise WorkqError(f"importing {module_name!r} failed: {_described(exc)}") from exc
     for part in attr_path.split("."):
         try:
             found = getattr(found, part)
         except AttributeError:
             raise UsageError(f"{module_name!r} has no attribute {attr_path!r}") from None
     if not isinstance(found, WorkerPool) and _is_factory(found):
-        found = found()
+        try:
+            found = found()
+        except Exception as exc:
+            raise WorkqError(f"{target}() failed: {_described(exc)}") from exc
     if not isinstance(found, WorkerPool):
         raise UsageError(f"{target} is a {type(found).__name__}, not a workq.WorkerPool")
     return found
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc} (--log-level DEBUG shows the traceback)"
 
 
 def _is_factory(candidate: object) -> bool:
@@ -80,13 +93,16 @@ def _is_factory(candidate: object) -> bool:
 def run_worker(args: argparse.Namespace) -> int:
     if args.processes < 1:
         raise UsageError(f"--processes must be >= 1, got {args.processes}")
+    if not 0 <= args.grace < math.inf:
+        raise UsageError(f"--grace must be a number of seconds >= 0, got {args.grace}")
     pool = load_pool(args.target)
     try:
         pool.configure(namespace=args.namespace, redis=args.redis_url, concurrency=args.concurrency)
+        connection = pool.redis  # a URL is parsed here
     except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    with translated_faults(pool.redis):
-        pool.redis.ping()
+        raise UsageError(str(exc)) from exc
+    with translated_faults(connection):
+        connection.ping()
     if args.processes > 1:
         return Supervisor(child_argv(args), args.processes).run()
     signals_received = _stop_on_signals(pool)
