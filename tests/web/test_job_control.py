@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from support import wait_until
 from web.conftest import PoolStarter
 from web.forms import row_form
-from web.sample_jobs import CSRF, ESCAPED_SCRIPT, SCRIPT, Placed
+from web.sample_jobs import CSRF, ESCAPED_SCRIPT, SCRIPT, Placed, cancelled_dead
 from web.test_hostile_requests import HOSTILE_IDS, HOSTILE_NAMES
 from workq import Client, Enqueuer, Job
 
@@ -130,12 +130,6 @@ def test_cancel_on_a_busy_worker_asks_its_pool_to_stop_the_job(
     assert form.action == "/api/cancel" and form.fields["job_id"] == job.id and form.fields["next"] == "/workers"
     assert form.submit(web).status_code == 303
     assert redis_client.exists(client.keys.cancel_request(job.id)) or cancelled_dead(client, job.id)
-
-
-def cancelled_dead(client: Client, job_id: str) -> bool:
-    """The pool acted on the request already: the job is dead, "cancelled"."""
-    status = client.job_status(job_id)
-    return status is not None and status.state == "dead" and "cancelled" in status.last_err
 
 
 @pytest.mark.parametrize("job_id", HOSTILE_IDS)
