@@ -167,3 +167,14 @@ def test_a_cross_site_post_cannot_cancel_purge_or_delete(
     response = web.post(path, data=fields, headers={"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"})
     assert response.status_code == 403
     assert [job.id for job in client.queued_jobs("email")[0]] == [placed.queued.id]
+
+
+def test_the_api_lists_a_queue_and_tells_a_job_s_status(web: FlaskClient, client: Client, placed: Placed) -> None:
+    listed = web.get("/api/queued_jobs?job_name=email").get_json()
+    assert listed["count"] == 1 and [job["id"] for job in listed["jobs"]] == [placed.queued.id]
+    assert listed["jobs"][0]["enqueued_at"] == placed.queued.enqueued_at
+    assert web.get("/api/queued_jobs?job_name=a%20b").status_code == 400
+    status = web.get(f"/api/job_status/{quote(placed.dead.id, safe='')}").get_json()
+    assert (status["state"], status["job_name"], status["fails"]) == ("dead", "email", 4)
+    missing = web.get("/api/job_status/nope")
+    assert missing.status_code == 404 and "no job nope" in missing.get_json()["error"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, NotFound
 
 from workq.job import check_job_name
 from workq.web import records
@@ -54,6 +54,23 @@ def retry_jobs() -> ResponseReturnValue:
 @blueprint.get("/dead_jobs")
 def dead_jobs() -> ResponseReturnValue:
     return _job_page(records.JOB_SETS["dead"])
+
+
+@blueprint.get("/queued_jobs")
+def queued_jobs() -> ResponseReturnValue:
+    """A page of `?job_name=`'s queue, next to run first."""
+    name = checked_job_name(request.args.get("job_name", ""))
+    jobs, total = dashboard().client.queued_jobs(name, parse_page(request.args.get("page")))
+    return jsonify({"count": total, "jobs": [records.job_record(job, "enqueued_at") for job in jobs]})
+
+
+@blueprint.get("/job_status/<path:job_id>")
+def job_status(job_id: str) -> ResponseReturnValue:
+    """Where a job is (`Client.job_status`); 404 when Redis knows nothing of it."""
+    status = dashboard().client.job_status(job_id)
+    if status is None:
+        raise NotFound(f"no job {job_id}: never enqueued, deleted, or finished without keep_result")
+    return jsonify(dataclasses.asdict(status))
 
 
 @blueprint.get("/stats")
