@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
-from workq.clock import ClockLike, as_clock
+from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import (
     RedisClient,
     check_namespace_fits,
@@ -26,6 +27,12 @@ class Enqueuer:
     each job; `ConnectionFailed` means none was stored; `MaybeEnqueued` (reply lost) that they may have been.
     """
 
+    namespace: str
+    redis: RedisClient
+    keys: Keys
+    _commands: EnqueueCommands
+    _once: SendOnce
+
     def __init__(
         self,
         namespace: str | None = None,
@@ -33,11 +40,39 @@ class Enqueuer:
         *,
         clock: ClockLike = None,
     ) -> None:
-        self.namespace = resolve_namespace(namespace)
-        check_namespace_fits(redis, self.namespace)
+        self._connect(resolve_namespace(namespace), redis, as_clock(clock))
+        self.on_enqueued: Callable[[str], None] | None = None
+        """Called with the job name after each enqueue that stored a job (`workq.testing` runs it there)."""
+
+    def configure(
+        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, clock: ClockLike = None
+    ) -> None:
+        """Point this enqueuer at another namespace or Redis (a module-level Enqueuer set up once the app knows
+        its settings); `clock` replaces Redis's clock as the source of "now". Not while other threads enqueue."""
+        self._connect(
+            self.namespace if namespace is None else namespace,
+            self.redis if redis is None else redis,
+            self._commands.clock if clock is None else as_clock(clock),
+        )
+
+    @contextmanager
+    def configured(
+        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, clock: ClockLike = None
+    ) -> Iterator[None]:
+        """`configure(...)` for the length of a `with` block, then exactly the settings (and client) before it."""
+        saved = (self.namespace, self.redis, self.keys, self._commands, self._once)
+        self.configure(namespace=namespace, redis=redis, clock=clock)
+        try:
+            yield
+        finally:
+            self.namespace, self.redis, self.keys, self._commands, self._once = saved
+
+    def _connect(self, namespace: str, redis: RedisClient | str | None, clock: Clock) -> None:
+        check_namespace_fits(redis, namespace)
+        self.namespace = namespace
         self.redis = resolve_redis(redis)
-        self.keys = Keys(self.namespace)
-        self._commands = EnqueueCommands(self.keys, as_clock(clock))
+        self.keys = Keys(namespace)
+        self._commands = EnqueueCommands(self.keys, clock)
         self._once = SendOnce(self.redis)
 
     def enqueue(self, name: str, args: dict[str, Any] | None = None) -> Job:
@@ -52,6 +87,7 @@ class Enqueuer:
         run_at = self._run_at(seconds)
         with self._commands.sending(self.redis, [job]):
             self._once.execute(self._commands.schedule(job, run_at))
+        self._enqueued(name)
         return job.as_view(ScheduledJob, run_at=run_at)
 
     def enqueue_unique(self, name: str, args: dict[str, Any] | None = None) -> Job | None:
@@ -97,6 +133,7 @@ class Enqueuer:
             )[0]
         if not enqueued:
             return None
+        self._enqueued(name)
         return job if run_at is None else job.as_view(ScheduledJob, run_at=run_at)
 
     def enqueue_many(self, name: str, args_list: Iterable[dict[str, Any] | None]) -> list[Job]:
@@ -123,3 +160,8 @@ class Enqueuer:
                 self._once.execute([self._commands.wake(name)])
             except WAKE_FAULTS as exc:
                 self._commands.wake_failed(name, exc)
+        self._enqueued(name)
+
+    def _enqueued(self, name: str) -> None:
+        if self.on_enqueued is not None:
+            self.on_enqueued(name)

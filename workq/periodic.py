@@ -119,6 +119,10 @@ class PeriodicEnqueuer:
         self._schedules = list(schedules)
         self._clock: Clock = as_clock(clock)
 
+    def next_fire_after(self, after: float) -> float | None:
+        """The first fire time of any schedule after `after` (None without schedules)."""
+        return min((_parse(schedule.spec, after).get_next(float) for schedule in self._schedules), default=None)
+
     def enqueue_coming(self) -> int:
         now = self._clock.server_now(self._client)
         args: list[str | int] = [int(now)]

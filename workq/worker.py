@@ -10,7 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from workq import unique
 from workq.backoff import default_backoff
@@ -84,6 +84,20 @@ class WorkerContext:
     in_flight: InFlight
     observer: Observer
     complaints: Complaints
+
+
+Outcome = Literal["processed", "rescheduled", "retry", "dead", "discarded", "handed_back"]
+"""Where a run left its job: done, back in the scheduled set (`Retry`), in the retry or dead set, dropped
+(`skip_dead`), or back on its queue (the handler raised KeyboardInterrupt/SystemExit)."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How one run ended: the job as filed afterwards (fails and last_err counted), and what its chain raised."""
+
+    job: Job
+    outcome: Outcome
+    error: BaseException | None = None
 
 
 @dataclass
@@ -164,6 +178,14 @@ class Worker:
             )
             self._outage_since = None
 
+    def work_one(self) -> Finished | None:
+        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched.
+
+        The steps of `_loop` without its waiting, for `workq.testing`'s drain.
+        """
+        fetched = self._fetch()
+        return None if fetched is None else self._process(fetched)
+
     @property
     def fetching(self) -> bool:
         """True while a fetch call is on its way to or from Redis."""
@@ -191,20 +213,19 @@ class Worker:
         lease = f"{context.pool_id}:{token}:".encode() + raw if _as_bytes(leased) else b""
         return Run(raw, order[int(group) - 1], lease, requeue_as=raw)
 
-    def _process(self, run: Run) -> None:
+    def _process(self, run: Run) -> Finished:
         self._current = run
         try:
-            self._run_job(run)
+            return self._run_job(run)
         finally:
             self._current = None
             self._context.observer.done(self.worker_id)
 
-    def _run_job(self, run: Run) -> None:
+    def _run_job(self, run: Run) -> Finished:
         try:
             job = Job.from_json(run.payload)
         except MalformedJob as exc:
-            self._bury_malformed(run, exc)
-            return
+            return self._bury_malformed(run, exc)
         if job.unique:
             job = self._claim_unique(job, run)
         self._context.observer.started(self.worker_id, job)
@@ -213,6 +234,7 @@ class Worker:
             run.registration.chain(job)
         except Retry as retry:
             self._ack(run, self._context.keys.scheduled, retry.in_seconds, _refiled(job))
+            return Finished(job, "rescheduled")
         except (KeyboardInterrupt, SystemExit) as exc:
             logger.error(
                 "job %s %s raised %s: returning it to its queue and stopping the pool",
@@ -222,10 +244,11 @@ class Worker:
             )
             self._hand_back(run)
             self._context.stopping.set()
+            return Finished(job, "handed_back", exc)
         except BaseException as exc:
-            self._failed(job, run, exc)
-        else:
-            self._ack(run, counted=PROCESSED)
+            return Finished(job, self._failed(job, run, exc), exc)
+        self._ack(run, counted=PROCESSED)
+        return Finished(job, "processed")
 
     def _checkin(self, job: Job, run: Run, message: str) -> None:
         """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead — only
@@ -286,7 +309,7 @@ class Worker:
         run.relock = (unique.lock_key_of(job, context.keys) or job.unique_key, run.requeue_as)
         return claim.job
 
-    def _failed(self, job: Job, run: Run, exc: BaseException) -> None:
+    def _failed(self, job: Job, run: Run, exc: BaseException) -> Outcome:
         context, options = self._context, run.registration.options
         job.fails += 1
         job.last_err = _describe(exc)
@@ -298,12 +321,14 @@ class Worker:
             delay = self._backoff(job, options)
             logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
             self._ack(run, context.keys.retry, delay, _refiled(job), counted=FAILED)
-        elif options.skip_dead:
+            return "retry"
+        if options.skip_dead:
             logger.error("%s; %s, discarded (skip_dead)", attempt, ending, exc_info=exc)
             self._ack(run, counted=FAILED)
-        else:
-            logger.error("%s; %s, moved to the dead queue", attempt, ending, exc_info=exc)
-            self._ack(run, context.keys.dead, 0, _refiled(job), counted=FAILED)
+            return "discarded"
+        logger.error("%s; %s, moved to the dead queue", attempt, ending, exc_info=exc)
+        self._ack(run, context.keys.dead, 0, _refiled(job), counted=FAILED)
+        return "dead"
 
     def _backoff(self, job: Job, options: JobOptions) -> int:
         if options.backoff is None:
@@ -317,12 +342,13 @@ class Worker:
             logger.exception("backoff for job %s failed; using the default", job.name)
             return default_backoff(job, self._context.rng)
 
-    def _bury_malformed(self, run: Run, exc: MalformedJob) -> None:
+    def _bury_malformed(self, run: Run, exc: MalformedJob) -> Finished:
         now = int(self._context.clock.wall())
         reason = f"malformed job payload in queue {run.registration.name}: {exc}"
         logger.error("%s; moved to the dead queue: %r", reason, run.payload[:200])
         dead = malformed_job_record(run.registration.name, run.payload, reason, now)
         self._ack(run, self._context.keys.dead, 0, dead.to_json(), counted=FAILED)
+        return Finished(dead, "dead", exc)
 
     def _ack(
         self,

@@ -7,7 +7,8 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -19,12 +20,14 @@ from workq.errors import WorkqError
 from workq.handler import JobHandler, JobOptions, check_handler
 from workq.job import Job, check_job_name
 from workq.keys import Keys
+from workq.log_format import log_context
 from workq.middleware import Middleware, build_chain
 from workq.periodic import CronSchedule, check_cron_spec, zone_of
 from workq.registration import Registration
 from workq.running_pool import RunningPool
 from workq.task import Task, job_handler
 from workq.task_args import ArgSpec
+from workq.throughput import RunTally
 from workq.wakeup import Wakeup
 from workq.worker import InFlight
 
@@ -88,9 +91,15 @@ class WorkerPool:
     # --- configuration -------------------------------------------------------------------------------------
 
     def configure(
-        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, concurrency: int | None = None
+        self,
+        *,
+        namespace: str | None = None,
+        redis: RedisClient | str | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        """Override connection settings before `start()` (what `workq worker --redis-url ...` does)."""
+        """Override connection settings before `start()` (what `workq worker --redis-url ...` does); `clock`
+        replaces Redis's clock as the source of "now" (see `workq.clock`)."""
         self._refuse_if_started("configure")
         check_namespace_fits(
             redis if redis is not None else self._redis_arg, resolve_namespace(namespace or self._namespace)
@@ -103,6 +112,26 @@ class WorkerPool:
             self._enqueuer = None
         if concurrency is not None:
             self.concurrency = _positive_int("concurrency", concurrency)
+        if clock is not None:
+            self._clock = as_clock(clock)
+            self._enqueuer = None
+
+    @contextmanager
+    def configured(
+        self,
+        *,
+        namespace: str | None = None,
+        redis: RedisClient | str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Iterator[None]:
+        """`configure(...)` for the length of a `with` block, then exactly the settings (and client) before it."""
+        saved = (self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock)
+        self.configure(namespace=namespace, redis=redis, clock=clock)
+        try:
+            yield
+        finally:
+            self._refuse_if_started("restore the configuration")
+            self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock = saved
 
     @property
     def namespace(self) -> str:
@@ -251,11 +280,6 @@ class WorkerPool:
         self._refuse_if_started("start")
         if not self._handlers:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
-        client, keys = self.redis, Keys(self.namespace)
-        registrations = {
-            name: Registration.build(keys, self.pool_id, name, build_chain(self._middlewares, handler), handler.options)
-            for name, handler in self._handlers.items()
-        }
         self._stopping = threading.Event()  # a fresh one: workers abandoned by a previous stop(grace) keep theirs
         logger.info(
             "worker pool %s starting: namespace=%r concurrency=%d jobs=%s",
@@ -264,24 +288,44 @@ class WorkerPool:
             self.concurrency,
             ",".join(self.job_names),
         )
-        with translated_faults(client):
-            running = RunningPool(
-                client=client,
-                keys=keys,
-                pool_id=self.pool_id,
-                registrations=registrations,
-                schedules=self._schedules,
-                concurrency=self.concurrency,
-                heartbeat_interval=self.heartbeat_interval,
-                dead_after=self.dead_after,
-                clock=self._clock,
-                rng=self._rng,
-                stopping=self._stopping,
-                wakeup=self._wakeup,
-                in_flight=self._in_flight,
-            )
+        with translated_faults(self.redis):
+            running = self._build_running(self.concurrency, self._stopping)
             running.start()
         self._running = running
+
+    def build_inline(self) -> RunningPool:
+        """The pool as `start()` builds it, with one worker and no thread started, for the calling thread to drive
+        step by step (`workq.testing`). It runs on the pool's connection, namespace and clock as they are now."""
+        self._refuse_if_started("build an inline copy")
+        if not self._handlers:
+            raise WorkqError("no jobs registered: add handlers with @pool.job(name) first")
+        with translated_faults(self.redis):
+            return self._build_running(1, threading.Event())
+
+    def _build_running(self, concurrency: int, stopping: threading.Event) -> RunningPool:
+        keys = Keys(self.namespace)
+        tally = RunTally(self.redis, keys, self.job_names, self._clock.wall)
+        middlewares = [tally.middleware, log_context, *self._middlewares]
+        registrations = {
+            name: Registration.build(keys, self.pool_id, name, build_chain(middlewares, handler), handler.options)
+            for name, handler in self._handlers.items()
+        }
+        return RunningPool(
+            client=self.redis,
+            keys=keys,
+            pool_id=self.pool_id,
+            registrations=registrations,
+            schedules=self._schedules,
+            concurrency=concurrency,
+            heartbeat_interval=self.heartbeat_interval,
+            dead_after=self.dead_after,
+            clock=self._clock,
+            rng=self._rng,
+            stopping=stopping,
+            wakeup=self._wakeup,
+            in_flight=self._in_flight,
+            tally=tally,
+        )
 
     def request_stop(self) -> None:
         """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""

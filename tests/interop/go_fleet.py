@@ -182,10 +182,11 @@ def go_enqueue(
     return result.stdout.splitlines()
 
 
-def go_next_fire_times(binary: Path, spec: str, after: int, count: int, tz: str) -> list[int]:
-    """Fire times of `spec` after `after` as gocraft/work master computes them on a host whose zone is `tz`."""
-    argv = [str(binary), "next", "-spec", spec, "-after", str(after), "-count", str(count)]
+def go_next_fire_times(binary: Path, specs: Sequence[str], after: int, count: int, tz: str) -> list[list[int]]:
+    """Per spec, its next `count` fire times after `after` as gocraft/work master computes them on a host whose
+    zone is `tz`."""
+    argv = [str(binary), "next", "-after", str(after), "-count", str(count), *specs]
     result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30, env={**os.environ, "TZ": tz})
     if result.returncode != 0:
         raise RuntimeError(f"gofleet next failed: {result.stderr}")
-    return [int(line) for line in result.stdout.split()]
+    return [[int(epoch) for epoch in line.split()] for line in result.stdout.splitlines()]

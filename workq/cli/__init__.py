@@ -14,8 +14,8 @@ from workq.cli import control, jobs, views, web, worker
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options
 from workq.cli.worker import load_pool
 from workq.errors import WorkqError
+from workq.log_format import configure_logging
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 logger = logging.getLogger("workq.cli")
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "load_pool", "main"]
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage); with --log-level DEBUG their traceback follows. Anything else is a bug and keeps its traceback."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    configure_logging(args.log_level, args.log_format)
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)

@@ -3,14 +3,14 @@
 //
 //	gofleet pool    -url URL -ns NS -label L -jobs a,b:2 [-fail a] [-concurrency N]
 //	gofleet enqueue -url URL -ns NS -name a [-args JSON] [-count N] [-unique] [-key JSON] [-in SECONDS]
-//	gofleet next -spec SPEC -after EPOCH [-count N]
+//	gofleet next -after EPOCH [-count N] SPEC...
 //
 // The pool records every run as JSON ({"side", "name", "id", "args"}) on the list <ns>:interop:runs, prints
 // "started" once it works, and stops cleanly (gocraft's WorkerPool.Stop) when its standard input closes.
 // Handlers of -hold names wait, once recorded, until the key <ns>:interop:release exists.
 // The enqueuer prints one line per job: the job's JSON, or "dup" for a unique job refused as a duplicate.
-// next prints the epoch seconds of a cron spec's next fire times after -after, as gocraft/work master's periodic
-// enqueuer computes them: its parser, in the host's local time zone (TZ).
+// next prints, a line per SPEC, the epoch seconds of its next -count fire times after -after, as gocraft/work
+// master's periodic enqueuer computes them: its parser, in the host's local time zone (TZ).
 package main
 
 import (
@@ -49,7 +49,6 @@ func main() {
 	unique := flags.Bool("unique", false, "enqueue: EnqueueUnique")
 	keyJSON := flags.String("key", "", "enqueue: EnqueueUniqueByKey with this key map (gocraft/work master only)")
 	in := flags.Int64("in", 0, "enqueue: seconds from now (EnqueueIn / EnqueueUniqueIn)")
-	spec := flags.String("spec", "", "next: cron spec")
 	after := flags.Int64("after", 0, "next: epoch seconds")
 	if err := flags.Parse(os.Args[2:]); err != nil {
 		fail(err)
@@ -65,13 +64,17 @@ func main() {
 		runPool(pool, *ns, *label, *jobs, names(*failing), names(*holding), *concurrency)
 	case "next":
 		parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-		schedule, err := parser.Parse(*spec)
-		if err != nil {
-			fail(err)
-		}
-		for t, i := time.Unix(*after, 0), 0; i < *count; i++ {
-			t = schedule.Next(t)
-			fmt.Println(t.Unix())
+		for _, spec := range flags.Args() {
+			schedule, err := parser.Parse(spec)
+			if err != nil {
+				fail(err)
+			}
+			times := make([]string, 0, *count)
+			for t, i := time.Unix(*after, 0), 0; i < *count; i++ {
+				t = schedule.Next(t)
+				times = append(times, strconv.FormatInt(t.Unix(), 10))
+			}
+			fmt.Println(strings.Join(times, " "))
 		}
 	case "enqueue":
 		var args map[string]interface{}
