@@ -118,13 +118,14 @@ def run(count: int) -> list[Measurement]:
         client = Client(NAMESPACE, server)
         queue = client.keys.queue(JOB_NAME)
         jobs = fill(server, queue, count)
-        next_to_run, middle, newest = jobs[0], jobs[count // 2], jobs[-1]
+        next_to_run, quarter, middle, newest = jobs[0], jobs[count // 4], jobs[count // 2], jobs[-1]
         for what, action in (
             ("one LRANGE 0 -1 of the whole queue (what paging avoids)", lambda: len(server.lrange(queue, 0, -1))),
             ("job_status: job at the far end (next to run)", lambda: client.job_status(next_to_run.id)),
             ("job_status: newest job (first page)", lambda: client.job_status(newest.id)),
             ("job_status: unknown id (two passes)", lambda: client.job_status("no-such-job")),
             ("cancel: job at the far end (next to run)", lambda: client.cancel(next_to_run.id)),
+            ("cancel: job a quarter of the way in", lambda: client.cancel(quarter.id)),
             ("cancel: job in the middle", lambda: client.cancel(middle.id)),
             ("job_status: cancelled job (record + full search)", lambda: client.job_status(middle.id)),
             ("purge: the rest of the queue", lambda: client.purge(JOB_NAME)),
