@@ -17,7 +17,7 @@ from workq.connection import RedisClient
 from workq.errors import JobNotFound, NotDeleted, WorkqError
 from workq.job import Job
 from workq.job_lookup import CHUNK, Location, decode_member, find_in_queue, find_job
-from workq.job_status import read_result
+from workq.job_status import FINAL_RECORDS, read_result
 from workq.keys import Keys
 from workq.scripts import Arg, Scripts
 
@@ -39,8 +39,8 @@ def cancel(client: RedisClient, scripts: Scripts, keys: Keys, job_id: str, now: 
     if not isinstance(job_id, str) or not job_id:
         raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
     record = read_result(client, keys, job_id)
-    if record is not None and record.state == "done":  # final: no need to look through the queues
-        raise JobNotFound(f"job {job_id} ({record.job_name}) is already done: nothing left to cancel")
+    if record is not None and record.state in FINAL_RECORDS:  # no need to look through the queues
+        raise JobNotFound(f"job {job_id} ({record.job_name}) is already {record.state}: nothing left to cancel")
     for _ in range(MOVE_ATTEMPTS):
         found = find_job(client, keys, job_id)
         if found is None:

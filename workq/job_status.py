@@ -22,6 +22,9 @@ logger = logging.getLogger("workq")
 
 STATES = ("queued", "scheduled", "running", "retry", "dead", "done", "cancelled")
 FINAL_STATES = ("done", "dead", "cancelled")
+FINAL_RECORDS = ("done", "cancelled")
+"""Records no later event outdates: a job done, or removed by `Client.cancel` (it never runs again). A "dead"
+record, should a writer keep one, may be: the dead job can be retried."""
 FIRST_POLL = 0.05
 MAX_POLL = 1.0
 POLL_GROWTH = 1.5
@@ -51,10 +54,10 @@ class JobStatus:
 
 
 def job_status(client: RedisClient, keys: Keys, job_id: str) -> JobStatus | None:
-    """The status of `job_id`, or None when Redis knows nothing of it. A "done" record is final and answers at
-    once; any other record is older than the job's current place (a dead job may have been retried since)."""
+    """The status of `job_id`, or None when Redis knows nothing of it. A final record (done, cancelled) answers at
+    once; any other is older than the job's current place (a dead job may have been retried since)."""
     record = read_result(client, keys, job_id)
-    if record is not None and record.state == "done":
+    if record is not None and record.state in FINAL_RECORDS:
         return record
     found = find_job(client, keys, job_id)
     if found is None:

@@ -254,7 +254,7 @@ def test_job_status_reads_a_done_record_and_prefers_a_current_place_over_an_old_
     redis_client.set(f"{namespace}:result:j1", json.dumps(done))
     assert client.job_status("j1") == JobStatus("j1", "email", "done", 0, "", {"sent": 3}, NOW)
     requeued = enqueuer.enqueue("email", {})
-    stale = {**done, "state": "cancelled", "result": None, "last_err": "cancelled while dead"}
+    stale = {**done, "state": "dead", "result": None, "last_err": "RuntimeError: boom"}
     redis_client.set(f"{namespace}:result:{requeued.id}", json.dumps(stale))
     status = client.job_status(requeued.id)
     assert status is not None and status.state == "queued"
