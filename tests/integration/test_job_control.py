@@ -322,3 +322,75 @@ def test_queued_jobs_pages_a_queue_next_to_run_first(client: Client, enqueuer: E
     assert [job.id for job in first] == [job.id for job in jobs[:20]]
     assert [job.id for job in third] == [job.id for job in jobs[40:]]
     assert client.queued_jobs("email", 4) == ([], 45)
+
+
+# --- end to end, with the worker side of issue 13 (interrupting runs, keep_result) -----------------------------
+
+WORKER_SIDE = pytest.mark.skipif(
+    not hasattr(Job, "cancelled"),
+    reason="needs the worker side of issue 13 (Job.cancelled, pools that interrupt cancelled runs, keep_result)",
+)
+
+
+class Looping:
+    """A handler working in 10 ms steps for up to 30 s; records what ended it and when."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.ended = threading.Event()
+        self.raised = ""
+        self.ended_at = 0.0
+
+    def __call__(self, job: Job) -> None:
+        self.started.set()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        except BaseException as exc:
+            self.raised = type(exc).__name__
+            raise
+        finally:
+            self.ended_at = time.monotonic()
+            self.ended.set()
+
+
+@WORKER_SIDE
+def test_cancel_of_a_running_job_interrupts_it_and_files_it_dead_cancelled(
+    client: Client, enqueuer: Enqueuer, make_pool: PoolFactory, *, redis_client: redis.Redis
+) -> None:
+    handler = Looping()
+    pool = make_pool(concurrency=1)
+    pool.job("long", handler, max_fails=5)
+    pool.start()
+    job = enqueuer.enqueue("long", {})
+    assert handler.started.wait(20)
+    requested_at = time.monotonic()
+    assert client.cancel(job.id) == "running"
+    assert handler.ended.wait(10), "the run was not interrupted"
+    print(f"cancel latency (request to handler interrupted): {1000 * (handler.ended_at - requested_at):.1f} ms")
+    assert handler.raised == "Cancelled"
+
+    def dead() -> JobStatus | None:
+        status = client.job_status(job.id)
+        return status if status is not None and status.state == "dead" else None
+
+    status = wait_until(dead, timeout=10, what="the job to be filed dead")
+    assert "cancelled" in status.last_err and status.fails <= 1
+    with pytest.raises(JobFailed, match="cancelled"):
+        client.wait_result(job.id, timeout=10)
+    assert not redis_client.exists(client.keys.cancel_request(job.id)), "the request is cleared once acted on"
+    assert client.retry_jobs() == ([], 0), "a cancelled job is never retried"
+
+
+@WORKER_SIDE
+def test_wait_result_returns_what_a_keep_result_handler_returned(
+    client: Client, enqueuer: Enqueuer, make_pool: PoolFactory
+) -> None:
+    pool = make_pool(concurrency=1)
+    pool.job("sum", lambda job: {"sum": job.arg_int("a") + job.arg_int("b")}, keep_result=60)
+    pool.start()
+    job = enqueuer.enqueue("sum", {"a": 2, "b": 3})
+    assert client.wait_result(job.id, timeout=30) == {"sum": 5}
+    status = client.job_status(job.id)
+    assert status is not None and (status.state, status.result) == ("done", {"sum": 5})
