@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from workq import Client, Enqueuer
+from support import wait_until
+from workq import Client, Enqueuer, Job
+
+APP_DIR = Path(__file__).parent
 
 
 def workq(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -77,3 +82,33 @@ def test_status_as_text_and_json_and_of_an_unknown_job(
     }
     missing = workq("status", "nope", *common)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no job nope" in missing.stderr
+
+
+@pytest.fixture
+def worker_process(common: list[str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`workq worker worker_app:pool` in a process of its own."""
+    with (tmp_path / "worker.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workq", "worker", "worker_app:pool", *common], cwd=APP_DIR, stderr=log
+        )
+        yield process
+        process.kill()
+        process.wait(10)
+
+
+@pytest.mark.skipif(not hasattr(Job, "cancelled"), reason="needs the worker side of issue 13 (pools that interrupt)")
+def test_cancel_stops_a_job_running_in_another_process(
+    common: list[str], enqueuer: Enqueuer, redis_client: redis.Redis, namespace: str, worker_process: object
+) -> None:
+    job = enqueuer.enqueue("blocking", {})
+    wait_until(lambda: redis_client.exists(f"{namespace}:test:started:{job.id}"), timeout=30, what="the job to start")
+    done = workq("cancel", job.id, *common)
+    assert done.returncode == 0 and f"cancelled job {job.id} (running)" in done.stdout, done.stderr
+
+    def dead() -> dict[str, object] | None:
+        status = json.loads(workq("status", job.id, "--json", *common).stdout)
+        return status if status["state"] == "dead" else None
+
+    status = wait_until(dead, timeout=20, interval=0.2, what="the job to be filed dead")
+    assert "cancelled" in str(status["last_err"])
+    assert not redis_client.exists(f"{namespace}:test:finished:{job.id}"), "the handler was interrupted"
