@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Mapping
 
 from redis.client import PubSub
 
@@ -60,13 +60,14 @@ class Wakeup:
 
 
 class WakeSignal:
-    """The Redis side: marks this pool's job names as waited for, and listens for enqueuers naming one."""
+    """The Redis side: marks this pool's job names as waited for, and listens for enqueuers naming one; a name
+    wakes the waiters of the executor that runs it (`wakeups`: job name → its executor's Wakeup)."""
 
-    def __init__(self, client: RedisClient, keys: Keys, job_names: Collection[str], wakeup: Wakeup) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, wakeups: Mapping[str, Wakeup]) -> None:
         self._client = client
         self._keys = keys
-        self._job_names = frozenset(job_names)
-        self._wakeup = wakeup
+        self._job_names = frozenset(wakeups)
+        self._wakeups = dict(wakeups)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -101,7 +102,8 @@ class WakeSignal:
                 if failing:
                     logger.info("wake-up listener: subscribed again")
                     failing = False
-                    self._wakeup.notify()
+                    for wakeup in set(self._wakeups.values()):
+                        wakeup.notify()
                 self._relay(pubsub)
             except Exception as exc:  # the listener outlives any failure: idle workers poll meanwhile
                 if not failing:
@@ -122,5 +124,6 @@ class WakeSignal:
                 continue
             data = message.get("data")
             name = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
-            if name in self._job_names:
-                self._wakeup.notify_one()
+            wakeup = self._wakeups.get(name)
+            if wakeup is not None:
+                wakeup.notify_one()
