@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from workq import DeadJob, Enqueuer, Job, RetryJob, ScheduledJob
+from workq import Client, DeadJob, Enqueuer, Job, RetryJob, ScheduledJob
 from workq.keys import Keys
 from workq.throughput import MINUTES_KEPT
 
@@ -81,6 +81,12 @@ def place_every_state(redis_client: redis.Redis, namespace: str) -> Placed:
         retry=retry.as_view(RetryJob, retry_at=now + 120),
         dead=dead.as_view(DeadJob, died_at=now - 5),
     )
+
+
+def cancelled_dead(client: Client, job_id: str) -> bool:
+    """The pool acted on a cancel request already: the job is dead, "cancelled"."""
+    status = client.job_status(job_id)
+    return status is not None and status.state == "dead" and "cancelled" in status.last_err
 
 
 def day_of(epoch: int) -> str:

@@ -5,6 +5,7 @@ in a subprocess and a WorkerPool running in this process. Skipped, with the reas
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import redis
 from support import wait_until
 from web.conftest import PoolStarter
 from web.harness import CHROMIUM, CHROMIUM_ARGS, REBIND_NAME, ServedDashboard, chromium_missing
-from web.sample_jobs import SCRIPT, failed_job, file_job, file_minute
+from web.sample_jobs import SCRIPT, cancelled_dead, failed_job, file_job, file_minute
 from workq import Client, Enqueuer, Job, WorkerPool
 
 if TYPE_CHECKING:
@@ -338,6 +339,62 @@ def placed_dead(redis_client: redis.Redis, namespace: str) -> list[Job]:
         file_job(redis_client, namespace, "dead", job, now - 10 - n)
     redis_client.sadd(f"{namespace}:known_jobs", "email")
     return jobs
+
+
+def test_a_hostile_queue_s_page_deletes_and_purges_that_queue_only(
+    page: Watched, client: Client, redis_client: redis.Redis, namespace: str, placed_dead: list[Job]
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    name = "x/../../delete_all_dead_jobs"
+    jobs = Enqueuer(namespace, redis_client).enqueue_many(name, [{"n": n} for n in range(3)])
+    Enqueuer(namespace, redis_client).enqueue("email", {})
+    page.page.goto("")
+    page.page.locator(f'tr[data-queue="{name}"]').get_by_role("link", name=name).click()
+    expect(page.page).to_have_url(f"{page.base_url}queue?job_name=x%2F..%2F..%2Fdelete_all_dead_jobs")
+    rows = page.page.locator("tr[data-job-id]")
+    expect(rows).to_have_count(3)
+    rows.and_(page.page.locator(f'[data-job-id="{jobs[1].id}"]')).get_by_role("button", name="Delete").click()
+    expect(page.page.locator("#toast")).to_have_text(f"Deleted {name} {jobs[1].id}")
+    expect(rows).to_have_count(2)
+    page.page.get_by_role("button", name="Purge").click()
+    dialog = page.page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text(f"Delete all 2 queued {name} jobs?")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(page.page.locator("#toast")).to_have_text("Purged 2 queued jobs")
+    expect(page.page.locator("main")).to_contain_text("Nothing queued.")
+    assert client.queued_jobs(name)[1] == 0 and client.queued_jobs("email")[1] == 1
+    assert client.dead_jobs()[1] == 2, "no dead job was deleted"
+    assert page.problems == []
+
+
+def test_cancel_a_running_job_from_the_workers_page(
+    page: Watched,
+    client: Client,
+    namespace: str,
+    *,
+    redis_client: redis.Redis,
+    start_pool: PoolStarter,
+    release: threading.Event,
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    running = threading.Event()
+
+    def slow(job: Job) -> None:
+        running.set()
+        release.wait(30)
+
+    start_pool({"slow": slow})
+    job = Enqueuer(namespace, redis_client).enqueue("slow", {})
+    assert running.wait(20)
+    page.page.goto("workers")
+    row = page.page.locator(f'tr[data-job-id="{job.id}"]')
+    expect(row).to_have_count(1, timeout=20_000)  # once the worker's observation is written and the page refreshed
+    row.get_by_role("button", name="Cancel").click()
+    page.page.locator("#confirm-dialog").get_by_role("button", name="Confirm").click()
+    expect(page.page.locator("#toast")).to_have_text(f"Cancel requested for slow {job.id}")
+    assert redis_client.exists(client.keys.cancel_request(job.id)) or cancelled_dead(client, job.id)
 
 
 def test_schedules_page_and_cron_ticks_apart_from_one_off_jobs(
