@@ -8,26 +8,19 @@ a handler, and give the outcome to `finish`.
 from __future__ import annotations
 
 import logging
-import random
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from workq import unique
-from workq.clock import Clock
-from workq.complaints import Complaints
-from workq.connection import RedisClient, dedicated_client, is_redis_fault
+from workq.connection import dedicated_client, is_redis_fault
 from workq.errors import MalformedJob
-from workq.heartbeat import Observer
 from workq.job import Job, malformed_job_record
-from workq.keys import Keys
+from workq.pool_context import FetchOrder, WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
-from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Finished, Outcomes, Run
-from workq.scripts import ScriptCall, Scripts, call_many
-from workq.wakeup import WakeSignal, Wakeup
+from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Finished, Run
+from workq.scripts import ScriptCall, call_many
 
 logger = logging.getLogger("workq")
 _T = TypeVar("_T")
@@ -41,61 +34,6 @@ STATS_LIFETIME = 8 * 86400
 
 ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
-
-
-class InFlight:
-    """Counts runs between the start of a fetch and the end of its ack, so `drain()` cannot miss a job."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> None:
-        self.add()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.remove()
-
-    def add(self) -> None:
-        with self._lock:
-            self._count += 1
-
-    def remove(self) -> None:
-        with self._lock:
-            self._count -= 1
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-
-@dataclass(frozen=True)
-class WorkerContext:
-    """What every executor of one pool shares."""
-
-    client: RedisClient
-    keys: Keys
-    scripts: Scripts
-    pool_id: str
-    registrations: Mapping[str, Registration]
-    clock: Clock
-    rng: random.Random
-    fetch_keys: Mapping[str, tuple[str, ...]]
-    stopping: threading.Event
-    wake_signal: WakeSignal
-    in_flight: InFlight
-    observer: Observer
-    complaints: Complaints
-    outcomes: Outcomes
-
-
-@dataclass(frozen=True)
-class FetchOrder:
-    """Which job names one executor fetches (sync handlers for threads, async ones for the event loop), and the
-    wake-up its idle fetchers wait on."""
-
-    sampler: PrioritySampler[Registration]
-    wakeup: Wakeup
 
 
 class Dispatcher:

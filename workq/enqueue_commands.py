@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from workq import unique
+from workq import instrumentation, unique
 from workq.clock import Clock
 from workq.connection import REDIS_FAULTS, AnyRedisClient, translated_faults
 from workq.errors import MaybeEnqueued
@@ -84,8 +84,7 @@ class EnqueueCommands:
 
     def schedule(self, job: Job, seconds: float) -> list[Command]:
         """The one script call that files `job` in the scheduled set `seconds` from now on Redis's clock (or the
-        injected one); its reply is the due time."""
-        check_delay(seconds)
+        injected one); its reply is the due time. Build it inside `sending` (it serialises the job)."""
         return [
             ScriptCall(
                 _SCHEDULE,
@@ -98,8 +97,6 @@ class EnqueueCommands:
         """The one script call that takes the lock and files the job (due `seconds` from now on Redis's clock, if
         given), or, by key and locked, replaces the args the pending job will run with. Its reply: 0 when an
         identical job is pending, else 1 (queued) or the due time (scheduled)."""
-        if seconds is not None:
-            check_delay(seconds)
         job_json = job.to_json()
         lifetime = UNIQUE_LOCK_LIFETIME + (0 if seconds is None else math.ceil(max(seconds, 0)))
         destination = self.keys.queue(job.name) if seconds is None else self.keys.scheduled
@@ -138,17 +135,20 @@ class EnqueueCommands:
 
     @contextmanager
     def sending(self, client: AnyRedisClient, jobs: Sequence[Job]) -> Iterator[None]:
-        """Around the one write of an enqueue: Redis faults become `ConnectionFailed` (nothing was enqueued), a lost
-        reply `MaybeEnqueued`; after any failure, names are re-added to known_jobs on their next use."""
-        try:
-            with translated_faults(client):
-                yield
-        except ReplyLost as lost:
-            self._forget_known()
-            raise _maybe_enqueued(jobs, lost) from lost.cause
-        except BaseException:
-            self._forget_known()
-            raise
+        """Around the one write of an enqueue, and the serialising of its jobs (an installed enqueue hook, see
+        `workq.instrumentation`, may add fields to them first): Redis faults become `ConnectionFailed` (nothing was
+        enqueued), a lost reply `MaybeEnqueued`; after any failure, names are re-added to known_jobs on their next
+        use."""
+        with instrumentation.enqueuing(jobs):
+            try:
+                with translated_faults(client):
+                    yield
+            except ReplyLost as lost:
+                self._forget_known()
+                raise _maybe_enqueued(jobs, lost) from lost.cause
+            except BaseException:
+                self._forget_known()
+                raise
 
     def _forget_known(self) -> None:
         with self._known_lock:

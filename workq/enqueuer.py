@@ -12,7 +12,7 @@ from workq.connection import (
     resolve_namespace,
     resolve_redis,
 )
-from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands
+from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands, check_delay
 from workq.job import Job, ScheduledJob
 from workq.keys import Keys
 from workq.reconfigure import ReconfigurableEnqueuer
@@ -55,9 +55,9 @@ class Enqueuer(ReconfigurableEnqueuer[RedisClient]):
     def enqueue_in(self, name: str, seconds: float, args: dict[str, Any] | None = None) -> ScheduledJob:
         """Schedule a job to run no earlier than `seconds` from now (rounded up to a whole second); one round trip."""
         job = self._commands.new_job(name, args)
-        commands = self._commands.schedule(job, seconds)
+        check_delay(seconds)
         with self._commands.sending(self.redis, [job]):
-            (run_at,) = self._once.execute(commands)
+            (run_at,) = self._once.execute(self._commands.schedule(job, seconds))
         self._enqueued(name)
         return job.as_view(ScheduledJob, run_at=int(run_at))
 
@@ -97,8 +97,10 @@ class Enqueuer(ReconfigurableEnqueuer[RedisClient]):
         seconds: float | None,
     ) -> Job | None:
         job = self._commands.new_unique_job(name, args, key_map)
-        call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)
+        if seconds is not None:
+            check_delay(seconds)
         with self._commands.sending(self.redis, [job]):
+            call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)
             (enqueued,) = self._once.execute([call])
         if not enqueued:
             return None

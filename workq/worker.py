@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from workq.dispatcher import IDLE_POLL, Dispatcher, FetchOrder, WorkerContext
+from workq.dispatcher import IDLE_POLL, Dispatcher
 from workq.job import Job
 from workq.middleware import JobChain
+from workq.pool_context import FetchOrder, WorkerContext
 from workq.run import Ack, Finished, Run
 
 logger = logging.getLogger("workq")

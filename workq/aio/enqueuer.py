@@ -12,7 +12,7 @@ from redis.asyncio import RedisCluster as AsyncRedisCluster
 from workq.aio.send_once import AsyncSendOnce
 from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import check_namespace_fits, resolve_async_redis, resolve_namespace
-from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands
+from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands, check_delay
 from workq.job import Job, ScheduledJob
 from workq.keys import Keys
 from workq.reconfigure import ReconfigurableEnqueuer
@@ -60,9 +60,9 @@ class AsyncEnqueuer(ReconfigurableEnqueuer[AsyncRedis | AsyncRedisCluster]):
     async def enqueue_in(self, name: str, seconds: float, args: dict[str, Any] | None = None) -> ScheduledJob:
         """Schedule a job to run no earlier than `seconds` from now (rounded up to a whole second); one round trip."""
         job = self._commands.new_job(name, args)
-        commands = self._commands.schedule(job, seconds)
+        check_delay(seconds)
         with self._commands.sending(self.redis, [job]):
-            (run_at,) = await self._once.execute(commands)
+            (run_at,) = await self._once.execute(self._commands.schedule(job, seconds))
         self._enqueued(name)
         return job.as_view(ScheduledJob, run_at=int(run_at))
 
@@ -121,8 +121,10 @@ class AsyncEnqueuer(ReconfigurableEnqueuer[AsyncRedis | AsyncRedisCluster]):
         seconds: float | None,
     ) -> Job | None:
         job = self._commands.new_unique_job(name, args, key_map)
-        call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)
+        if seconds is not None:
+            check_delay(seconds)
         with self._commands.sending(self.redis, [job]):
+            call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)
             (enqueued,) = await self._once.execute([call])
         if not enqueued:
             return None
