@@ -110,7 +110,10 @@ class Dispatcher:
             replies = call_many(calls, self._redis)
         finally:
             self._fetching = False
-        self._report_failed_acks(acks, replies[: len(acks)])
+        refused = [(run, ack) for (run, ack), reply in zip(acks, replies, strict=False) if _is_refusal(reply)]
+        if refused:  # Redis did not run these acks (READONLY, MISCONF, ...): send them until it does
+            self.acknowledge_many(refused)
+        self._report_failed_acks(acks, [None if _is_refusal(reply) else reply for reply in replies[: len(acks)]])
         runs = []
         for (order, token, _, _), reply in zip(fetches, replies[len(acks) :], strict=True):
             if isinstance(reply, Exception):
@@ -246,7 +249,9 @@ class Dispatcher:
         ack = self._context.scripts.ack
         calls: list[ScriptCall] = [(ack, *self._ack_call(run, outcome)) for run, outcome in acks]
         names = ", ".join(sorted({run.registration.name for run, _ in acks}))
-        replies = self._persist(lambda: call_many(calls, self._redis), f"finish {len(acks)} {names} job(s)")
+        replies = self._persist(
+            lambda: _refusals_raised(call_many(calls, self._redis)), f"finish {len(acks)} {names} job(s)"
+        )
         self._report_failed_acks(acks, replies or [])
 
     def _report_failed_acks(self, acks: Sequence[tuple[Run, Ack]], replies: Sequence[Any]) -> None:
@@ -303,3 +308,17 @@ class Dispatcher:
 
 def _as_bytes(payload: bytes | str) -> bytes:
     return payload if isinstance(payload, bytes) else payload.encode("utf-8")
+
+
+def _is_refusal(reply: object) -> bool:
+    """A reply saying Redis did not run the command (READONLY, MISCONF, a cluster refusal): send it again."""
+    return isinstance(reply, Exception) and is_redis_fault(reply)
+
+
+def _refusals_raised(replies: list[Any]) -> list[Any]:
+    """`call_many`'s replies, or the first refusal among them raised, so that `_persist` sends them all again (an
+    ack sent twice finds its job gone from in progress the second time and changes nothing)."""
+    for reply in replies:
+        if _is_refusal(reply):
+            raise reply
+    return replies

@@ -19,6 +19,7 @@ from workq.errors import ArgsMismatch, Cancelled, Retry
 from workq.handler import JobOptions
 from workq.job import Job
 from workq.keys import Keys
+from workq.log_format import job_context
 from workq.registration import Registration
 
 logger = logging.getLogger("workq")
@@ -89,6 +90,10 @@ class Outcomes:
     def ack_for(self, run: Run, job: Job, outcome: BaseException | None) -> Ack:
         if outcome is None:
             return Ack(counted=PROCESSED)
+        with job_context(job):  # the lines logged here, after the chain returned, still carry the job
+            return self._ack_for_raised(run, job, outcome)
+
+    def _ack_for_raised(self, run: Run, job: Job, outcome: BaseException) -> Ack:
         if isinstance(outcome, Retry):
             return Ack(self._keys.scheduled, outcome.in_seconds, _refiled(job), outcome="rescheduled")
         if isinstance(outcome, STOPPING_OUTCOMES):

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from workq import instrumentation
 from workq.backoff import Backoff
 from workq.clock import as_clock
 from workq.connection import (
@@ -327,7 +328,7 @@ class WorkerPool:
         """Inline, every chain is called in the calling thread (its async layers awaited on the event loop)."""
         keys = Keys(self.namespace)
         tally = RunTally(self.redis, keys, self.job_names, self._clock.wall)
-        middlewares = [Around(tally.counting), Around(job_context), *self._middlewares]
+        middlewares = [Around(tally.counting), Around(job_context), Around(instrumentation.running), *self._middlewares]
         event_loop = self._event_loop_if_needed()
         registrations = {}
         for name, handler in self._handlers.items():

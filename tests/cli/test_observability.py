@@ -130,6 +130,25 @@ def test_json_logs_carry_the_job_and_the_pool(worker: WorkerStarter, redis_url: 
     assert any(line["message"].startswith("supervisor:") for line in lines), "the supervisor logs JSON too"
 
 
+def test_the_workers_own_failure_line_carries_the_failed_job(
+    worker: WorkerStarter, redis_url: str, namespace: str
+) -> None:
+    """The line saying a job died is logged after its middleware chain returned, and still names the job."""
+    process = worker("--log-format", "json")
+    job = Enqueuer(namespace, redis_url).enqueue("boom")
+    assert process.stderr is not None
+    for raw in process.stderr:
+        line = json.loads(raw)
+        if "moved to the dead queue" in str(line["message"]):
+            break
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+
+    assert line["level"] == "ERROR" and line["logger"] == "workq"
+    assert (line["job_name"], line["job_id"], line["attempt"]) == ("boom", job.id, 1)
+    assert "RuntimeError: boom" in str(line["exception"])
+
+
 def test_a_metrics_port_in_use_is_refused_in_one_line(worker: WorkerStarter) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

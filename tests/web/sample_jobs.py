@@ -11,6 +11,8 @@ from typing import Any
 import redis
 
 from workq import Client, DeadJob, Enqueuer, Job, RetryJob, ScheduledJob
+from workq.keys import Keys
+from workq.throughput import MINUTES_KEPT
 
 CSRF = "test-csrf-token"
 SCRIPT = "<script>alert(1)</script>"
@@ -33,6 +35,20 @@ class Placed:
 def file_job(redis_client: redis.Redis, namespace: str, zset: str, job: Job, score: int) -> None:
     """Put `job` in the `retry`, `dead` or `scheduled` sorted set."""
     redis_client.zadd(f"{namespace}:{zset}", {job.to_json(): score})
+
+
+def file_minute(
+    redis_client: redis.Redis, namespace: str, name: str, at: float, *, processed: int, failed: int, latency: int = 0
+) -> None:
+    """Counts of one past minute of `name`, written as pools' tallies write them (workq.throughput's layout)."""
+    key = Keys(namespace).minutes(name, at)
+    minute = time.strftime("%M", time.gmtime(at))
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.hincrby(key, f"processed:{minute}", processed)
+    pipe.hincrby(key, f"failed:{minute}", failed)
+    pipe.hset(key, f"latency:{minute}", latency)
+    pipe.expire(key, MINUTES_KEPT)
+    pipe.execute()
 
 
 def failed_job(name: str, now: int, fails: int, args: dict[str, Any] | None = None) -> Job:

@@ -4,6 +4,7 @@ in a subprocess and a WorkerPool running in this process. Skipped, with the reas
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import redis
 from support import wait_until
 from web.conftest import PoolStarter
 from web.harness import CHROMIUM, CHROMIUM_ARGS, REBIND_NAME, ServedDashboard, chromium_missing
-from web.sample_jobs import SCRIPT, cancelled_dead, failed_job, file_job
+from web.sample_jobs import SCRIPT, cancelled_dead, failed_job, file_job, file_minute
 from workq import Client, Enqueuer, Job, WorkerPool
 
 if TYPE_CHECKING:
@@ -270,6 +271,62 @@ def test_buttons_act_on_their_own_queue_and_job_whatever_the_name_or_id(
     expect(page.page.locator("tr[data-job-id]")).to_have_count(2)
     assert sorted(job.id for job in client.dead_jobs()[0]) == sorted(job.id for job in placed_dead)
     assert client.peek("email") == [], "no dead job was retried either"
+    assert page.problems == []
+
+
+COUNT_CSP_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+def test_the_charts_draw_the_runs_of_live_pools_and_past_minutes_under_the_strict_csp(
+    page: Watched, redis_client: redis.Redis, namespace: str, start_pool: PoolStarter
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    def refuse(job: Job) -> None:
+        raise RuntimeError("declined")
+
+    pool = start_pool({"charge": lambda job: None, "refund": refuse})
+    Enqueuer(namespace, redis_client).enqueue_many("charge", [{"n": n} for n in range(4)])
+    Enqueuer(namespace, redis_client).enqueue("refund", {"n": 1})
+    pool.drain(timeout=10)
+    pool.stop()  # writes its tally
+    now = int(redis_client.time()[0])
+    past = {now - back * 60: (10 + back % 7, back % 3) for back in range(2, 32)}
+    for minute, (processed, failed) in past.items():
+        file_minute(redis_client, namespace, "charge", minute, processed=processed, failed=failed)
+    file_minute(redis_client, namespace, "charge", now - 600, processed=0, failed=0, latency=42)
+
+    page.page.add_init_script(COUNT_CSP_VIOLATIONS)
+    page.page.goto("charts")
+    page.page.wait_for_selector("#live-status:has-text('updated')")  # one live refresh replaced the charts too
+
+    charge = page.page.locator('section[aria-label="charge"]')
+    expect(charge.locator("figure")).to_have_count(2)
+    hour = charge.locator("figure").first
+    expect(hour.locator("g.chart-bar")).to_have_count(60)
+    drawn = []
+    for bar in hour.locator("g.chart-bar").all():
+        processed, failed = map(
+            int, re.findall(r"(\d+) (?:processed|failed)", str(bar.locator("title").text_content()))
+        )
+        box = bar.locator("rect.processed").bounding_box()
+        drawn.append((processed, failed, box["height"] if box else 0))
+    assert sum(processed for processed, _, _ in drawn) == 4 + sum(processed for processed, _ in past.values())
+    assert sum(failed for _, failed, _ in drawn) == sum(failed for _, failed in past.values())
+    assert all((height > 0) == (processed > 0) for processed, _, height in drawn), "each run drawn at its height"
+    assert hour.locator("svg rect.failed").count() == sum(1 for _, failed in past.values() if failed)
+    assert hour.locator("svg polyline.latency").is_visible()
+    fill = hour.locator("svg rect.processed").last.evaluate("rect => getComputedStyle(rect).fill")
+    assert fill not in ("", "rgb(0, 0, 0)"), "the stylesheet (served from 'self') colours the bars"
+    refund = page.page.locator('section[aria-label="refund"] figure').first
+    assert refund.locator("g.chart-bar title").last.text_content().endswith("0 processed, 1 failed")
+    expect(page.page.locator('section[aria-label="All jobs"]')).to_have_count(1)
+    assert page.page.evaluate("window.cspViolations") == []
     assert page.problems == []
 
 

@@ -277,7 +277,7 @@ def _raise_first_failure(runs: list[Finished]) -> None:
 
 def _import_fakeredis() -> Any:
     try:
-        import fakeredis  # noqa: PLC0415 - an optional dependency: workq[testing]
+        import fakeredis  # noqa: PLC0415 - an optional dependency: the testing extra
     except ImportError as exc:
         raise ImportError(f"workq.testing needs fakeredis: {INSTALL_HINT}", name="fakeredis") from exc
     return fakeredis
