@@ -101,9 +101,10 @@ class Dispatcher:
             replies = call_many(calls, self._redis)
         finally:
             self._fetching = False
-        refused = [acks[index] for index, reply in enumerate(replies[: len(acks)]) if _refused(reply)]
-        self.acknowledge_many(refused)  # until Redis takes them: refused, they did not run
-        self._report_failed_acks(acks, [None if _refused(reply) else reply for reply in replies[: len(acks)]])
+        refused = [(run, ack) for (run, ack), reply in zip(acks, replies, strict=False) if _is_refusal(reply)]
+        if refused:  # Redis did not run these acks (READONLY, MISCONF, ...): send them until it does
+            self.acknowledge_many(refused)
+        self._report_failed_acks(acks, [None if _is_refusal(reply) else reply for reply in replies[: len(acks)]])
         runs = []
         for (order, token, _, _), reply in zip(fetches, replies[len(acks) :], strict=True):
             if isinstance(reply, Exception):
@@ -231,27 +232,17 @@ class Dispatcher:
         self.acknowledge_many([(run, ack)])
 
     def acknowledge_many(self, acks: Sequence[tuple[Run, Ack]]) -> None:
-        """`acknowledge` for several runs, in one round trip. After a connection fault they are sent again whole (a
-        repeated ack finds its job gone from in progress and changes nothing); acks Redis refused without running
-        them (READONLY after a failover, MISCONF after a failed save) are sent again until it accepts them."""
+        """`acknowledge` for several runs, in one round trip (sent again whole after a fault: a repeated ack finds
+        its job gone from in progress and changes nothing)."""
         if not acks:
             return
         ack = self._context.scripts.ack
-        replies: list[Any] = [None] * len(acks)
-        pending = list(range(len(acks)))
-
-        def send() -> None:
-            nonlocal pending
-            calls: list[ScriptCall] = [(ack, *self._ack_call(*acks[index])) for index in pending]
-            for index, reply in zip(pending, call_many(calls, self._redis), strict=True):
-                replies[index] = reply
-            pending = [index for index in pending if _refused(replies[index])]
-            if pending:
-                raise replies[pending[0]]
-
+        calls: list[ScriptCall] = [(ack, *self._ack_call(run, outcome)) for run, outcome in acks]
         names = ", ".join(sorted({run.registration.name for run, _ in acks}))
-        self._persist(send, f"finish {len(acks)} {names} job(s)")
-        self._report_failed_acks(acks, replies)
+        replies = self._persist(
+            lambda: _refusals_raised(call_many(calls, self._redis)), f"finish {len(acks)} {names} job(s)"
+        )
+        self._report_failed_acks(acks, replies or [])
 
     def _report_failed_acks(self, acks: Sequence[tuple[Run, Ack]], replies: Sequence[Any]) -> None:
         for (run, _), reply in zip(acks, replies, strict=False):
@@ -305,10 +296,19 @@ class Dispatcher:
                 return result
 
 
-def _refused(reply: Any) -> bool:
-    """A script call's reply that says Redis did not run it and may later (READONLY, MISCONF…)."""
+def _as_bytes(payload: bytes | str) -> bytes:
+    return payload if isinstance(payload, bytes) else payload.encode("utf-8")
+
+
+def _is_refusal(reply: object) -> bool:
+    """A reply saying Redis did not run the command (READONLY, MISCONF, a cluster refusal): send it again."""
     return isinstance(reply, Exception) and is_redis_fault(reply)
 
 
-def _as_bytes(payload: bytes | str) -> bytes:
-    return payload if isinstance(payload, bytes) else payload.encode("utf-8")
+def _refusals_raised(replies: list[Any]) -> list[Any]:
+    """`call_many`'s replies, or the first refusal among them raised, so that `_persist` sends them all again (an
+    ack sent twice finds its job gone from in progress the second time and changes nothing)."""
+    for reply in replies:
+        if _is_refusal(reply):
+            raise reply
+    return replies

@@ -70,9 +70,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, log_format: str = "text", stream: TextIO | None = None, **fields: object) -> None:
-    """Replace the root logger's handlers with one writing `log_format` lines to `stream` (stderr)."""
+    """Replace the root logger's handlers with one writing `log_format` lines to `stream` (stderr). `fields` go
+    into every JSON line; of them, a text line shows only `child` (the `--processes` slot)."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {log_format!r}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter(**fields) if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(**fields))
+    else:  # under `--processes`, a text line names the child that wrote it
+        child = fields.get("child")
+        prefix = "" if child is None else f"[child {child}] "
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT.replace("%(message)s", prefix + "%(message)s")))
     logging.basicConfig(level=level, handlers=[handler], force=True)
