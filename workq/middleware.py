@@ -25,7 +25,7 @@ def build_chain(middlewares: Sequence[Middleware], handler: Handler) -> Callable
 
 def _call_handler(handler: Handler) -> Callable[[Job], None]:
     def run(job: Job) -> None:
-        handler(job)
+        job._returned = handler(job)  # beside the chain: middlewares return None
 
     return run
 

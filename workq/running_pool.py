@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from workq.background import BackgroundLoop
+from workq.cancels import CancelListener
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient
@@ -24,6 +25,7 @@ from workq.reaper import Reaper
 from workq.registration import Registration
 from workq.requeuer import Requeuer
 from workq.scripts import Scripts
+from workq.time_limits import Watchdog
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
 from workq.worker import InFlight, Worker, WorkerContext
@@ -62,6 +64,8 @@ class RunningPool:
         self._stopping = stopping
         self._observer = Observer(client, keys, clock)
         self._wake_signal = WakeSignal(client, keys, list(registrations), wakeup)
+        self._watchdog = Watchdog()
+        self._cancel_listener = CancelListener(client, keys, self._watchdog)
         context = WorkerContext(
             client=client,
             keys=keys,
@@ -78,6 +82,7 @@ class RunningPool:
             in_flight=in_flight,
             observer=self._observer,
             complaints=Complaints(),
+            watchdog=self._watchdog,
         )
         self._workers = [Worker(secrets.token_hex(12), context) for _ in range(concurrency)]
         self._threads: list[threading.Thread] = []
@@ -128,7 +133,7 @@ class RunningPool:
         if schedules:
             periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)
             self._loops.append(BackgroundLoop("periodic-enqueuer", PERIODIC_INTERVAL, periodic.enqueue_coming, rng=rng))
-        lease_keeper = LeaseKeeper(client, keys, scripts, list(registrations.values()), clock)
+        lease_keeper = LeaseKeeper(client, keys, scripts, list(registrations.values()), clock, rng=rng)
         if any(registration.options.timeout for registration in registrations.values()):
             self._loops.append(BackgroundLoop("timeouts", LEASE_CHECK_INTERVAL, lease_keeper.expire_due, rng=rng))
 
@@ -139,6 +144,8 @@ class RunningPool:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
         self._heartbeater.beat()
         self._wake_signal.start()
+        self._watchdog.start()
+        self._cancel_listener.start()
         for index, worker in enumerate(self._workers):
             thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
             thread.start()
@@ -168,6 +175,8 @@ class RunningPool:
             for loop in self._loops:
                 loop.stop()
             self._wake_signal.stop()
+            self._cancel_listener.stop()
+            self._watchdog.stop()
             if any(worker.fetching for worker in self._workers):
                 logger.warning("a fetch is still in flight: the pool stays registered; the reaper will remove it")
             else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
@@ -13,18 +12,19 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from workq import unique
-from workq.backoff import default_backoff
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient, dedicated_client, is_redis_fault
-from workq.errors import MalformedJob, Retry
-from workq.handler import JobOptions
+from workq.errors import Cancelled, JobTimeout, MalformedJob, Retry
+from workq.failures import refile_failed, refiled
 from workq.heartbeat import Observer
 from workq.job import Job, malformed_job_record
-from workq.keys import Keys
+from workq.kept_result import done_record
+from workq.keys import STATS_LIFETIME, Keys
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.scripts import Scripts
+from workq.time_limits import CANCELLED, RunControl, ThreadInterrupter, Watchdog, lease_seconds
 from workq.wakeup import WakeSignal, Wakeup
 
 logger = logging.getLogger("workq")
@@ -34,12 +34,7 @@ IDLE_POLL = 1.0
 """Seconds an idle worker waits before looking again when no wake-up comes (jobs pushed by gocraft/work
 enqueuers, or a wake-up lost to a dropped connection)."""
 
-MAX_BACKOFF = 10 * 365 * 86400
-"""Longest delay a custom backoff may ask for (ten years); anything else falls back to the default curve."""
-
 PROCESSED, FAILED = "processed", "failed"
-STATS_LIFETIME = 8 * 86400
-"""Seconds a day's processed/failed counters are kept: a week of history for the dashboard."""
 
 ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
@@ -84,6 +79,7 @@ class WorkerContext:
     in_flight: InFlight
     observer: Observer
     complaints: Complaints
+    watchdog: Watchdog
 
 
 @dataclass
@@ -175,7 +171,7 @@ class Worker:
         keys = [key for registration in order for key in context.fetch_keys[registration.name]]
         token = f"{context.rng.getrandbits(64):016x}"
         args: list[str | float] = [context.pool_id, context.clock.script_now(), token]
-        args.extend(registration.options.timeout for registration in order)
+        args.extend(lease_seconds(registration.options.timeout) for registration in order)
         self._fetching = True
         try:
             result = context.scripts.fetch(keys=keys, args=args, client=self._redis)
@@ -208,28 +204,76 @@ class Worker:
         if job.unique:
             job = self._claim_unique(job, run)
         self._context.observer.started(self.worker_id, job)
-        job._checkin_hook = lambda message: self._checkin(job, run, message)
-        try:
-            run.registration.chain(job)
-        except Retry as retry:
-            self._ack(run, self._context.keys.scheduled, retry.in_seconds, _refiled(job))
-        except (KeyboardInterrupt, SystemExit) as exc:
+        watchdog = self._context.watchdog
+        control = watchdog.watch(
+            job,
+            run.registration.options.timeout,
+            ThreadInterrupter(threading.get_ident()),
+            lambda abandoned: self._settle_stopped(job, run, abandoned, None, client=self._context.client),
+        )
+        job._checkin_hook = lambda message: self._checkin(job, run, control, message)
+        outcome = watchdog.run(control, lambda: run.registration.chain(job))
+        if control.abandoned:
+            logger.warning("job %s %s returned after it was abandoned: this late outcome is dropped", job.name, job.id)
+        elif control.reason is not None:
+            self._settle_stopped(job, run, control, outcome)
+        elif isinstance(outcome, Retry):
+            self._ack(run, self._context.keys.scheduled, outcome.in_seconds, refiled(job))
+        elif isinstance(outcome, (KeyboardInterrupt, SystemExit)):
             logger.error(
                 "job %s %s raised %s: returning it to its queue and stopping the pool",
                 job.name,
                 job.id,
-                type(exc).__name__,
+                type(outcome).__name__,
             )
             self._hand_back(run)
             self._context.stopping.set()
-        except BaseException as exc:
-            self._failed(job, run, exc)
+        elif outcome is not None:
+            self._failed(job, run, _describe(outcome), outcome)
         else:
-            self._ack(run, counted=PROCESSED)
+            self._succeeded(job, run)
 
-    def _checkin(self, job: Job, run: Run, message: str) -> None:
-        """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead — only
-        while this run still holds the lease (after a time-out, a newer run owns it)."""
+    def _succeeded(self, job: Job, run: Run) -> None:
+        """Acknowledge, with the handler's return value stored in the same script call under `keep_result`."""
+        keep = run.registration.options.keep_result
+        if not keep:
+            self._ack(run, counted=PROCESSED)
+            return
+        try:
+            record = done_record(job, job._returned, self._context.clock.wall())
+        except TypeError as exc:
+            self._failed(job, run, _describe(exc), exc)
+            return
+        kept = ("result", self._context.keys.result(job.id), record, max(1, round(keep * 1000)))
+        self._ack(run, counted=PROCESSED, extra=kept)
+
+    def _settle_stopped(
+        self,
+        job: Job,
+        run: Run,
+        control: RunControl,
+        outcome: BaseException | None,
+        *,
+        client: RedisClient | None = None,
+    ) -> None:
+        """File a run that was interrupted: a cancel goes dead (no retry, its cancel request deleted), a time-out
+        counts as a failure. `client`: the abandoning thread's own (the worker's may be in use)."""
+        err = control.describe()
+        if outcome is not None and not isinstance(outcome, (JobTimeout, Cancelled)):
+            err += f"; the handler then raised {_describe(outcome)}"
+        if control.reason != CANCELLED:
+            self._failed(job, run, err, outcome, client=client)
+            return
+        job.last_err = err
+        job.failed_at = int(self._context.clock.wall())
+        logger.warning("job %s %s cancelled while running: moved to the dead queue", job.name, job.id)
+        cancel = ("cancel", self._context.keys.cancel_request(job.id))
+        self._ack(run, self._context.keys.dead, 0, refiled(job), extra=cancel, client=client)
+
+    def _checkin(self, job: Job, run: Run, control: RunControl, message: str) -> None:
+        """Record progress; give the run its whole time limit again, and push its lease as far — only while this
+        run still holds the lease. A run that was stopped, or whose lease another run took over, is told so."""
+        control.raise_if_stopped()
         self._context.observer.checkin(self.worker_id, job, message)
         if not run.lease:
             return
@@ -237,12 +281,14 @@ class Worker:
         extended = self._persist(
             lambda: self._context.scripts.extend_lease(
                 keys=[registration.leases_key],
-                args=[run.lease, registration.options.timeout, self._context.clock.script_now()],
+                args=[run.lease, lease_seconds(registration.options.timeout), self._context.clock.script_now()],
             ),
             f"extend the lease of job {job.id}",
         )
         if not extended:
-            logger.warning("job %s %s checked in after its timeout: another run of it has started", job.name, job.id)
+            logger.error("job %s %s checked in after its lease expired: it was recovered elsewhere", job.name, job.id)
+            raise JobTimeout(f"job {job.id}: its lease expired (this pool stalled); stop: it runs again elsewhere")
+        self._context.watchdog.extend(control)
 
     @property
     def held_payload(self) -> bytes | None:
@@ -280,34 +326,22 @@ class Worker:
         run.relock = (unique.lock_key_of(job, context.keys) or job.unique_key, run.requeue_as)
         return claim.job
 
-    def _failed(self, job: Job, run: Run, exc: BaseException) -> None:
+    def _failed(
+        self, job: Job, run: Run, err: str, exc: BaseException | None, *, client: RedisClient | None = None
+    ) -> None:
         context, options = self._context, run.registration.options
-        job.fails += 1
-        job.last_err = _describe(exc)
-        job.failed_at = int(context.clock.wall())
-        attempt = f"job {job.name} {job.id} failed (fails={job.fails}, max_fails={options.max_fails})"
-        if job.fails < options.max_fails:
-            delay = self._backoff(job, options)
-            logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
-            self._ack(run, context.keys.retry, delay, _refiled(job), counted=FAILED)
-        elif options.skip_dead:
-            logger.error("%s; out of retries, discarded (skip_dead)", attempt, exc_info=exc)
-            self._ack(run, counted=FAILED)
-        else:
-            logger.error("%s; out of retries, moved to the dead queue", attempt, exc_info=exc)
-            self._ack(run, context.keys.dead, 0, _refiled(job), counted=FAILED)
-
-    def _backoff(self, job: Job, options: JobOptions) -> int:
-        if options.backoff is None:
-            return default_backoff(job, self._context.rng)
-        try:
-            delay = options.backoff(job)
-            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_BACKOFF:
-                raise TypeError(f"backoff returned {delay!r}, not seconds between 0 and {MAX_BACKOFF}")
-            return math.ceil(delay)
-        except Exception:
-            logger.exception("backoff for job %s failed; using the default", job.name)
-            return default_backoff(job, self._context.rng)
+        refiling = refile_failed(job, options, context.keys, context.rng, err=err, now=context.clock.wall())
+        logger.error(
+            "job %s %s failed (fails=%d, max_fails=%d): %s; %s",
+            job.name,
+            job.id,
+            job.fails,
+            options.max_fails,
+            err,
+            refiling.verdict,
+            exc_info=exc,
+        )
+        self._ack(run, refiling.destination, refiling.delay, refiling.filed, counted=FAILED, client=client)
 
     def _bury_malformed(self, run: Run, exc: MalformedJob) -> None:
         now = int(self._context.clock.wall())
@@ -325,13 +359,16 @@ class Worker:
         *,
         counted: str = "",
         relock: tuple[str, str | bytes] | None = None,
+        extra: tuple[str, str] | tuple[str, str, str, int] | None = None,
+        client: RedisClient | None = None,
     ) -> None:
         """Finish the run in one script call, retrying through Redis faults (the job stays in progress meanwhile).
 
         A sorted-set destination files the job `delay` seconds from now on Redis's clock; with no delay, the
         destination is the queue. `counted` names the daily stats field the outcome adds to (`processed`,
         `failed`, or "" for neither); `relock` (unique key, lock value) takes a unique job's lock again as it goes
-        back to its queue.
+        back to its queue. `extra` is ("result", result key, record JSON, lifetime ms) or ("cancel", cancel
+        request key), see ack.lua.
         """
         context, registration = self._context, run.registration
         keys = registration.ack_keys(context.keys, context.clock.wall())
@@ -349,9 +386,13 @@ class Worker:
             keys.append(destination)
             if relock is not None:
                 keys.append(relock[0])
-                args.append(relock[1])
+        args.append(relock[1] if relock is not None else "")
+        if extra is not None:
+            keys.append(extra[1])
+            args.extend((extra[0], *extra[2:]))
+        target = self._redis if client is None else client
         self._persist(
-            lambda: context.scripts.ack(keys=keys, args=args, client=self._redis), f"finish a {registration.name} job"
+            lambda: context.scripts.ack(keys=keys, args=args, client=target), f"finish a {registration.name} job"
         )
 
     def _persist(self, call: Callable[[], _T], what: str) -> _T | None:
@@ -378,14 +419,6 @@ class Worker:
                 if waited:
                     logger.info("%s: done after %.1f s of retries", what, waited)
                 return result
-
-
-def _refiled(job: Job) -> str:
-    """The JSON of a job filed again after its run started (retry, rescheduled, dead): its unique lock, if it had
-    one, was released when the run started, so this copy holds none and must release none (gocraft/work workers
-    read `unique` the same way)."""
-    job.unique = False
-    return job.to_json()
 
 
 def _as_bytes(payload: bytes | str) -> bytes:

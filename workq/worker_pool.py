@@ -133,6 +133,7 @@ class WorkerPool:
         max_concurrency: int = ...,
         backoff: Backoff | None = ...,
         timeout: float = ...,
+        keep_result: float = ...,
     ) -> Callable[[HandlerFn], JobHandler]: ...
 
     @overload
@@ -147,6 +148,7 @@ class WorkerPool:
         max_concurrency: int = ...,
         backoff: Backoff | None = ...,
         timeout: float = ...,
+        keep_result: float = ...,
     ) -> JobHandler: ...
 
     def job(
@@ -160,8 +162,13 @@ class WorkerPool:
         max_concurrency: int = 0,
         backoff: Backoff | None = None,
         timeout: float = 0,
+        keep_result: float = 0,
     ) -> JobHandler | Callable[[HandlerFn], JobHandler]:
-        """Register `fn` as the handler of `name`, or return a decorator that does when `fn` is omitted."""
+        """Register `fn` as the handler of `name`, or return a decorator that does when `fn` is omitted.
+
+        `timeout` is a time limit in seconds: a run past it is interrupted and counts as failed (see README, "Time
+        limits"). `keep_result` keeps a successful run's JSON return value that many seconds (`Client.job_status`).
+        """
         check_job_name(name)
         options = JobOptions(
             priority=priority,
@@ -170,6 +177,7 @@ class WorkerPool:
             max_concurrency=max_concurrency,
             backoff=backoff,
             timeout=timeout,
+            keep_result=keep_result,
         )
 
         def register(handler_fn: HandlerFn) -> JobHandler:

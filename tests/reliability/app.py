@@ -104,12 +104,17 @@ class Handlers:
         self._recorder.done(job, token)
 
     def hold(self, job: Job) -> None:
-        """A job's first run holds until the test sets `test:release` (or `seconds` pass); later runs finish at once."""
+        """A job's first run holds until the test sets `test:release` (or `seconds` pass); later runs finish at once.
+        Runs of one name at once are counted (`max_running:<name>`)."""
         token = self._recorder.started(job)
-        if self._recorder.is_first_run(job, token):
-            deadline = time.monotonic() + float(job.args.get("seconds", 60))
-            while not self._recorder.released() and time.monotonic() < deadline:
-                time.sleep(0.02)
+        self._recorder.track_running(job.name, 1)
+        try:
+            if self._recorder.is_first_run(job, token):
+                deadline = time.monotonic() + float(job.args.get("seconds", 60))
+                while not self._recorder.released() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+        finally:
+            self._recorder.track_running(job.name, -1)
         self._recorder.done(job, token)
 
     def checkin_long(self, job: Job) -> None:
