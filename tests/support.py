@@ -1,4 +1,5 @@
-"""Helpers for tests that wait on other threads or processes: poll with a deadline, never a bare sleep."""
+"""Helpers for tests that wait on other threads or processes (poll with a deadline, never a bare sleep), and
+inputs several suites try."""
 
 from __future__ import annotations
 
@@ -29,3 +30,22 @@ class SteppedClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+BAD_REDIS_URLS = [
+    "nope",
+    "",
+    "http://localhost",
+    "redis://:abc",
+    "redis://localhost:abc/0",
+    "redis://localhost:-1",
+    "redis://host:99999/0",
+    "redis://[::1",
+    "redis://localhost/0?socket_timeout=abc",
+    "redis://localhost/0?bogus=1",
+    "redis://localhost/0?ssl_check_hostname=false",
+    "redis+sentinel://",
+    "redis+sentinel://h:1/0?bogus=1x",
+    "redis+cluster://",
+]
+"""Redis URLs no `workq` command can use: each must be refused in one line, never a traceback."""

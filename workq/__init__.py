@@ -4,6 +4,7 @@ from workq.client import Client, JobStats, Queue, SetSizes, WorkerObservation, W
 from workq.enqueuer import Enqueuer
 from workq.errors import (
     ArgError,
+    ArgsMismatch,
     Cancelled,
     ConnectionFailed,
     JobFailed,
@@ -18,10 +19,12 @@ from workq.errors import (
 )
 from workq.handler import JobHandler, JobOptions
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob
+from workq.task import Task
 from workq.worker_pool import WorkerPool
 
 __all__ = [
     "ArgError",
+    "ArgsMismatch",
     "Cancelled",
     "Client",
     "ConnectionFailed",
@@ -43,6 +46,7 @@ __all__ = [
     "RetryJob",
     "ScheduledJob",
     "SetSizes",
+    "Task",
     "WorkerObservation",
     "WorkerPool",
     "WorkerPoolHeartbeat",

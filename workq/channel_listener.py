@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from redis.client import PubSub
 
-from workq.connection import REDIS_FAULTS, RedisClient, reply_text
+from workq.connection import REDIS_FAULTS, RedisClient, is_redis_fault, reply_text
 
 logger = logging.getLogger("workq")
 
@@ -68,9 +68,12 @@ class ChannelListener:
                     if self._on_resubscribed is not None:
                         self._on_resubscribed()
                 self._relay(pubsub)
-            except REDIS_FAULTS as exc:
+            except Exception as exc:  # the listener outlives any failure
                 if not failing:
-                    logger.warning("%s: Redis unavailable (%s); retrying", self._name, exc)
+                    if is_redis_fault(exc):
+                        logger.warning("%s: Redis unavailable (%s); retrying", self._name, exc)
+                    else:
+                        logger.exception("%s failed; retrying", self._name)
                 failing = True
                 self._stopping.wait(RECONNECT_WAIT)
             finally:

@@ -150,7 +150,10 @@ class Client:
         jobs = [_listed(member, score, view, score_field) for member, score in members]
         return jobs, int(total)
 
-    def delete_scheduled_job(self, scheduled_for: int, job_id: str) -> None:
+    # A job in a sorted set is named by its id and its score as the views show it (`run_at`, `retry_at`,
+    # `died_at`) or its exact score in Redis: see `_score_ranges`.
+
+    def delete_scheduled_job(self, scheduled_for: float, job_id: str) -> None:
         """Delete one scheduled job (and release its unique lock if the lock is still its own: see
         `workq.unique`); `NotDeleted` if it is not there."""
         job = self._remove(self.keys.scheduled, scheduled_for, job_id)
@@ -158,10 +161,10 @@ class Client:
             with translated_faults(self.redis):
                 unique.claim(self.redis, Scripts.register(self.redis), self.keys, job)
 
-    def delete_retry_job(self, retry_at: int, job_id: str) -> None:
+    def delete_retry_job(self, retry_at: float, job_id: str) -> None:
         self._remove(self.keys.retry, retry_at, job_id)
 
-    def delete_dead_job(self, died_at: int, job_id: str) -> None:
+    def delete_dead_job(self, died_at: float, job_id: str) -> None:
         self._remove(self.keys.dead, died_at, job_id)
 
     def delete_all_dead_jobs(self) -> int:
@@ -173,7 +176,7 @@ class Client:
             count, _ = pipe.execute()
         return int(count)
 
-    def retry_dead_job(self, died_at: int, job_id: str) -> None:
+    def retry_dead_job(self, died_at: float, job_id: str) -> None:
         """Put one dead job back on its queue with its failures cleared; `NotRetried` if it is not there."""
         member, job = self._find(self.keys.dead, died_at, job_id, NotRetried)
         if job.id.startswith("malformed-"):
@@ -231,17 +234,22 @@ class Client:
         return int(moved)
 
     def _find(
-        self, zset: str, score: int, job_id: str, missing: type[NotDeleted] | type[NotRetried]
+        self, zset: str, score: float, job_id: str, missing: type[NotDeleted] | type[NotRetried]
     ) -> tuple[bytes, Job]:
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or math.isnan(score):
+            raise TypeError(f"a score is a number (the job's run_at, retry_at or died_at), got {score!r}")
         with translated_faults(self.redis):
-            members = cast(list[bytes], self.redis.zrangebyscore(zset, score, score))
-        for member in members:
+            pipe = self.redis.pipeline(transaction=False)
+            for low, high in _score_ranges(score):
+                pipe.zrangebyscore(zset, low, high, withscores=True)
+            replies = cast(list[list[tuple[bytes, float]]], pipe.execute())
+        for member, member_score in (entry for reply in replies for entry in reply):
             job = _decode(member)
-            if job.id == job_id:
+            if job.id == job_id and score in (member_score, _shown_score(member_score)):
                 return member, job
         raise missing(f"no job {job_id} at {score} in {zset}")
 
-    def _remove(self, zset: str, score: int, job_id: str) -> Job:
+    def _remove(self, zset: str, score: float, job_id: str) -> Job:
         member, job = self._find(zset, score, job_id, NotDeleted)
         with translated_faults(self.redis):
             if not self.redis.zrem(zset, member):
@@ -333,14 +341,26 @@ _Fields = Mapping[bytes, bytes]
 
 def _decode(member: bytes) -> Job:
     """A sorted-set member as a job; bytes that are not one (including JSON nested too deep to parse) become a
-    record with a stable id, so they can be listed and deleted like any job."""
+    record with a stable id, and so does a job without an id, so they can be listed and deleted like any job."""
     try:
-        return Job.from_json(member)
+        job = Job.from_json(member)
     except (MalformedJob, RecursionError, ValueError) as exc:
         reason = str(exc) if isinstance(exc, MalformedJob) else f"{type(exc).__name__}: {exc}"
         record = malformed_job_record("unknown", member, f"malformed job: {reason}", 0)
-        record.id = "malformed-" + hashlib.sha256(member).hexdigest()[:24]
+        record.id = "malformed-" + _digest(member)
         return record
+    if not job.id:
+        job.id = _missing_id(member)
+    return job
+
+
+def _digest(member: bytes) -> str:
+    return hashlib.sha256(member).hexdigest()[:24]
+
+
+def _missing_id(member: bytes) -> str:
+    """The id a job without one is listed, retried (keeping it) and deleted by."""
+    return "no-id-" + _digest(member)
 
 
 def _listed(member: bytes, score: float, view: type[_View], score_field: str) -> _View:
@@ -348,6 +368,8 @@ def _listed(member: bytes, score: float, view: type[_View], score_field: str) ->
     `PROBLEM_FIELD` instead of failing the whole page."""
     job = _decode(member)
     problems = [job.last_err] if job.id.startswith("malformed-") else []
+    if job.id == _missing_id(member):
+        problems.append(f"the job has no id (listed as {job.id})")
     listed = job.as_view(view, **{score_field: _time(score, score_field, problems)})
     _time(job.enqueued_at, "t", problems)
     _time(job.failed_at, "failed_at", problems)
@@ -401,12 +423,28 @@ def _latency(oldest: bytes | None, now: int) -> tuple[int, str]:
 
 
 def _time(value: float, name: str, problems: list[str]) -> int:
-    """`value` as epoch seconds, noting it when it is not a time between 1970 and 9999; a finite one is kept
-    (a score must stay exact for the entry to be found and deleted), an infinite one reads as 0."""
-    if 0 <= value <= LAST_EPOCH:
-        return int(value)
-    problems.append(f"{name} {value:g} is not a time between 1970 and 9999")
-    return int(value) if math.isfinite(value) else 0
+    """`value` as epoch seconds (`_shown_score`), noting it when it is not a time between 1970 and 9999."""
+    if not 0 <= value <= LAST_EPOCH:
+        problems.append(f"{name} {value:g} is not a time between 1970 and 9999")
+    return _shown_score(value)
+
+
+def _shown_score(score: float) -> int:
+    """A score as a view shows it: whole seconds (a fraction dropped), 0 for ±inf, which an int cannot hold."""
+    return int(score) if math.isfinite(score) else 0
+
+
+def _score_ranges(score: float) -> list[tuple[str, str]]:
+    """ZRANGEBYSCORE bounds covering every entry `_find` matches for `score`: its exact score, or one a view shows
+    as `score` — within a second of it (a fraction dropped; exact where a double has no fractions) or, for 0,
+    ±inf. The caller picks from these by score and id."""
+    if math.isinf(score):
+        infinity = "+inf" if score > 0 else "-inf"
+        return [(infinity, infinity)]
+    if abs(score) >= 2**52:
+        return [(str(score), str(score))]
+    around = (f"({score - 1}", f"({score + 1}")
+    return [around, ("-inf", "-inf"), ("+inf", "+inf")] if score == 0 else [around]
 
 
 def _wanted(job: Job, job_name: str | None, reason: str | None = None) -> bool:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from workq.connection import RedisClient
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis as AsyncRedis
+    from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 ClockLike = Union["Clock", Callable[[], float], None]
 
@@ -35,8 +39,13 @@ class Clock:
         """Now on Redis's clock (one `TIME` round trip), or the injected clock."""
         if self._injected is not None:
             return self._injected()
-        seconds, microseconds = client.time()
-        return int(seconds) + int(microseconds) / 1_000_000
+        return _seconds(client.time())
+
+    async def server_now_async(self, client: AsyncRedis | AsyncRedisCluster) -> float:
+        """`server_now` through a redis.asyncio client."""
+        if self._injected is not None:
+            return self._injected()
+        return _seconds(await client.time())
 
     def wall(self) -> float:
         """This host's clock (or the injected one), for what only people read: `t`, `failed_at`, stats days."""
@@ -50,3 +59,9 @@ def as_clock(clock: ClockLike) -> Clock:
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a function returning epoch seconds, got {type(clock).__name__}")
     return Clock(clock)
+
+
+def _seconds(time_reply: tuple[int, int]) -> float:
+    """Redis `TIME` (seconds, microseconds) as epoch seconds."""
+    seconds, microseconds = time_reply
+    return int(seconds) + int(microseconds) / 1_000_000

@@ -8,20 +8,30 @@ Accepted: a `redis.Redis` or `redis.cluster.RedisCluster` client, or a URL:
 - `redis+sentinel://[user:password@]host:port[,host:port…]/service_name[/db]` (`rediss+sentinel://` for TLS to the
   master): the master Sentinel names, rediscovered after a failover; `?sentinel_password=…` if the sentinels
   have their own.
+A query option the scheme's redis-py client does not take is refused (ValueError naming it), not passed on.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any, TypeAlias
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
-from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+from redis.cluster import KWARGS_DISABLED_KEYS, REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
+from redis.connection import (
+    URL_QUERY_ARGUMENT_PARSERS,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 from redis.exceptions import (
     AskError,
     ClusterError,
@@ -30,7 +40,12 @@ from redis.exceptions import (
     SlotNotCoveredError,
     TryAgainError,
 )
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 from workq.errors import ConnectionFailed, WorkqError
 from workq.keys import key_prefix
@@ -39,6 +54,8 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_NAMESPACE = "workq"
 
 RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+AnyRedisClient: TypeAlias = "RedisClient | redis.asyncio.Redis | redis.asyncio.RedisCluster"
+"""A client of either kind, for what only reads its settings (error messages)."""
 
 REDIS_FAULTS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 """The connection failed: the command may or may not have run. `is_redis_fault` also covers the refusals."""
@@ -59,8 +76,21 @@ _TOPOLOGY_REFRESH_FAILURES = (
 )
 _REDIS_PY_DIR = os.path.dirname(os.path.abspath(redis.__file__))
 
+ASYNC_POOL_SIZE = 100
+"""Connections of a redis.asyncio client built from a URL (redis.asyncio's default); more tasks wait their turn."""
+
 _CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+_CONNECTION_CLASSES: dict[str, type] = {
+    "redis": Connection,
+    "rediss": SSLConnection,
+    "unix": UnixDomainSocketConnection,
+    "redis+sentinel": SentinelManagedConnection,
+    "rediss+sentinel": SentinelManagedSSLConnection,
+}
+_SET_BY_WORKQ = frozenset({"startup_nodes", "connection_class", "ssl", "host", "port", "path", "url"})
+"""Keyword arguments workq derives from the URL itself (or the scheme): a query cannot set them."""
+_COMMON_OPTIONS = "socket_timeout, socket_connect_timeout, health_check_interval, max_connections, client_name"
 
 
 def resolve_namespace(namespace: str | None) -> str:
@@ -71,18 +101,50 @@ def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
     """Use a given client as is; build one from a URL, else from `WORKQ_REDIS_URL`, else localhost."""
     if isinstance(client_or_url, (redis.Redis, RedisCluster)):
         return client_or_url
+    client: RedisClient = _from_url(_url(client_or_url, "a redis.Redis or RedisCluster client"), for_asyncio=False)
+    return client
+
+
+def resolve_async_redis(
+    client_or_url: redis.asyncio.Redis | redis.asyncio.RedisCluster | str | None,
+) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
+    """`resolve_redis` for `workq.aio`: a redis.asyncio client as is, or one built from a URL."""
+    if isinstance(client_or_url, (redis.asyncio.Redis, redis.asyncio.RedisCluster)):
+        return client_or_url
+    if isinstance(client_or_url, (redis.Redis, RedisCluster)):
+        raise TypeError(
+            f"redis must be a redis.asyncio client or a URL string, got {type(client_or_url).__module__}."
+            f"{type(client_or_url).__name__} (workq.Enqueuer takes redis-py's sync clients)"
+        )
+    client: redis.asyncio.Redis | redis.asyncio.RedisCluster = _from_url(
+        _url(client_or_url, "a redis.asyncio.Redis or RedisCluster client"), for_asyncio=True
+    )
+    return client
+
+
+def _url(client_or_url: object, clients: str) -> str:
     url = client_or_url if client_or_url is not None else os.environ.get("WORKQ_REDIS_URL", DEFAULT_REDIS_URL)
     if not isinstance(url, str):
-        raise TypeError(f"redis must be a redis.Redis or RedisCluster client or a URL string, got {type(url).__name__}")
+        raise TypeError(f"redis must be {clients} or a URL string, got {type(url).__name__}")
+    return url
+
+
+def _from_url(url: str, *, for_asyncio: bool) -> Any:
+    """A client for `url`: redis-py's sync one, or its redis.asyncio one."""
     scheme = url.partition("://")[0].lower()
     try:
+        _check_option_names(scheme, url)
         if scheme in _CLUSTER_SCHEMES:
-            return _cluster_from_url(url)
+            return _cluster_from_url(url, for_asyncio=for_asyncio)
         if scheme in _SENTINEL_SCHEMES:
-            return _sentinel_from_url(url)
-        if scheme == "unix":
-            return redis.Redis.from_url(url, health_check_interval=30)
-        return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+            return _sentinel_from_url(url, redis.asyncio.sentinel.Sentinel if for_asyncio else Sentinel)
+        options: dict[str, Any] = {"health_check_interval": 30}
+        if scheme != "unix":
+            options["socket_keepalive"] = True
+        if for_asyncio:  # many tasks enqueue at once: past the pool's size they wait for a connection, not fail
+            pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=ASYNC_POOL_SIZE, **options)
+            return redis.asyncio.Redis.from_pool(pool)
+        return redis.Redis.from_url(url, **options)
     except (ValueError, IndexError) as exc:
         raise ValueError(f"invalid Redis URL {_redacted(url)!r}: {exc}") from None
     except Exception as exc:  # a cluster client connects at once
@@ -91,12 +153,12 @@ def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
         raise ConnectionFailed(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
 
 
-def check_namespace_fits(client_or_url: RedisClient | str | None, namespace: str) -> None:
+def check_namespace_fits(client_or_url: AnyRedisClient | str | None, namespace: str) -> None:
     """On Redis Cluster every key of a namespace must share one slot: refuse a namespace without a hash tag now,
     rather than with CROSSSLOT errors later."""
     if client_or_url is None:
         client_or_url = os.environ.get("WORKQ_REDIS_URL", DEFAULT_REDIS_URL)
-    on_cluster = isinstance(client_or_url, RedisCluster) or (
+    on_cluster = isinstance(client_or_url, (RedisCluster, redis.asyncio.RedisCluster)) or (
         isinstance(client_or_url, str) and client_or_url.partition("://")[0].lower() in _CLUSTER_SCHEMES
     )
     if on_cluster and not _has_hash_tag(key_prefix(namespace)):
@@ -125,15 +187,17 @@ class _OneProcessClient(redis.Redis):
         return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
-def describe(client: RedisClient) -> str:
+def describe(client: AnyRedisClient) -> str:
     """Where a client points, for error messages (never includes a password)."""
-    if isinstance(client, RedisCluster):
-        return "cluster " + ",".join(node.name for node in client.get_nodes())  # type: ignore[no-untyped-call]
+    if isinstance(client, (RedisCluster, redis.asyncio.RedisCluster)):
+        nodes = client.get_nodes() or client.nodes_manager.startup_nodes.values()
+        return "cluster " + ",".join(node.name for node in nodes)
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
-    if isinstance(client.connection_pool, SentinelConnectionPool):
-        return f"sentinel service {client.connection_pool.service_name}"
+    service_name = getattr(client.connection_pool, "service_name", None)  # a Sentinel pool, of either kind
+    if service_name is not None:
+        return f"sentinel service {service_name}"
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
@@ -164,7 +228,7 @@ def _raised_inside_redis_py(exc: BaseException) -> bool:
 
 
 @contextmanager
-def translated_faults(client: RedisClient) -> Iterator[None]:
+def translated_faults(client: AnyRedisClient) -> Iterator[None]:
     """Re-raise Redis faults (see `is_redis_fault`) as `ConnectionFailed` naming the server."""
     try:
         yield
@@ -199,11 +263,19 @@ def _split_url(url: str) -> tuple[str, str | None, str | None, list[tuple[str, i
     return scheme.lower(), username, password, hosts, path, dict(parse_qsl(query))
 
 
-def _cluster_from_url(url: str) -> RedisCluster:
+def _cluster_from_url(url: str, *, for_asyncio: bool) -> Any:
+    """A cluster client (redis.asyncio's connects on first use; redis-py's at once)."""
     scheme, username, password, hosts, _, query = _split_url(url)
     options = _options(query)
     if scheme.startswith("rediss"):
         options["ssl"] = True
+    if for_asyncio:
+        return redis.asyncio.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port) for host, port in hosts],
+            username=username,
+            password=password,
+            **options,
+        )
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in hosts],  # type: ignore[no-untyped-call]
         username=username,
@@ -212,7 +284,7 @@ def _cluster_from_url(url: str) -> RedisCluster:
     )
 
 
-def _sentinel_from_url(url: str) -> redis.Redis:
+def _sentinel_from_url(url: str, sentinel_class: type[Sentinel | redis.asyncio.sentinel.Sentinel]) -> Any:
     scheme, username, password, hosts, path, query = _split_url(url)
     service_name, _, db = path.strip("/").partition("/")
     if not service_name:
@@ -221,7 +293,7 @@ def _sentinel_from_url(url: str) -> redis.Redis:
     options = _options(query)
     if scheme.startswith("rediss"):
         options["ssl"] = True
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = sentinel_class(
         hosts,
         sentinel_kwargs={"password": sentinel_password, "socket_timeout": 5, "socket_keepalive": True}
         if sentinel_password
@@ -229,16 +301,41 @@ def _sentinel_from_url(url: str) -> redis.Redis:
         socket_timeout=5,
         socket_keepalive=True,
     )
-    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-        service_name,
-        db=int(db or 0),
-        username=username,
-        password=password,
-        socket_keepalive=True,
-        health_check_interval=30,
-        **options,
-    )
-    return master
+    defaults: dict[str, Any] = {"db": int(db or 0), "socket_keepalive": True, "health_check_interval": 30}
+    return sentinel.master_for(service_name, username=username, password=password, **{**defaults, **options})
+
+
+def _check_option_names(scheme: str, url: str) -> None:
+    """Refuse (ValueError) a query option the scheme's client does not take, naming it: redis-py would pass it on
+    and fail with a TypeError at the first command (or, on a cluster, silently drop a misspelt option)."""
+    names = {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    names.discard("sentinel_password" if scheme in _SENTINEL_SCHEMES else "")
+    accepted = _accepted_options(scheme)
+    for name in sorted(names - accepted):
+        if name in _accepted_options("rediss") - _accepted_options("redis"):
+            raise ValueError(
+                f"option {name!r} is for TLS: use a rediss:// URL (or rediss+cluster://, rediss+sentinel://)"
+            )
+        raise ValueError(f"unknown option {name!r} (a typo? options include {_COMMON_OPTIONS})")
+
+
+@cache
+def _accepted_options(scheme: str) -> frozenset[str]:
+    """The keyword arguments a URL of `scheme` may set: those its redis-py connection class (or cluster client)
+    takes, and `max_connections` of its pool."""
+    if scheme in _CLUSTER_SCHEMES:
+        names = set(_parameters(RedisCluster)) | (set(REDIS_ALLOWED_KEYS) - set(KWARGS_DISABLED_KEYS))
+    else:
+        names = {name for cls in _CONNECTION_CLASSES.get(scheme, Connection).__mro__ for name in _parameters(cls)}
+    return frozenset(names - _SET_BY_WORKQ) | {"max_connections"}
+
+
+def _parameters(cls: type) -> list[str]:
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        return []
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [name for name, spec in inspect.signature(init).parameters.items() if spec.kind in keywords][1:]
 
 
 def _has_hash_tag(key: str) -> bool:

@@ -37,6 +37,11 @@ class ArgError(WorkqError, ValueError):
     """A job argument is missing or of the wrong type (returned by `Job.arg_error()`)."""
 
 
+class ArgsMismatch(ArgError):
+    """A job's args do not fit the parameters of its typed task (`@pool.task`): a missing, unknown or mistyped
+    argument. The job is filed dead at once (or discarded with `skip_dead`): retrying cannot fix its args."""
+
+
 class NotDeleted(WorkqError):
     """Nothing matched the job to delete."""
 

@@ -7,6 +7,7 @@ import logging
 import math
 import random
 from dataclasses import dataclass
+from typing import Literal
 
 from workq.backoff import default_backoff
 from workq.handler import JobOptions
@@ -27,21 +28,26 @@ class Refiling:
     delay: float
     filed: str
     """The job's JSON as filed (`fails`, `err`, `failed_at` updated; its unique lock no longer held)."""
+    outcome: Literal["retry", "dead", "discarded"]
     verdict: str
-    """For the log: "retrying in N s", "moved to the dead queue"..."""
+    """For the log: "retrying in N s", "out of retries, moved to the dead queue"..."""
 
 
-def refile_failed(job: Job, options: JobOptions, keys: Keys, rng: random.Random, *, err: str, now: float) -> Refiling:
-    """Count one failure of `job` (updated in place) and say where it goes next."""
+def refile_failed(
+    job: Job, options: JobOptions, keys: Keys, rng: random.Random, *, err: str, now: float, retryable: bool = True
+) -> Refiling:
+    """Count one failure of `job` (updated in place) and say where it goes next; a failure that retrying cannot
+    fix (`retryable=False`) goes dead at once."""
     job.fails += 1
     job.last_err = err
     job.failed_at = int(now)
-    if job.fails < options.max_fails:
+    if retryable and job.fails < options.max_fails:
         delay = _backoff(job, options, rng)
-        return Refiling(keys.retry, delay, refiled(job), f"retrying in {delay} s")
+        return Refiling(keys.retry, delay, refiled(job), "retry", f"retrying in {delay} s")
+    ending = "out of retries" if retryable else "its args do not fit its task, not retried"
     if options.skip_dead:
-        return Refiling(None, 0, refiled(job), "out of retries, discarded (skip_dead)")
-    return Refiling(keys.dead, 0, refiled(job), "out of retries, moved to the dead queue")
+        return Refiling(None, 0, refiled(job), "discarded", f"{ending}, discarded (skip_dead)")
+    return Refiling(keys.dead, 0, refiled(job), "dead", f"{ending}, moved to the dead queue")
 
 
 def refiled(job: Job) -> str:

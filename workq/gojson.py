@@ -9,6 +9,7 @@ that round-trip, positional from 1e-6 up to 1e21 (`0.00001`, `100`), exponent fo
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any
@@ -17,6 +18,7 @@ MAX_DEPTH = 100
 """How deeply args may nest objects and arrays (args itself is level 1): well inside Python's recursion limit,
 whatever the caller's stack, and far beyond what a job needs."""
 
+_SHORT_ESCAPE = re.compile(r"((?<!\\)(?:\\\\)*)\\([bf])")
 _GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
@@ -33,6 +35,12 @@ def dumps(value: Any) -> str:
         raise TypeError(f"args{''.join(trail)} {refused.reason}") from None
     # Go's HTML escapes apply to characters that can only occur inside strings, so one pass over the whole does.
     return "".join(parts).translate(_GO_ESCAPES)
+
+
+def as_before_go_1_22(encoded: str) -> str:
+    """`encoded` (this module's output) as Go 1.21 and earlier wrote it: U+0008 and U+000C as `\\u0008` and
+    `\\u000c` instead of `\\b` and `\\f` (an escape is a backslash after an even run of escaped backslashes)."""
+    return _SHORT_ESCAPE.sub(lambda match: match[1] + ("\\u0008" if match[2] == "b" else "\\u000c"), encoded)
 
 
 def format_float(value: float) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from workq import gojson
 from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import RedisClient
 from workq.job import Job
@@ -26,14 +26,46 @@ def _merged(older: Observation | None, newer: Observation | None) -> Observation
     return {**older, **newer}
 
 
+class OwnBeats:
+    """When this pool's own heartbeats have reached Redis without a gap, on Redis's clock.
+
+    Nobody can beat while Redis stalls (or while this process is paused), so right after such a gap every other
+    pool's heartbeat looks old although the pools are alive. A reaper may only call a pool dead for silence it has
+    itself watched: from the start of its own unbroken run of beats (see `Reaper`).
+    """
+
+    def __init__(self, heartbeat_interval: float, dead_after: float) -> None:
+        # A gap this short cannot make a live pool look dead: its silence stays below one interval + the gap + one
+        # interval < dead_after (which is at least 3 intervals). Longer gaps restart the watch.
+        self._max_gap = max(2 * heartbeat_interval, dead_after / 3)
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._unbroken_since: float | None = None
+
+    def record(self, now: float) -> None:
+        with self._lock:
+            if self._last is None or now - self._last > self._max_gap:
+                self._unbroken_since = now
+            self._last = now
+
+    def unbroken_since(self, now: float) -> float | None:
+        """Start of the current unbroken run of beats; None when the last beat is already too old (Redis or this
+        process stalled just now, and the heartbeat thread has not caught up yet)."""
+        with self._lock:
+            if self._last is None or now - self._last > self._max_gap:
+                return None
+            return self._unbroken_since
+
+
 class Heartbeater:
     """Registers the pool in `worker_pools` and refreshes its hash, so other pools know it is alive.
 
     `heartbeat_at` and `started_at` are Redis's clock (hosts' clocks may disagree), and the hash declares the
     pool's own `heartbeat_interval` and `dead_after` (ext fields), so that a reaper with shorter settings still
     waits long enough before it takes this pool for dead. Each beat also writes the pool's job names to
-    `known_jobs` and their `max_concurrency` caps, as gocraft/work pools do at start: Redis may have restarted
-    empty since, and the reaper and the caps depend on them.
+    `known_jobs` and, where missing, their `max_concurrency` caps: Redis may have restarted empty since, and the
+    reaper and the caps depend on them. The first beat (the pool's start) overwrites the caps, later ones do not,
+    so a pool started later (workq or gocraft/work) keeps the cap it set: the last pool started wins.
     """
 
     def __init__(
@@ -54,6 +86,8 @@ class Heartbeater:
         self._pool_id = pool_id
         self._clock: Clock = as_clock(clock)
         self._max_concurrency = dict(max_concurrency)
+        self._caps_written = False
+        self.own_beats = OwnBeats(heartbeat_interval, dead_after)
         self._fields: dict[str, str | int | float] = {
             "job_names": ",".join(sorted(max_concurrency)),
             "concurrency": concurrency,
@@ -65,15 +99,19 @@ class Heartbeater:
         }
 
     def beat(self) -> None:
-        now = int(self._clock.server_now(self._client))
+        exact_now = self._clock.server_now(self._client)
+        now = int(exact_now)
         self._fields.setdefault("started_at", now)
         pipe = self._client.pipeline(transaction=False)
         pipe.sadd(self._keys.worker_pools, self._pool_id)
         pipe.hset(self._keys.worker_pool(self._pool_id), mapping=cast(Any, {**self._fields, "heartbeat_at": now}))
         pipe.sadd(self._keys.known_jobs, *self._max_concurrency)
         for name, cap in self._max_concurrency.items():
-            pipe.set(self._keys.max_concurrency(name), cap)
+            # gocraft/work's rule: the last pool started sets the cap. Later beats only heal a lost one.
+            pipe.set(self._keys.max_concurrency(name), cap, nx=self._caps_written)
         pipe.execute()
+        self._caps_written = True
+        self.own_beats.record(exact_now)
 
     def remove(self) -> None:
         pipe = self._client.pipeline(transaction=False)
@@ -95,7 +133,7 @@ class Observer:
         self._written: set[str] = set()
 
     def started(self, worker_id: str, job: Job) -> None:
-        args = json.dumps(job.args, ensure_ascii=False) if job.args else ""
+        args = gojson.dumps(job.args) if job.args else ""  # as gocraft/work: json.Marshal, no spaces
         observation: dict[str, str | int] = {
             "job_name": job.name,
             "job_id": job.id,

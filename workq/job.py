@@ -84,7 +84,7 @@ class Job:
     def from_json(cls, payload: bytes | str) -> Job:
         """Parse wire JSON; raise `MalformedJob` saying what is wrong (including nesting deeper than args may)."""
         try:
-            data = json.loads(payload, parse_float=_finite_float, parse_constant=_refuse_constant)
+            data = json.loads(payload, parse_float=_finite_float, parse_int=_integer, parse_constant=_refuse_constant)
         except MalformedJob:
             raise
         except (ValueError, UnicodeDecodeError) as exc:
@@ -208,6 +208,12 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise MalformedJob(f"number {text} is out of range for a float64")
     return value
+
+
+def _integer(text: str) -> int | float:
+    """`-0` is Go's negative zero (float64): kept as -0.0 it is written back as `-0`, and the unique key derived
+    from the args (gocraft/work v0.5.1 jobs) is the one Go took."""
+    return -0.0 if text == "-0" else int(text)
 
 
 def _refuse_constant(name: str) -> None:

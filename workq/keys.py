@@ -84,6 +84,16 @@ class Keys:
         poll for the jobs they run, so a missed pub/sub message still stops the run."""
         return f"{self.prefix}cancel:{job_id}"
 
+    def minutes(self, job_name: str, at: float) -> str:
+        """ext: hash of per-minute `processed:<MM>`, `failed:<MM>`, `latency:<MM>` of the UTC hour of `at`
+        (see workq.throughput)."""
+        return f"{self.prefix}minutes:{job_name}:{time.strftime('%Y-%m-%dT%H', time.gmtime(at))}"
+
+    @property
+    def totals(self) -> str:
+        """ext: hash of all-time `processed:<job name>` and `failed:<job name>` counts (see workq.throughput)."""
+        return f"{self.prefix}totals"
+
     @property
     def reaper_lock(self) -> str:
         """ext: held (SET NX PX) by the one pool whose reaper is running."""

@@ -3,7 +3,8 @@
 A fetch whose reply is lost to a dropped connection has moved its job into the pool's in-progress list, but no
 worker ever learns of it; the pool is alive, so the reaper leaves it alone. The sweeper finds such jobs by
 comparing each list with what the workers hold. A job seen orphaned on two passes in a row (a fetch reply still
-on its way is not) goes back to the front of its queue.
+on its way is not) goes back to the front of its queue, and the lease its lost fetch took (for a job with a
+time-out) goes with it: left behind, it would expire later and take the job from whichever run holds it then.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from workq.connection import RedisClient
 from workq.keys import Keys
 from workq.registration import Registration
 from workq.scripts import Scripts
+from workq.timeouts import RUN_TOKEN
 
 logger = logging.getLogger("workq")
 
@@ -31,6 +33,7 @@ class OrphanSweeper:
         pool_id: str,
         registrations: Sequence[Registration],
         held: Callable[[], Counter[bytes]],
+        held_leases: Callable[[], set[bytes]],
         clock: Callable[[], float],
     ) -> None:
         self._client = client
@@ -39,6 +42,7 @@ class OrphanSweeper:
         self._pool_id = pool_id
         self._registrations = list(registrations)
         self._held = held
+        self._held_leases = held_leases
         self._clock = clock
         self._suspects: dict[str, Counter[bytes]] = {}
 
@@ -61,9 +65,23 @@ class OrphanSweeper:
 
     def _hand_back(self, registration: Registration, payload: bytes) -> int:
         keys = [*registration.ack_keys(self._keys, self._clock()), registration.queue_key]
-        done = int(self._scripts.ack(keys=keys, args=[self._pool_id, payload, "", payload, "", 1, "", ""]))
+        lease = self._lost_lease(registration, payload)
+        done = int(self._scripts.ack(keys=keys, args=[self._pool_id, payload, "", payload, "", 1, lease, ""]))
         if done:
             logger.warning(
                 "a %s job was in progress with no worker (a lost fetch reply): back on its queue", registration.name
             )
         return done
+
+    def _lost_lease(self, registration: Registration, payload: bytes) -> bytes:
+        """The lease the lost fetch of `payload` took: one of this pool's, for these bytes, that no worker holds.
+        Leases are only as many as running jobs with a time-out, and orphans are rare: a scan is cheap."""
+        if not registration.options.timeout:
+            return b""
+        held = self._held_leases()
+        prefix = f"{self._pool_id}:".encode()
+        for member, _ in self._client.zscan_iter(registration.leases_key, match=prefix + b"*"):
+            token, _, rest = member[len(prefix) :].partition(b":")
+            if rest == payload and RUN_TOKEN.fullmatch(token) and member not in held:
+                return cast(bytes, member)
+        return b""

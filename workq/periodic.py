@@ -6,6 +6,8 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
@@ -26,17 +28,21 @@ INTERVAL = 120.0
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """`job_name` enqueued at every fire time of `spec`, evaluated in UTC so every host agrees.
+    """`job_name` enqueued at every fire time of `spec`, evaluated in `timezone` (an IANA name such as
+    "Europe/Paris"; None: UTC), never in the host's zone, so every host agrees.
 
     Specs: 6 fields with seconds first (gocraft/work), 5 standard fields, or a descriptor such as `@hourly`.
+    gocraft/work evaluates specs in its host's local time: give a Go host's zone here for the same fire times.
     """
 
     spec: str
     job_name: str
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
         check_job_name(self.job_name)
         check_cron_spec(self.spec)
+        zone_of(self.timezone)
 
     @property
     def high_water_field(self) -> str:
@@ -45,7 +51,8 @@ class CronSchedule:
     def fire_times(self, after: float, until: float) -> list[int]:
         """Fire times t with after < t <= until, in order."""
         times: list[int] = []
-        schedule = _parse(self.spec, after)
+        zone = zone_of(self.timezone)
+        schedule = _parse(self.spec, after if zone is None else datetime.fromtimestamp(after, zone))
         while (fire_at := schedule.get_next(float)) <= until:
             times.append(math.floor(fire_at))
         return times
@@ -65,7 +72,19 @@ def check_cron_spec(spec: str) -> None:
     _parse(spec, 0.0)
 
 
-def _parse(spec: str, start: float) -> croniter:
+def zone_of(timezone: str | None) -> ZoneInfo | None:
+    """The zone named `timezone`; `ValueError` for an unknown name."""
+    if timezone is None:
+        return None
+    if not isinstance(timezone, str):
+        raise TypeError(f"timezone is an IANA zone name such as 'Europe/Paris', got {type(timezone).__name__}")
+    try:
+        return ZoneInfo(timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"unknown timezone {timezone!r}: use an IANA zone name such as 'Europe/Paris'") from None
+
+
+def _parse(spec: str, start: float | datetime) -> croniter:
     if not isinstance(spec, str):
         raise TypeError(f"a cron spec is a string, got {type(spec).__name__}")
     fields = spec.split()
@@ -99,6 +118,10 @@ class PeriodicEnqueuer:
         self._scripts = scripts
         self._schedules = list(schedules)
         self._clock: Clock = as_clock(clock)
+
+    def next_fire_after(self, after: float) -> float | None:
+        """The first fire time of any schedule after `after` (None without schedules)."""
+        return min((_parse(schedule.spec, after).get_next(float) for schedule in self._schedules), default=None)
 
     def enqueue_coming(self) -> int:
         now = self._clock.server_now(self._client)

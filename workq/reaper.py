@@ -13,6 +13,7 @@ import redis
 from workq.clock import Clock, ClockLike, as_clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient, reply_text
+from workq.heartbeat import OwnBeats
 from workq.job import check_job_name
 from workq.keys import Keys
 from workq.scripts import Scripts
@@ -26,7 +27,10 @@ class Reaper:
     pass redoes what is left.
 
     A pool is dead when its heartbeat (Redis's clock) is older than the longer of this pool's `dead_after` and the
-    one it declared itself, so pools with different settings never take each other for dead too early.
+    one it declared itself, so pools with different settings never take each other for dead too early; and only for
+    silence this pool watched itself (`own_beats`): right after a Redis stall or a pause of this process every
+    heartbeat looks old, so the clock of silence starts no earlier than this pool's own unbroken run of beats.
+    `own_beats=None` (a one-off reaper outside a pool, such as an admin tool) judges by heartbeats alone.
     """
 
     def __init__(
@@ -39,8 +43,10 @@ class Reaper:
         dead_after: float,
         lock_for: float,
         clock: ClockLike = None,
+        own_beats: OwnBeats | None = None,
     ) -> None:
         self._client = client
+        self._own_beats = own_beats
         self._keys = keys
         self._scripts = scripts
         self._pool_id = pool_id
@@ -71,13 +77,21 @@ class Reaper:
             for name, reply in zip(names, pipe.execute(raise_on_error=False), strict=True)
         }
         # Liveness is read after the holders: a pool beats before it fetches, so a holder seen above is live here.
-        live, dead = self._pools_by_liveness()
+        now = self._clock.server_now(self._client)
+        watched_since = self._watched_since(now)
+        if watched_since is None:
+            logger.debug("reaper: this pool's own heartbeat is behind (Redis or this process stalled): no verdicts")
+            return 0
+        live, dead = self._pools_by_liveness(now, watched_since)
+        # A holder without a heartbeat (died before its first beat, or its hash is gone) is silent since ever.
+        silent_holders_dead = not _beat_is_recent(-math.inf, now, watched_since, self._dead_after)
         moved = 0
         for name in sorted(set(names) | {name for pool in dead.values() for name in pool.job_names}):
             held = holders.get(name, {})
-            # Pools holding jobs without a live heartbeat: dead ones, and ones that died before their first beat.
             for pool_id in sorted((set(held) - live) | set(dead)):
                 pool = dead.get(pool_id)
+                if pool is None and not silent_holders_dead:
+                    continue
                 # A gocraft/work pool that stopped cleanly leaves by-key placeholders in its in-progress list that
                 # its own counters no longer count: those jobs ran. Only what a pool held by its counters (or any
                 # workq pool's list, which its counters always match) goes back to the queue.
@@ -98,22 +112,26 @@ class Reaper:
                 counts[pool_id] = _count(raw_count)
         return counts
 
-    def _pools_by_liveness(self) -> tuple[set[str], dict[str, DeadPool]]:
+    def _watched_since(self, now: float) -> float | None:
+        """Since when this reaper has watched Redis answer (-inf: judge by heartbeats alone); None: not now."""
+        if self._own_beats is None:
+            return -math.inf
+        return self._own_beats.unbroken_since(now)
+
+    def _pools_by_liveness(self, now: float, watched_since: float) -> tuple[set[str], dict[str, DeadPool]]:
         """Live pool ids, and the dead ones."""
         pool_ids = sorted(self._members(self._keys.worker_pools, "a pool id", _check_pool_id))
         pipe = self._client.pipeline(transaction=False)
         for pool_id in pool_ids:
             pipe.hmget(self._keys.worker_pool(pool_id), ["heartbeat_at", "job_names", "dead_after"])
         replies = pipe.execute(raise_on_error=False)
-        now = self._clock.server_now(self._client)
         live, dead = {self._pool_id}, dict[str, DeadPool]()
         for pool_id, reply in zip(pool_ids, replies, strict=True):
             if pool_id == self._pool_id:
                 continue
             beat, names, declared = reply if isinstance(reply, list) else (None, None, None)
             dead_after = max(self._dead_after, _seconds(declared, missing=0.0))
-            # heartbeat_at is whole seconds: a beat within the last second counts in full.
-            if _seconds(beat, missing=-math.inf) >= now - dead_after - 1:
+            if _beat_is_recent(_seconds(beat, missing=-math.inf), now, watched_since, dead_after):
                 live.add(pool_id)
             else:
                 job_names = [
@@ -189,6 +207,12 @@ class DeadPool:
     job_names: list[str]
     is_workq: bool
     """Its heartbeat declared workq's liveness settings: its in-progress lists hold only jobs it ran."""
+
+
+def _beat_is_recent(beat: float, now: float, watched_since: float, dead_after: float) -> bool:
+    """Silence counts from the later of the pool's last beat and the start of the reaper's own watch.
+    heartbeat_at is whole seconds: a beat within the last second counts in full."""
+    return max(beat, watched_since) >= now - dead_after - 1
 
 
 def _check_pool_id(pool_id: str) -> None:

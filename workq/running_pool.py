@@ -25,10 +25,12 @@ from workq.reaper import Reaper
 from workq.registration import Registration
 from workq.requeuer import Requeuer
 from workq.scripts import Scripts
+from workq.throughput import FLUSH_INTERVAL as THROUGHPUT_FLUSH_INTERVAL
+from workq.throughput import RunTally
 from workq.time_limits import Watchdog
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
-from workq.worker import InFlight, Worker, WorkerContext
+from workq.worker import Finished, InFlight, Worker, WorkerContext
 
 logger = logging.getLogger("workq")
 
@@ -58,8 +60,10 @@ class RunningPool:
         stopping: threading.Event,
         wakeup: Wakeup,
         in_flight: InFlight,
+        tally: RunTally,
     ) -> None:
         scripts = Scripts.register(client)
+        self._tally = tally
         self._wakeup = wakeup
         self._stopping = stopping
         self._observer = Observer(client, keys, clock)
@@ -97,10 +101,17 @@ class RunningPool:
             dead_after=dead_after,
             clock=clock,
         )
-        requeuer = Requeuer(client, keys, scripts, clock)
+        self._requeuer = requeuer = Requeuer(client, keys, scripts, clock)
         reap_interval = max(heartbeat_interval, dead_after / 4)
         reaper = Reaper(
-            client, keys, scripts, pool_id=pool_id, dead_after=dead_after, lock_for=reap_interval, clock=clock
+            client,
+            keys,
+            scripts,
+            pool_id=pool_id,
+            dead_after=dead_after,
+            lock_for=reap_interval,
+            clock=clock,
+            own_beats=self._heartbeater.own_beats,
         )
 
         def requeue_and_wake() -> None:
@@ -117,6 +128,7 @@ class RunningPool:
                 "heartbeat", heartbeat_interval, self._heartbeater.beat, max_error_wait=heartbeat_interval, rng=rng
             ),
             BackgroundLoop("observer", OBSERVER_FLUSH_INTERVAL, self._observer.flush, rng=rng),
+            BackgroundLoop("throughput", THROUGHPUT_FLUSH_INTERVAL, tally.flush, rng=rng),
             BackgroundLoop("requeuer", REQUEUE_INTERVAL, requeue_and_wake, rng=rng),
             BackgroundLoop("reaper", reap_interval, reap_and_wake, rng=rng),
         ]
@@ -127,11 +139,13 @@ class RunningPool:
             pool_id=pool_id,
             registrations=list(registrations.values()),
             held=self._held_payloads,
+            held_leases=self._held_leases,
             clock=clock.wall,
         )
         self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
+        self._periodic: PeriodicEnqueuer | None = None
         if schedules:
-            periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)
+            self._periodic = periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)
             self._loops.append(BackgroundLoop("periodic-enqueuer", PERIODIC_INTERVAL, periodic.enqueue_coming, rng=rng))
         lease_keeper = LeaseKeeper(client, keys, scripts, list(registrations.values()), clock, rng=rng)
         if any(registration.options.timeout for registration in registrations.values()):
@@ -139,6 +153,9 @@ class RunningPool:
 
     def _held_payloads(self) -> Counter[bytes]:
         return Counter(payload for worker in self._workers if (payload := worker.held_payload) is not None)
+
+    def _held_leases(self) -> set[bytes]:
+        return {lease for worker in self._workers if (lease := worker.held_lease)}
 
     def start(self) -> None:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
@@ -152,6 +169,28 @@ class RunningPool:
             self._threads.append(thread)
         for loop in self._loops:
             loop.start()
+
+    # --- driven step by step from the calling thread, with no thread started (workq.testing) --------------------
+
+    def beat(self) -> None:
+        """Register the pool and its jobs' caps, as `start()` does before any fetch."""
+        self._heartbeater.beat()
+
+    def work_one(self) -> Finished | None:
+        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched."""
+        return self._workers[0].work_one()
+
+    def enqueue_cron(self) -> int:
+        """One pass of the periodic enqueuer (cron fire times of the coming minutes into the scheduled set)."""
+        return 0 if self._periodic is None else self._periodic.enqueue_coming()
+
+    def next_cron_fire(self, after: float) -> float | None:
+        """The first cron fire time after `after`, or None when the pool has no schedules."""
+        return None if self._periodic is None else self._periodic.next_fire_after(after)
+
+    def requeue_due(self) -> int:
+        """One pass of the requeuer: due scheduled and retry jobs back to their queues."""
+        return self._requeuer.requeue_due()
 
     def stop(self, grace: float | None) -> int:
         """Stop fetching; wait for in-flight jobs (at most `grace` seconds when given), hand back the rest, then
@@ -195,6 +234,7 @@ class RunningPool:
     def _flush_and_deregister(self) -> None:
         try:
             self._observer.flush()
+            self._tally.flush()
             self._heartbeater.remove()
         except Exception as exc:  # Redis gone at shutdown: the reaper will clean up after us
             logger.warning("could not deregister the pool (%s); the reaper will remove it", exc)

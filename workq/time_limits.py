@@ -69,7 +69,7 @@ class RunControl:
     under its lock."""
 
     def __init__(
-        self, job: Job, limit: float, interrupter: Interrupter, on_abandon: Callable[[RunControl], None], now: float
+        self, job: Job, limit: float, interrupter: Interrupter, on_abandon: Callable[[RunControl], object], now: float
     ) -> None:
         self.job = job
         self.limit = limit
@@ -119,7 +119,7 @@ class Watchdog:
             self._thread.join()
 
     def watch(
-        self, job: Job, limit: float, interrupter: Interrupter, on_abandon: Callable[[RunControl], None]
+        self, job: Job, limit: float, interrupter: Interrupter, on_abandon: Callable[[RunControl], object]
     ) -> RunControl:
         """Start watching a run of `job` with time limit `limit` seconds (0: none; it can still be cancelled)."""
         control = RunControl(job, limit, interrupter, on_abandon, self._monotonic())

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import redis
 
+from workq import gojson
 from workq.connection import RedisClient, reply_text
 from workq.errors import MalformedJob
 from workq.job import Job
@@ -93,18 +94,30 @@ def owns(job: Job, lock_key: str, value: bytes | str, keys: Keys) -> bool:
     return keys.unique_for(stored.name, stored.args) != lock_key
 
 
-def claim(client: RedisClient, scripts: Scripts, keys: Keys, job: Job) -> Claim:
-    """Release `job`'s lock if it is still its own (compare-and-delete); return what to run."""
+def _lock_keys_to_try(job: Job, keys: Keys) -> list[str]:
+    """The lock `job` took; for a v0.5.1 job whose args hold U+0008 or U+000C also the key as Go before 1.22
+    wrote it (`\\u0008`, not `\\b`), the one a gocraft/work service built with an older Go took."""
     lock_key = lock_key_of(job, keys)
     if lock_key is None:
-        return Claim(False, job, False)
+        return []
+    if job.unique_key:
+        return [lock_key]
+    return list(dict.fromkeys([lock_key, gojson.as_before_go_1_22(lock_key)]))
+
+
+def claim(client: RedisClient, scripts: Scripts, keys: Keys, job: Job) -> Claim:
+    """Release `job`'s lock if it is still its own (compare-and-delete); return what to run."""
+    lock_key = ""
     try:
-        for _ in range(CLAIM_ATTEMPTS):
-            value = client.get(lock_key)
-            if value is None or not owns(job, lock_key, value, keys):
-                break
-            if scripts.release_lock(keys=[lock_key], args=[value]):
-                return Claim(True, *_to_run(job, value))
+        for lock_key in _lock_keys_to_try(job, keys):
+            for _ in range(CLAIM_ATTEMPTS):
+                value = client.get(lock_key)
+                if value is None:
+                    break  # not this key: try the next form
+                if not owns(job, lock_key, value, keys):
+                    return Claim(False, job, False)
+                if scripts.release_lock(keys=[lock_key], args=[value]):
+                    return Claim(True, *_to_run(job, value))
     except redis.ResponseError as exc:  # a lock key of the wrong type: not a lock anyone can hold
         logger.error(
             "job %s %s: unique lock %s is unreadable (%s); running the queued job", job.name, job.id, lock_key, exc

@@ -61,7 +61,7 @@ class WakeSignal:
         self._keys = keys
         self._job_names = frozenset(job_names)
         self._wakeup = wakeup
-        # Once subscribed again after a dropped connection, wake everyone: wake-ups sent meanwhile were lost.
+        # Once subscribed again after a failure, wake everyone (idle workers polled meanwhile; wake-ups were lost).
         self._listener = ChannelListener(
             client, keys.wake_channel, "wake-listener", self._relay, on_resubscribed=wakeup.notify
         )

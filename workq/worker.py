@@ -9,13 +9,13 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from workq import unique
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient, dedicated_client, is_redis_fault
-from workq.errors import Cancelled, JobTimeout, MalformedJob, Retry
+from workq.errors import ArgsMismatch, Cancelled, JobTimeout, MalformedJob, Retry
 from workq.failures import refile_failed, refiled
 from workq.heartbeat import Observer
 from workq.job import Job, malformed_job_record
@@ -80,6 +80,20 @@ class WorkerContext:
     observer: Observer
     complaints: Complaints
     watchdog: Watchdog
+
+
+Outcome = Literal["processed", "rescheduled", "retry", "dead", "discarded", "handed_back"]
+"""Where a run left its job: done, back in the scheduled set (`Retry`), in the retry or dead set, dropped
+(`skip_dead`), or back on its queue (the handler raised KeyboardInterrupt/SystemExit)."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How one run ended: the job as filed afterwards (fails and last_err counted), and what its chain raised."""
+
+    job: Job
+    outcome: Outcome
+    error: BaseException | None = None
 
 
 @dataclass
@@ -187,20 +201,27 @@ class Worker:
         lease = f"{context.pool_id}:{token}:".encode() + raw if _as_bytes(leased) else b""
         return Run(raw, order[int(group) - 1], lease, requeue_as=raw)
 
-    def _process(self, run: Run) -> None:
+    def work_one(self) -> Finished | None:
+        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched.
+
+        The steps of `_loop` without its waiting, for `workq.testing`'s drain.
+        """
+        fetched = self._fetch()
+        return None if fetched is None else self._process(fetched)
+
+    def _process(self, run: Run) -> Finished:
         self._current = run
         try:
-            self._run_job(run)
+            return self._run_job(run)
         finally:
             self._current = None
             self._context.observer.done(self.worker_id)
 
-    def _run_job(self, run: Run) -> None:
+    def _run_job(self, run: Run) -> Finished:
         try:
             job = Job.from_json(run.payload)
         except MalformedJob as exc:
-            self._bury_malformed(run, exc)
-            return
+            return self._bury_malformed(run, exc)
         if job.unique:
             job = self._claim_unique(job, run)
         self._context.observer.started(self.worker_id, job)
@@ -212,40 +233,42 @@ class Worker:
             lambda abandoned: self._settle_stopped(job, run, abandoned, None, client=self._context.client),
         )
         job._checkin_hook = lambda message: self._checkin(job, run, control, message)
-        outcome = watchdog.run(control, lambda: run.registration.chain(job))
+        error = watchdog.run(control, lambda: run.registration.chain(job))
         if control.abandoned:
             logger.warning("job %s %s returned after it was abandoned: this late outcome is dropped", job.name, job.id)
-        elif control.reason is not None:
-            self._settle_stopped(job, run, control, outcome)
-        elif isinstance(outcome, Retry):
-            self._ack(run, self._context.keys.scheduled, outcome.in_seconds, refiled(job))
-        elif isinstance(outcome, (KeyboardInterrupt, SystemExit)):
+            return Finished(job, "dead" if control.reason == CANCELLED else "retry", error)
+        if control.reason is not None:
+            return Finished(job, self._settle_stopped(job, run, control, error), error)
+        if isinstance(error, Retry):
+            self._ack(run, self._context.keys.scheduled, error.in_seconds, refiled(job))
+            return Finished(job, "rescheduled")
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
             logger.error(
                 "job %s %s raised %s: returning it to its queue and stopping the pool",
                 job.name,
                 job.id,
-                type(outcome).__name__,
+                type(error).__name__,
             )
             self._hand_back(run)
             self._context.stopping.set()
-        elif outcome is not None:
-            self._failed(job, run, _describe(outcome), outcome)
-        else:
-            self._succeeded(job, run)
+            return Finished(job, "handed_back", error)
+        if error is not None:
+            return Finished(job, self._failed(job, run, _describe(error), error), error)
+        return self._succeeded(job, run)
 
-    def _succeeded(self, job: Job, run: Run) -> None:
+    def _succeeded(self, job: Job, run: Run) -> Finished:
         """Acknowledge, with the handler's return value stored in the same script call under `keep_result`."""
         keep = run.registration.options.keep_result
         if not keep:
             self._ack(run, counted=PROCESSED)
-            return
+            return Finished(job, "processed")
         try:
             record = done_record(job, job._returned, self._context.clock.wall())
         except TypeError as exc:
-            self._failed(job, run, _describe(exc), exc)
-            return
+            return Finished(job, self._failed(job, run, _describe(exc), exc), exc)
         kept = ("result", self._context.keys.result(job.id), record, max(1, round(keep * 1000)))
         self._ack(run, counted=PROCESSED, extra=kept)
+        return Finished(job, "processed")
 
     def _settle_stopped(
         self,
@@ -255,20 +278,20 @@ class Worker:
         outcome: BaseException | None,
         *,
         client: RedisClient | None = None,
-    ) -> None:
+    ) -> Outcome:
         """File a run that was interrupted: a cancel goes dead (no retry, its cancel request deleted), a time-out
         counts as a failure. `client`: the abandoning thread's own (the worker's may be in use)."""
         err = control.describe()
         if outcome is not None and not isinstance(outcome, (JobTimeout, Cancelled)):
             err += f"; the handler then raised {_describe(outcome)}"
         if control.reason != CANCELLED:
-            self._failed(job, run, err, outcome, client=client)
-            return
+            return self._failed(job, run, err, outcome, client=client)
         job.last_err = err
         job.failed_at = int(self._context.clock.wall())
         logger.warning("job %s %s cancelled while running: moved to the dead queue", job.name, job.id)
         cancel = ("cancel", self._context.keys.cancel_request(job.id))
         self._ack(run, self._context.keys.dead, 0, refiled(job), extra=cancel, client=client)
+        return "dead"
 
     def _checkin(self, job: Job, run: Run, control: RunControl, message: str) -> None:
         """Record progress; give the run its whole time limit again, and push its lease as far — only while this
@@ -295,6 +318,12 @@ class Worker:
         """The bytes of the job this worker is running, as they sit in the in-progress list."""
         run = self._current
         return None if run is None else run.payload
+
+    @property
+    def held_lease(self) -> bytes:
+        """The lease of the run this worker is in (b'' when none, or the job has no time-out)."""
+        run = self._current
+        return b"" if run is None else run.lease
 
     def abandon(self) -> bool:
         """Put the job this worker is running back on its queue (its handler outran the stop grace period).
@@ -328,9 +357,12 @@ class Worker:
 
     def _failed(
         self, job: Job, run: Run, err: str, exc: BaseException | None, *, client: RedisClient | None = None
-    ) -> None:
+    ) -> Outcome:
         context, options = self._context, run.registration.options
-        refiling = refile_failed(job, options, context.keys, context.rng, err=err, now=context.clock.wall())
+        retryable = not isinstance(exc, ArgsMismatch)  # retrying cannot fix a job's args
+        refiling = refile_failed(
+            job, options, context.keys, context.rng, err=err, now=context.clock.wall(), retryable=retryable
+        )
         logger.error(
             "job %s %s failed (fails=%d, max_fails=%d): %s; %s",
             job.name,
@@ -342,13 +374,15 @@ class Worker:
             exc_info=exc,
         )
         self._ack(run, refiling.destination, refiling.delay, refiling.filed, counted=FAILED, client=client)
+        return refiling.outcome
 
-    def _bury_malformed(self, run: Run, exc: MalformedJob) -> None:
+    def _bury_malformed(self, run: Run, exc: MalformedJob) -> Finished:
         now = int(self._context.clock.wall())
         reason = f"malformed job payload in queue {run.registration.name}: {exc}"
         logger.error("%s; moved to the dead queue: %r", reason, run.payload[:200])
         dead = malformed_job_record(run.registration.name, run.payload, reason, now)
         self._ack(run, self._context.keys.dead, 0, dead.to_json(), counted=FAILED)
+        return Finished(dead, "dead", exc)
 
     def _ack(
         self,

@@ -7,9 +7,10 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from workq.backoff import Backoff
 from workq.clock import as_clock
@@ -19,10 +20,14 @@ from workq.errors import WorkqError
 from workq.handler import JobHandler, JobOptions, check_handler
 from workq.job import Job, check_job_name
 from workq.keys import Keys
+from workq.log_format import log_context
 from workq.middleware import Middleware, build_chain
-from workq.periodic import CronSchedule, check_cron_spec
+from workq.periodic import CronSchedule, check_cron_spec, zone_of
 from workq.registration import Registration
 from workq.running_pool import RunningPool
+from workq.task import Task, job_handler
+from workq.task_args import ArgSpec
+from workq.throughput import RunTally
 from workq.wakeup import Wakeup
 from workq.worker import InFlight
 
@@ -35,6 +40,8 @@ DEAD_AFTER_BEATS = 3
 dead, and a reaper that thought so would run its jobs twice."""
 
 HandlerFn = Callable[[Job], object]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class WorkerPool:
@@ -84,9 +91,15 @@ class WorkerPool:
     # --- configuration -------------------------------------------------------------------------------------
 
     def configure(
-        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, concurrency: int | None = None
+        self,
+        *,
+        namespace: str | None = None,
+        redis: RedisClient | str | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        """Override connection settings before `start()` (what `workq worker --redis-url ...` does)."""
+        """Override connection settings before `start()` (what `workq worker --redis-url ...` does); `clock`
+        replaces Redis's clock as the source of "now" (see `workq.clock`)."""
         self._refuse_if_started("configure")
         check_namespace_fits(
             redis if redis is not None else self._redis_arg, resolve_namespace(namespace or self._namespace)
@@ -99,6 +112,26 @@ class WorkerPool:
             self._enqueuer = None
         if concurrency is not None:
             self.concurrency = _positive_int("concurrency", concurrency)
+        if clock is not None:
+            self._clock = as_clock(clock)
+            self._enqueuer = None
+
+    @contextmanager
+    def configured(
+        self,
+        *,
+        namespace: str | None = None,
+        redis: RedisClient | str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Iterator[None]:
+        """`configure(...)` for the length of a `with` block, then exactly the settings (and client) before it."""
+        saved = (self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock)
+        self.configure(namespace=namespace, redis=redis, clock=clock)
+        try:
+            yield
+        finally:
+            self._refuse_if_started("restore the configuration")
+            self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock = saved
 
     @property
     def namespace(self) -> str:
@@ -190,23 +223,51 @@ class WorkerPool:
 
         return register if fn is None else register(fn)
 
-    def periodically_enqueue(self, spec: str, name: str) -> None:
-        """Enqueue `name` at every fire time of the cron `spec` (UTC), once per tick however many pools run.
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(self, name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-        Specs: 6 fields with seconds first (`*/10 * * * * *`), 5 standard fields, or `@hourly`-style descriptors.
-        An invalid spec raises `ValueError` here, not later in a thread.
+    def task(
+        self, name: Callable[P, R] | str | None = None, **options: Any
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a typed job function `fn(**params)` (sync or `async def`) as job `name` (default: its own
+        name), with `pool.job`'s options. Its annotated parameters receive the job's args by name (see
+        `workq.task_args`); args that do not fit file the job dead at once. Parameters that cannot be JSON args
+        raise `TypeError` here. Usable bare (`@pool.task`) or called (`@pool.task(max_fails=2)`)."""
+        if callable(name):
+            return self.task()(name)
+
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            job_name = name if name is not None else str(getattr(fn, "__name__", ""))
+            check_job_name(job_name)
+            spec = ArgSpec(fn, job_name)
+            self.job(job_name, job_handler(fn, spec), **options)
+            return Task(job_name, fn, spec, lambda: self.enqueuer)
+
+        return register
+
+    def periodically_enqueue(self, spec: str, name: str, *, timezone: str | None = None) -> None:
+        """Enqueue `name` at every fire time of the cron `spec`, once per tick however many pools run.
+
+        Specs: 6 fields with seconds first (`*/10 * * * * *`), 5 standard fields, or `@hourly`-style descriptors,
+        evaluated in `timezone` (an IANA name, e.g. "America/New_York"; default UTC, whatever the host's zone).
+        An invalid spec or zone raises `ValueError` here, not later in a thread.
         """
         self._refuse_if_started("add a periodic job")
-        self._schedules.append(CronSchedule(spec, name))
+        self._schedules.append(CronSchedule(spec, name, timezone))
 
-    def periodic(self, spec: str, name: str | None = None, **options: Any) -> Callable[[HandlerFn], JobHandler]:
+    def periodic(
+        self, spec: str, name: str | None = None, *, timezone: str | None = None, **options: Any
+    ) -> Callable[[HandlerFn], JobHandler]:
         """Decorator: register the function as job `name` (default: its own name) and enqueue it on `spec`."""
         check_cron_spec(spec)
+        zone_of(timezone)
 
         def register(fn: HandlerFn) -> JobHandler:
             job_name = name if name is not None else str(getattr(fn, "__name__", ""))
             handler = self.job(job_name, fn, **options)
-            self.periodically_enqueue(spec, job_name)
+            self.periodically_enqueue(spec, job_name, timezone=timezone)
             return handler
 
         return register
@@ -227,11 +288,6 @@ class WorkerPool:
         self._refuse_if_started("start")
         if not self._handlers:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
-        client, keys = self.redis, Keys(self.namespace)
-        registrations = {
-            name: Registration.build(keys, self.pool_id, name, build_chain(self._middlewares, handler), handler.options)
-            for name, handler in self._handlers.items()
-        }
         self._stopping = threading.Event()  # a fresh one: workers abandoned by a previous stop(grace) keep theirs
         logger.info(
             "worker pool %s starting: namespace=%r concurrency=%d jobs=%s",
@@ -240,24 +296,44 @@ class WorkerPool:
             self.concurrency,
             ",".join(self.job_names),
         )
-        with translated_faults(client):
-            running = RunningPool(
-                client=client,
-                keys=keys,
-                pool_id=self.pool_id,
-                registrations=registrations,
-                schedules=self._schedules,
-                concurrency=self.concurrency,
-                heartbeat_interval=self.heartbeat_interval,
-                dead_after=self.dead_after,
-                clock=self._clock,
-                rng=self._rng,
-                stopping=self._stopping,
-                wakeup=self._wakeup,
-                in_flight=self._in_flight,
-            )
+        with translated_faults(self.redis):
+            running = self._build_running(self.concurrency, self._stopping)
             running.start()
         self._running = running
+
+    def build_inline(self) -> RunningPool:
+        """The pool as `start()` builds it, with one worker and no thread started, for the calling thread to drive
+        step by step (`workq.testing`). It runs on the pool's connection, namespace and clock as they are now."""
+        self._refuse_if_started("build an inline copy")
+        if not self._handlers:
+            raise WorkqError("no jobs registered: add handlers with @pool.job(name) first")
+        with translated_faults(self.redis):
+            return self._build_running(1, threading.Event())
+
+    def _build_running(self, concurrency: int, stopping: threading.Event) -> RunningPool:
+        keys = Keys(self.namespace)
+        tally = RunTally(self.redis, keys, self.job_names, self._clock.wall)
+        middlewares = [tally.middleware, log_context, *self._middlewares]
+        registrations = {
+            name: Registration.build(keys, self.pool_id, name, build_chain(middlewares, handler), handler.options)
+            for name, handler in self._handlers.items()
+        }
+        return RunningPool(
+            client=self.redis,
+            keys=keys,
+            pool_id=self.pool_id,
+            registrations=registrations,
+            schedules=self._schedules,
+            concurrency=concurrency,
+            heartbeat_interval=self.heartbeat_interval,
+            dead_after=self.dead_after,
+            clock=self._clock,
+            rng=self._rng,
+            stopping=stopping,
+            wakeup=self._wakeup,
+            in_flight=self._in_flight,
+            tally=tally,
+        )
 
     def request_stop(self) -> None:
         """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""

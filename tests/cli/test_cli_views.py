@@ -151,6 +151,15 @@ def test_job_listings_mark_each_bad_entry_and_list_the_good_one(
     assert all(words in records[job_id]["problem"] for job_id, words in bad.bad_jobs.items())
 
 
+def test_each_bad_dead_entry_is_deleted_by_the_died_at_its_listing_shows(bad: BadEntries, common: list[str]) -> None:
+    """Before: `delete-dead 0 inf-score` (±inf is listed as 0) answered "no job inf-score at 0"."""
+    for record in json.loads(workq("dead", "--json", *common).stdout)["jobs"]:
+        if record["id"] in bad.bad_jobs:
+            deleted = workq("delete-dead", str(record["died_at"]), record["id"], *common)
+            assert deleted.returncode == 0, deleted.stderr
+    assert [record["id"] for record in json.loads(workq("dead", "--json", *common).stdout)["jobs"]] == [bad.good.id]
+
+
 def test_queues_and_workers_mark_inf_counters_and_heartbeats(bad: BadEntries, common: list[str]) -> None:
     queues = workq("queues", *common)
     assert queues.returncode == 0 and queues.stderr == ""

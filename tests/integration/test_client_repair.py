@@ -59,6 +59,16 @@ def test_retry_dead_job_requeues_it_with_its_failures_cleared(
         client.retry_dead_job(NOW - 5, job.id)
 
 
+def test_a_retried_dead_job_goes_to_the_back_of_its_queue(
+    client: Client, redis_client: redis.Redis, namespace: str
+) -> None:
+    """As gocraft/work's RetryDeadJob: LPUSH, the end workers fetch last (they RPOPLPUSH), behind waiting jobs."""
+    waiting = Enqueuer(namespace, redis_client).enqueue_many("email", [{"n": 1}, {"n": 2}])
+    died = bury(redis_client, namespace, "email", NOW - 5, n=0)
+    client.retry_dead_job(NOW - 5, died.id)
+    assert [job.id for job in client.peek("email")] == [waiting[0].id, waiting[1].id, died.id]
+
+
 def test_retry_dead_jobs_by_name_and_limit_then_all(client: Client, redis_client: redis.Redis, namespace: str) -> None:
     for n in range(5):
         bury(redis_client, namespace, "email", NOW - n, n=n)

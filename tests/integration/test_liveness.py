@@ -131,7 +131,7 @@ def test_a_silent_pools_job_runs_elsewhere_and_its_late_failure_changes_nothing(
     its handler finally fails, the job is not filed for retry: it already ran on the live pool."""
     stuck = threading.Event()
     log = JobLog()
-    silent = make_pool(concurrency=1, clock=lambda: time.time() - 3600)
+    silent = make_pool(concurrency=1, clock=lambda: time.time() - 3600, heartbeat_interval=0.1, dead_after=2.0)
 
     @silent.job("work")
     def hang_then_fail(job: Job) -> None:

@@ -69,6 +69,7 @@ def test_load_pool_reports_a_missing_module() -> None:
     [
         (["enqueue", "x", "--args", "[1]"], "JSON object"),
         (["enqueue", "x", "--args", "{nope"], "not valid JSON"),
+        (["enqueue", "x", "--in", "nan"], "seconds must be a finite number"),
         (["enqueue", "a:b", "--redis-url", "redis://127.0.0.1:1/0"], "a:b"),
     ],
 )

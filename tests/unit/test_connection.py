@@ -86,3 +86,32 @@ def test_redis_faults_become_connection_failed_naming_the_server(
 def test_other_errors_pass_through_untouched(fake_redis: fakeredis.FakeRedis) -> None:
     with pytest.raises(redis.ResponseError), translated_faults(fake_redis):
         raise redis.ResponseError("WRONGTYPE")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost/0?bogus=1",
+        "rediss://localhost/0?ssl_ca_cert=ca.pem",
+        "unix:///tmp/redis.sock?socket_keepalive=true",
+        "redis+sentinel://h:26379/mymaster?bogus=1x",
+        "redis+cluster://h:7000?bogus=1",
+        "redis://localhost/0?connection_class=x",
+    ],
+)
+def test_an_unknown_url_option_is_a_value_error_naming_it(url: str) -> None:
+    """Before: a TypeError at the first command (a cluster URL dropped the option without a word)."""
+    name = url.partition("?")[2].partition("=")[0]
+    with pytest.raises(ValueError, match=f"unknown option '{name}'"):
+        resolve_redis(url)
+
+
+def test_a_tls_option_on_a_plain_url_says_to_use_rediss() -> None:
+    with pytest.raises(ValueError, match="'ssl_check_hostname' is for TLS: use a rediss:// URL"):
+        resolve_redis("redis://localhost/0?ssl_check_hostname=false")
+
+
+def test_sentinel_url_options_override_workq_defaults() -> None:
+    client = resolve_redis("redis+sentinel://h:26379/mymaster/3?health_check_interval=5&socket_timeout=2")
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["health_check_interval"], kwargs["socket_timeout"], kwargs["db"]) == (5, 2.0, 3)

@@ -14,7 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from workq.enqueuer import Enqueuer
-from workq.errors import ConnectionFailed
+from workq.errors import ConnectionFailed, WorkqError
 from workq.job import Job, ScheduledJob
 
 NOW = 1_700_000_000.0
@@ -391,3 +391,33 @@ def test_only_an_enqueue_that_makes_the_queue_non_empty_wakes_waiting_pools(
 def test_a_delay_beyond_a_hundred_years_is_refused_before_redis_is_touched(enqueuer: Enqueuer) -> None:
     with pytest.raises(ValueError, match="100 years"):
         enqueuer.enqueue_in("x", 10**17)
+
+
+def test_configure_moves_an_enqueuer_to_another_namespace_redis_and_clock(fake_redis: fakeredis.FakeRedis) -> None:
+    enqueuer = Enqueuer("before", "redis://127.0.0.1:1/0")  # a module-level enqueuer, set up before the app's settings
+    enqueuer.configure(namespace="app", redis=fake_redis, clock=lambda: NOW)
+    job = enqueuer.enqueue("x")
+    assert (enqueuer.namespace, enqueuer.keys.queue("x")) == ("app", "app:jobs:x")
+    assert Job.from_json(popped(fake_redis, "app:jobs:x")).id == job.id and job.enqueued_at == NOW
+    assert fake_redis.smembers("app:known_jobs") == {b"x"}
+    enqueuer.configure(namespace="other")  # the rest stays: same Redis; known jobs are re-added in the new namespace
+    enqueuer.enqueue("x")
+    assert fake_redis.llen("other:jobs:x") == 1 and fake_redis.smembers("other:known_jobs") == {b"x"}
+
+
+def test_configured_restores_the_settings_and_client_after_the_block(fake_redis: fakeredis.FakeRedis) -> None:
+    enqueuer = Enqueuer("ns", "redis://127.0.0.1:1/0")
+    client = enqueuer.redis
+    with enqueuer.configured(redis=fake_redis, namespace="tmp"):
+        enqueuer.enqueue("x")
+    assert (enqueuer.redis, enqueuer.namespace, enqueuer.keys.prefix) == (client, "ns", "ns:")
+    assert fake_redis.llen("tmp:jobs:x") == 1
+    with pytest.raises(ConnectionFailed):
+        enqueuer.enqueue("x")
+
+
+def test_configure_refuses_a_namespace_without_braces_on_a_cluster_url() -> None:
+    enqueuer = Enqueuer("ns", "redis://127.0.0.1:1/0")
+    with pytest.raises(WorkqError, match="cannot be used on Redis Cluster"):
+        enqueuer.configure(redis="redis+cluster://127.0.0.1:1")
+    assert enqueuer.namespace == "ns"

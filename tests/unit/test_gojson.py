@@ -214,3 +214,17 @@ def test_args_that_contain_themselves_are_refused() -> None:
     args["self"] = args
     with pytest.raises(TypeError, match="contains itself"):
         gojson.dumps(args)
+
+
+@pytest.mark.parametrize(
+    ("value", "before_go_1_22"),
+    [
+        ({"a": "x\by\fz"}, '{"a":"x\\u0008y\\u000cz"}'),
+        ({"k\b": 1}, '{"k\\u0008":1}'),
+        ({"a": "\\b\\f"}, '{"a":"\\\\b\\\\f"}'),  # a backslash then b: no escape to rewrite
+        ({"a": "\\\b"}, '{"a":"\\\\\\u0008"}'),  # a backslash then U+0008
+        ({"a": "plain"}, '{"a":"plain"}'),
+    ],
+)
+def test_encodings_before_go_1_22_spell_backspace_and_form_feed_long(value: object, before_go_1_22: str) -> None:
+    assert gojson.as_before_go_1_22(gojson.dumps(value)) == before_go_1_22

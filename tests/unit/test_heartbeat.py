@@ -145,6 +145,15 @@ def test_a_started_job_is_written_on_flush_with_the_spec_fields(
     assert json.loads(fields["args"]) == {"w": 640, "name": "é"}
 
 
+def test_args_are_observed_as_gocraft_work_writes_them(
+    observer: Observer, fake_redis: fakeredis.FakeRedis, keys: Keys
+) -> None:
+    """Go's observer writes json.Marshal(args): sorted keys, no spaces, Go's floats and escapes."""
+    observer.started(WORKER, job(args={"w": 640, "name": "é<", "r": 0.00001, "z": [1e-7, -0.0]}))
+    observer.flush()
+    assert hash_of(fake_redis, keys.worker(WORKER))["args"] == '{"name":"é\\u003c","r":0.00001,"w":640,"z":[1e-7,-0]}'
+
+
 @pytest.mark.parametrize("args", [{}, None])
 def test_a_job_without_args_is_observed_with_empty_args(
     observer: Observer, fake_redis: fakeredis.FakeRedis, keys: Keys, args: dict[str, object] | None
@@ -339,7 +348,7 @@ def test_a_checkin_during_a_failing_flush_keeps_the_start_of_its_job(
         "job_name": "resize",
         "job_id": "job2",
         "started_at": str(START + 10),
-        "args": json.dumps({"w": 2}),
+        "args": '{"w":2}',
         "checkin": "half way",
         "checkin_at": str(START + 11),
     }
@@ -354,4 +363,22 @@ def test_each_beat_writes_known_jobs_and_caps_again(
     fake_redis.delete(keys.known_jobs, keys.max_concurrency("cleanup"))
     beater.beat()
     assert fake_redis.smembers(keys.known_jobs) == {b"send_email", b"cleanup", b"resize"}
+    assert fake_redis.get(keys.max_concurrency("cleanup")) == b"1"
+
+
+def test_a_cap_set_by_a_pool_started_later_is_kept_and_a_lost_cap_is_healed(
+    fake_redis: fakeredis.FakeRedis, keys: Keys, clock: SteppedClock
+) -> None:
+    """gocraft/work: the last pool started sets the cap. A pool started after this one (here a Go pool writing 5)
+    keeps its cap through this pool's beats; a cap lost with a Redis restart comes back with the next beat."""
+    beater = heartbeater(fake_redis, keys, clock)
+    fake_redis.set(keys.max_concurrency("cleanup"), 7)  # a pool that started earlier
+    beater.beat()
+    assert fake_redis.get(keys.max_concurrency("cleanup")) == b"1", "starting overrides an earlier pool's cap"
+    fake_redis.set(keys.max_concurrency("cleanup"), 5)  # a pool started later
+    beater.beat()
+    beater.beat()
+    assert fake_redis.get(keys.max_concurrency("cleanup")) == b"5"
+    fake_redis.delete(keys.max_concurrency("cleanup"))
+    beater.beat()
     assert fake_redis.get(keys.max_concurrency("cleanup")) == b"1"

@@ -19,6 +19,7 @@ from workq.job import (
     malformed_job_record,
     new_job_id,
 )
+from workq.keys import Keys
 
 JOB_ID = "5f0c9a1e2b3d4c5e6f708192"
 HEX_24 = re.compile(r"[0-9a-f]{24}")
@@ -78,6 +79,15 @@ def test_round_trip_is_byte_identical() -> None:
         '"fails":2,"err":"boom","failed_at":3}'
     )
     assert Job.from_json(wire).to_json() == wire
+
+
+def test_round_trip_keeps_go_negative_zero() -> None:
+    """Go writes a float64 -0 as `-0`; read as the int 0 it came back as `0`, and the unique key derived from a
+    gocraft/work v0.5.1 job's args missed the lock Go took (`..."y":-0}`), which then blocked the job for 24 h."""
+    wire = '{"name":"n","id":"i","t":1,"args":{"x":0.000015,"y":-0,"z":[-0,0]},"unique":true}'
+    job = Job.from_json(wire)
+    assert job.to_json() == wire
+    assert Keys("ns").unique_for(job.name, job.args) == 'ns:unique:n:{"x":0.000015,"y":-0,"z":[-0,0]}\n'
 
 
 def test_round_trip_keeps_null_args_null() -> None:

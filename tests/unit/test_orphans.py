@@ -15,8 +15,14 @@ from workq.scripts import Scripts
 POOL = "pool0000pool0000pool0000"
 
 
-def sweeper(fake_redis: fakeredis.FakeRedis, keys: Keys, held: Counter[bytes]) -> OrphanSweeper:
-    registration = Registration.build(keys, POOL, "a", lambda job: None, JobOptions())
+def sweeper(
+    fake_redis: fakeredis.FakeRedis,
+    keys: Keys,
+    held: Counter[bytes],
+    options: JobOptions | None = None,
+    held_leases: frozenset[bytes] = frozenset(),
+) -> OrphanSweeper:
+    registration = Registration.build(keys, POOL, "a", lambda job: None, options or JobOptions())
     return OrphanSweeper(
         fake_redis,
         keys,
@@ -24,6 +30,7 @@ def sweeper(fake_redis: fakeredis.FakeRedis, keys: Keys, held: Counter[bytes]) -
         pool_id=POOL,
         registrations=[registration],
         held=lambda: held,
+        held_leases=lambda: set(held_leases),
         clock=lambda: 1_800_000_000,
     )
 
@@ -57,3 +64,24 @@ def test_held_jobs_and_jobs_that_finish_between_passes_stay(fake_redis: fakeredi
     assert sweep.sweep() == 1, "one copy of the identical bytes is held, the other is orphaned"
     assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"running"]
     assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"running"]
+
+
+def test_a_lost_fetch_of_a_job_with_a_timeout_leaves_no_lease_behind(fake_redis: fakeredis.FakeRedis) -> None:
+    """Left behind, the lease would expire later and take the job from whichever run holds it then (this pool's
+    next fetch of the same bytes, say): two runs at once."""
+    keys = Keys("ns")
+    options = JobOptions(timeout=30)
+    registration = Registration.build(keys, POOL, "a", lambda job: None, options)
+    scripts = Scripts.register(fake_redis)
+    fake_redis.lpush(keys.queue("a"), b"job", b"job")
+    now = 1_800_000_000
+    for token in ("0123456789abcdef", "fedcba9876543210"):  # the second fetch's run is held by a worker
+        assert scripts.fetch(keys=registration.fetch_keys(keys), args=[POOL, now, token, 30])
+    held_lease = f"{POOL}:fedcba9876543210:job".encode()
+    sweep = sweeper(fake_redis, keys, Counter({b"job": 1}), options, frozenset({held_lease}))
+
+    assert sweep.sweep() == 0
+    assert sweep.sweep() == 1
+
+    assert fake_redis.zrange(keys.leases("a"), 0, -1) == [held_lease]
+    assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"job"]

@@ -62,6 +62,24 @@ def test_fire_times_are_in_utc_whatever_the_host_timezone(far_timezone: None) ->
     assert CronSchedule("0 0 * * *", "x").fire_times(NOW, NOW + 86400) == [1700006400]
 
 
+def test_a_timezone_gives_local_fire_times_across_a_dst_change(far_timezone: None) -> None:
+    """09:30 in New York is 14:30 UTC until clocks go forward on 2026-03-08, 13:30 UTC after (host zone ignored)."""
+    march_6 = 1772755200  # 2026-03-06 00:00 UTC
+    times = CronSchedule("0 30 9 * * *", "x", "America/New_York").fire_times(march_6, march_6 + 4 * 86400)
+    assert [t - march_6 for t in times] == [
+        14 * 3600 + 1800,
+        86400 + 14 * 3600 + 1800,
+        2 * 86400 + 13 * 3600 + 1800,
+        3 * 86400 + 13 * 3600 + 1800,
+    ]
+
+
+@pytest.mark.parametrize("timezone", ["Mars/Olympus_Mons", "EST5EDT/../../etc", ""])
+def test_an_unknown_timezone_is_a_value_error(timezone: str) -> None:
+    with pytest.raises(ValueError, match="unknown timezone"):
+        CronSchedule("@hourly", "x", timezone)
+
+
 @pytest.mark.parametrize("spec", ["* * * *", "* * * * * * *", "", "61 * * * *", "@sometimes", "@hourly daily"])
 def test_invalid_specs_are_value_errors(spec: str) -> None:
     with pytest.raises(ValueError, match="cron spec"):

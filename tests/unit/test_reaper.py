@@ -3,12 +3,14 @@ order with their counts taken back, live pools and the reaper's own pool are lef
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 import fakeredis
 import pytest
 
 from support import SteppedClock
+from workq.heartbeat import OwnBeats
 from workq.keys import Keys
 from workq.reaper import Reaper
 from workq.scripts import Scripts
@@ -328,3 +330,84 @@ def test_a_second_pass_finds_nothing_left_to_do(
     assert reaper.reap() == 1
     assert reaper.reap() == 0
     assert next_to_run(fake_redis, keys, "a") == [b"a1"]
+
+
+HEARTBEAT_INTERVAL = 5.0
+STALL = 3 * int(DEAD_AFTER)
+"""Longer than dead_after: nobody could beat meanwhile, so every heartbeat looks old once Redis answers again."""
+
+
+@dataclass
+class Watch:
+    """A reaper whose own pool has beaten every heartbeat interval up to NOW, and the clock they share."""
+
+    reaper: Reaper
+    own_beats: OwnBeats
+    clock: SteppedClock
+
+    def beat_through(self, start: float, end: float) -> None:
+        """The own pool beats every heartbeat interval from `start` to `end`; the clock ends at `end`."""
+        at = start
+        while at <= end:
+            self.own_beats.record(at)
+            at += HEARTBEAT_INTERVAL
+        self.clock.now = end
+        self.own_beats.record(end)
+
+
+@pytest.fixture
+def watch(fake_redis: fakeredis.FakeRedis, keys: Keys, scripts: Scripts, clock: SteppedClock) -> Watch:
+    own_beats = OwnBeats(HEARTBEAT_INTERVAL, DEAD_AFTER)
+    reaper = Reaper(
+        fake_redis, keys, scripts, pool_id=SELF, dead_after=DEAD_AFTER, lock_for=5, clock=clock, own_beats=own_beats
+    )
+    watch = Watch(reaper, own_beats, clock)
+    watch.beat_through(NOW - 600, NOW)
+    return watch
+
+
+def test_after_a_stall_longer_than_dead_after_live_pools_are_not_reaped(
+    watch: Watch, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys
+) -> None:
+    """Redis stalled (or this process paused) for STALL seconds: the other pool's last beat is old only because
+    nobody could beat. Its jobs stay with it, whether the reaper's heartbeat has caught up yet or not."""
+    fake_redis.lpush(keys.queue("a"), b"a1", b"a2")
+    beat(fake_redis, keys, LIVE, NOW)
+    fetch(fake_redis, scripts, keys, "a", LIVE, count=1)
+    watch.clock.now = NOW + STALL
+
+    assert watch.reaper.reap() == 0, "reaped before its own heartbeat caught up"
+    watch.own_beats.record(watch.clock.now)
+    assert watch.reaper.reap() == 0, "reaped right after its own first beat since the stall"
+
+    assert fake_redis.llen(keys.in_progress("a", LIVE)) == 1
+    assert fake_redis.sismember(keys.worker_pools, LIVE)
+
+
+def test_a_pool_silent_for_dead_after_of_watched_time_after_a_stall_is_reaped(
+    watch: Watch, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"a1", b"a2")
+    beat(fake_redis, keys, DEAD, NOW)
+    fetch(fake_redis, scripts, keys, "a", DEAD, count=1)
+    resumed = NOW + STALL
+    watch.beat_through(resumed, resumed + DEAD_AFTER)
+    assert watch.reaper.reap() == 0, "reaped after only dead_after of watched silence (heartbeat_at is whole s)"
+
+    watch.beat_through(resumed + DEAD_AFTER, resumed + DEAD_AFTER + 2)
+    assert watch.reaper.reap() == 1
+
+
+def test_a_holder_without_heartbeat_waits_for_watched_time_too(
+    watch: Watch, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys
+) -> None:
+    """A pool whose hash a wrong verdict removed, or that died before its first beat: silent since ever, but the
+    reaper has watched only since the stall ended."""
+    fake_redis.lpush(keys.queue("a"), b"a1")
+    fetch(fake_redis, scripts, keys, "a", DEAD, count=1)
+    watch.beat_through(NOW + STALL, NOW + STALL)
+
+    assert watch.reaper.reap() == 0
+
+    watch.beat_through(NOW + STALL, NOW + STALL + DEAD_AFTER + 2)
+    assert watch.reaper.reap() == 1

@@ -129,7 +129,7 @@ def test_an_unreachable_server_raises_its_connection_fault() -> None:
 def test_a_script_unknown_to_the_server_is_loaded_and_runs_once(client: fakeredis.FakeRedis) -> None:
     script = LuaScript(client, COUNT_CALLS)
     sender = SendOnce(client)
-    assert sender.script(script, ["calls"], []) == 1
+    assert sender.execute([ScriptCall(script, ["calls"], [])]) == [1]
     client.script_flush()
     assert sender.execute([ScriptCall(script, ["calls"], []), ("LPUSH", "q", "job")]) == [2, 1]
     assert client.get("calls") == b"2" and client.llen("q") == 1
@@ -155,4 +155,4 @@ def test_a_forked_child_takes_a_connection_of_its_own_and_leaves_the_parents_alo
     parent_pid = os.getpid()
     monkeypatch.setattr(os, "getpid", lambda: parent_pid + 1)  # as in a child after fork()
     sender.execute([("PING",)])
-    assert parents.written == 2 and parents.is_connected, "the parent's socket is neither used nor closed"
+    assert parents.written == 2 and parents._sock is not None, "the parent's socket is neither used nor closed"

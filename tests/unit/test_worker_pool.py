@@ -309,6 +309,14 @@ def test_periodic_decorator_refuses_a_bad_spec_before_registering(pool: WorkerPo
     assert pool.job_names == []
 
 
+def test_periodic_refuses_an_unknown_timezone_before_registering(pool: WorkerPool) -> None:
+    with pytest.raises(ValueError, match="unknown timezone"):
+        pool.periodic("@hourly", timezone="Europe/Atlantis")
+    with pytest.raises(ValueError, match="unknown timezone"):
+        pool.periodically_enqueue("@hourly", "x", timezone="Europe/Atlantis")
+    assert pool.job_names == []
+
+
 def test_a_started_pool_adds_its_cron_ticks_to_scheduled(
     pool: WorkerPool, fake_redis: fakeredis.FakeRedis, namespace: str
 ) -> None:
@@ -327,3 +335,24 @@ def test_periodic_jobs_cannot_be_added_to_a_running_pool(pool: WorkerPool) -> No
     pool.start()
     with pytest.raises(WorkqError):
         pool.periodically_enqueue("@hourly", "x")
+
+
+def test_configured_runs_a_block_on_other_settings_then_restores_the_same_client(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    pool = WorkerPool("ns", "redis://127.0.0.1:1/0", concurrency=1)
+    pool.job("x", noop)
+    client, enqueuer = pool.redis, pool.enqueuer
+    with pool.configured(redis=fake_redis, namespace="tmp", clock=lambda: 1_700_000_000.0):
+        assert pool.enqueuer.enqueue("x").enqueued_at == 1_700_000_000
+        assert pool.enqueuer.redis is fake_redis and fake_redis.llen("tmp:jobs:x") == 1
+    assert (pool.redis, pool.enqueuer, pool.namespace) == (client, enqueuer, "ns")
+
+
+def test_configured_refuses_to_restore_under_a_running_pool(fake_redis: fakeredis.FakeRedis) -> None:
+    pool = WorkerPool("ns", "redis://127.0.0.1:1/0", concurrency=1)
+    pool.job("x", noop)
+    restoring = pytest.raises(WorkqError, match="cannot restore the configuration on a running pool")
+    with restoring, pool.configured(redis=fake_redis):
+        pool.start()
+    pool.stop()

@@ -73,6 +73,8 @@ def day_of(epoch: int) -> str:
 
 
 DEEP_ARGS_JOB = '{"name":"deep","id":"deep-1","t":1700000000,"args":{"x":' + "[" * 600 + "]" * 600 + "}}"
+NO_ID_JOB = '{"name":"no_id","t":1700000000,"args":{"n":1}}'
+"""A job no worker writes: gocraft/work gives every job an id."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def place_bad_entries(redis_client: redis.Redis, namespace: str) -> BadEntries:
         "inf_score": (Job(name="inf_score", id="inf-score", enqueued_at=now), float("inf")),
         "minus_inf": (Job(name="minus_inf", id="minus-inf", enqueued_at=now), float("-inf")),
         "huge_score": (Job(name="huge_score", id="huge-score", enqueued_at=now), 1e22),
+        "largest_score": (Job(name="largest_score", id="largest-score", enqueued_at=now), 1.7976931348623157e308),
         "negative_fails": (Job(name="negative", id="negative-fails", enqueued_at=now, fails=-5), now),
         "far_t": (Job(name="far_t", id="far-t", enqueued_at=10**17), now),
     }
@@ -108,7 +111,7 @@ def place_bad_entries(redis_client: redis.Redis, namespace: str) -> BadEntries:
         file_job(redis_client, namespace, zset, good, now - 1)
         for job, score in entries.values():
             redis_client.zadd(f"{namespace}:{zset}", {job.to_json(): score})
-        redis_client.zadd(f"{namespace}:{zset}", {DEEP_ARGS_JOB: now - 2})
+        redis_client.zadd(f"{namespace}:{zset}", {DEEP_ARGS_JOB: now - 2, NO_ID_JOB: now - 3})
     redis_client.sadd(f"{namespace}:known_jobs", "email", "inf_stats")
     day = day_of(now)
     redis_client.hset(f"{namespace}:stats:inf_stats:{day}", mapping={"processed": "inf", "failed": "-3"})
@@ -125,8 +128,10 @@ def place_bad_entries(redis_client: redis.Redis, namespace: str) -> BadEntries:
         "inf-score": "inf",
         "minus-inf": "-inf",
         "huge-score": "1e+22",
+        "largest-score": "1.79769e+308",
         "negative-fails": "fails is negative",
         "far-t": "t 1e+17",
         "malformed-" + hashlib.sha256(DEEP_ARGS_JOB.encode()).hexdigest()[:24]: "nest too deep",
+        "no-id-" + hashlib.sha256(NO_ID_JOB.encode()).hexdigest()[:24]: "the job has no id",
     }
     return BadEntries(now=now, good=good, bad_jobs=bad_jobs, far_scheduled=far)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from support import BAD_REDIS_URLS
 from web.harness import ServedDashboard
 from workq.cli.web import MISSING_EXTRA, allowed_hosts, is_loopback, url
 
@@ -68,27 +69,6 @@ def test_loopback_detection_and_urls() -> None:
     assert all(is_loopback(host) for host in ("127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(host) for host in ("0.0.0.0", "::", "192.168.1.4", "jobs.example.com"))
     assert url("127.0.0.1", 5040) == "http://127.0.0.1:5040/" and url("::1", 80) == "http://[::1]:80/"
-
-
-BAD_REDIS_URLS = [
-    "nope",
-    "",
-    "http://localhost",
-    "redis://:abc",
-    "redis://localhost:abc/0",
-    "redis://localhost:-1",
-    "redis://host:99999/0",
-    "redis://[::1",
-    "redis://localhost/0?socket_timeout=abc",
-    "redis+sentinel://",
-    pytest.param(
-        "redis+sentinel://h:1/0?bogus=1x",
-        marks=pytest.mark.xfail(
-            strict=True, reason="workq/connection.py passes unknown sentinel URL options on: TypeError at first use"
-        ),
-    ),
-    "redis+cluster://",
-]
 
 
 @pytest.mark.parametrize("command", ["web", "queues", "dead"])

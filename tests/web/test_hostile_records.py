@@ -4,6 +4,7 @@ wrong, and the good entries around it render as usual."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -73,6 +74,34 @@ def test_a_far_future_scheduled_job_is_marked_and_can_still_be_deleted(
     assert "not a time between 1970 and 9999" in row
     assert row_form(html, bad.far_scheduled.id, "Delete").submit(web).status_code == 303
     assert bad.far_scheduled.id not in [job.id for job in client.scheduled_jobs()[0]]
+
+
+@pytest.mark.parametrize("job_set", JOB_SETS)
+def test_every_bad_entry_can_be_deleted_from_its_row(
+    web: FlaskClient, client: Client, bad: BadEntries, job_set: str
+) -> None:
+    """Before: the rows of ±inf entries (shown at 0) and of 1.8e308 (309 digits) answered 404 / 400."""
+    for job_id in bad_in(job_set, bad):
+        html = web.get(f"/{job_set}").get_data(as_text=True)
+        assert row_form(html, job_id, "Delete").submit(web).status_code == 303, job_id
+    jobs, _ = {"scheduled": client.scheduled_jobs, "retry": client.retry_jobs, "dead": client.dead_jobs}[job_set]()
+    assert [job.id for job in jobs] == [bad.good.id]
+
+
+def test_every_bad_dead_entry_that_is_a_job_can_be_retried_from_its_row(
+    web: FlaskClient, client: Client, redis_client: redis.Redis, namespace: str, bad: BadEntries
+) -> None:
+    runnable = {job_id for job_id in bad.bad_jobs if not job_id.startswith("malformed-")}
+    for job_id in runnable:
+        html = web.get("/dead").get_data(as_text=True)
+        assert row_form(html, job_id, "Retry").submit(web).status_code == 303, job_id
+    queued = {
+        json.loads(member)["id"]
+        for key in redis_client.scan_iter(f"{namespace}:jobs:*")
+        for member in redis_client.lrange(key, 0, -1)
+    }
+    assert runnable <= queued
+    assert {job.id for job in client.dead_jobs()[0]} == {bad.good.id, *(set(bad.bad_jobs) - runnable)}
 
 
 def test_overview_workers_and_their_api_mark_bad_counters_heartbeats_and_observations(

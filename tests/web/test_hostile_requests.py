@@ -4,6 +4,7 @@ job names and ids that would turn a button into another action, oversized bodies
 from __future__ import annotations
 
 import base64
+import itertools
 
 import pytest
 import redis
@@ -59,6 +60,26 @@ def test_a_page_refused_for_want_of_credentials_carries_no_token(client: Client,
     assert response.status_code == 401
     assert CSRF not in response.get_data(as_text=True) and "Set-Cookie" not in response.headers
     assert guarded.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+@pytest.mark.parametrize("auth_token", [None, TOKEN])
+def test_no_refused_request_of_any_method_path_or_body_gets_the_token(client: Client, auth_token: str | None) -> None:
+    """Every combination of a refused Host (or, with a token, missing credentials), method, path and body — the
+    body too large, or carrying the token itself — answers without the token, its cookie or the namespace."""
+    web = create_app(client, auth_token=auth_token, csrf_token=CSRF).test_client()
+    hosts = ["rebind.example", "rebind.example:5040", "127.0.0.1.nip.io", "localhost.", "[::2]"]
+    if auth_token is not None:
+        hosts.append("127.0.0.1:5040")  # the right Host, no credentials
+    methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"]
+    paths = ["/", "/dead", "/nowhere", "/api/dead_jobs", "/api/delete_all_dead_jobs", "/static/dashboard.js", "//"]
+    bodies = [None, b"x" * (MAX_REQUEST_BYTES + 1), b"next=/dead&csrf_token=" + CSRF.encode()]
+    leaks = []
+    for host, method, path, body in itertools.product(hosts, methods, paths, bodies):
+        response = web.open(path, method=method, headers={"Host": host}, data=body)
+        text = response.get_data(as_text=True)
+        if CSRF in text or client.namespace in text or "Set-Cookie" in response.headers or response.status_code >= 500:
+            leaks.append(f"{method} {host} {path}: {response.status_code}")
+    assert leaks == [], f"{len(leaks)} of {len(hosts) * len(methods) * len(paths) * len(bodies)}"
 
 
 def test_only_a_page_that_passed_every_check_hands_out_the_token_and_its_cookie(web: FlaskClient) -> None:

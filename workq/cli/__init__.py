@@ -14,30 +14,34 @@ from workq.cli import jobs, views, web, worker
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options
 from workq.cli.worker import load_pool
 from workq.errors import WorkqError
+from workq.log_format import configure_logging
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+logger = logging.getLogger("workq.cli")
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "load_pool", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Bad input, workq's errors and Redis's refusals are one line on stderr and exit 1 (2 for
+    usage); with --log-level DEBUG their traceback follows. Anything else is a bug and keeps its traceback."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(args.log_level, args.log_format)
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
     except UsageError as exc:
-        print(f"workq: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _refused(f"workq: {exc}", exc, EXIT_USAGE)
     except WorkqError as exc:
-        print(f"workq: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _refused(f"workq: {exc}", exc, EXIT_FAILURE)
     except redis.RedisError as exc:  # e.g. WRONGTYPE on a corrupted key, or an ACL refusal
-        print(f"workq: Redis refused: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _refused(f"workq: Redis refused: {exc}", exc, EXIT_FAILURE)
+
+
+def _refused(line: str, exc: Exception, status: int) -> int:
+    print(line, file=sys.stderr)
+    logger.debug("traceback of the error above", exc_info=exc)
+    return status
 
 
 def _build_parser() -> argparse.ArgumentParser:

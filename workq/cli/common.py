@@ -6,6 +6,7 @@ import argparse
 
 from workq.client import Client
 from workq.job import check_job_name
+from workq.log_format import FORMATS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -20,6 +21,12 @@ def connection_options() -> argparse.ArgumentParser:
     options.add_argument("--redis-url", help="Redis URL (default: $WORKQ_REDIS_URL or redis://localhost:6379/0)")
     options.add_argument("--namespace", help="key namespace (default: $WORKQ_NAMESPACE or workq)")
     options.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    options.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="text (default) or json: one JSON object per line (time, level, logger, message, job and pool fields)",
+    )
     return options
 
 
@@ -28,7 +35,7 @@ def client_for(args: argparse.Namespace) -> Client:
     try:
         return Client(args.namespace, args.redis_url)
     except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from exc
 
 
 def checked_name(name: str) -> str:

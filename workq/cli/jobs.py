@@ -96,9 +96,9 @@ def run_unpause(args: argparse.Namespace) -> int:
 
 def run_enqueue(args: argparse.Namespace) -> int:
     job_args = _parse_job_args(args.args)
-    enqueuer = Enqueuer(args.namespace, args.redis_url)
     job: Job | None
     try:
+        enqueuer = Enqueuer(args.namespace, args.redis_url)
         if args.unique and args.delay is not None:
             job = enqueuer.enqueue_unique_in(args.name, args.delay, job_args)
         elif args.unique:
@@ -108,7 +108,7 @@ def run_enqueue(args: argparse.Namespace) -> int:
         else:
             job = enqueuer.enqueue(args.name, job_args)
     except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from exc
     if job is None:
         print(f"workq: an identical {args.name} job is already queued or scheduled; nothing enqueued", file=sys.stderr)
         return EXIT_OK

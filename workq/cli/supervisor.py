@@ -27,6 +27,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from workq.cli.common import EXIT_FAILURE, EXIT_OK
+from workq.log_format import CHILD_INDEX_ENV
 
 logger = logging.getLogger("workq")
 
@@ -55,6 +56,8 @@ def child_argv(args: argparse.Namespace) -> list[str]:
         str(args.grace),
         "--log-level",
         args.log_level,
+        "--log-format",
+        args.log_format,
     ]
     for flag, value in (
         ("--redis-url", args.redis_url),
@@ -109,7 +112,8 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         argv = [*self._argv, SUPERVISOR_FD_OPTION, str(self._lifeline_read)]
         self._forwarded[slot] = 0
-        self._children[slot] = subprocess.Popen(argv, start_new_session=True, pass_fds=(self._lifeline_read,))
+        env = {**os.environ, CHILD_INDEX_ENV: str(slot)}
+        self._children[slot] = subprocess.Popen(argv, start_new_session=True, pass_fds=(self._lifeline_read,), env=env)
         self._started_at[slot] = time.monotonic()
 
     def _restart(self, slot: int, returncode: int) -> None:

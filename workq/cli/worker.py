@@ -6,20 +6,35 @@ import argparse
 import importlib
 import inspect
 import logging
+import math
 import os
 import signal
 import sys
+import tempfile
 from types import FrameType
 from typing import Any
 
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, UsageError
 from workq.cli.supervisor import SUPERVISOR_FD_OPTION, Supervisor, child_argv, follow_supervisor
+from workq.client import Client
 from workq.connection import translated_faults
+from workq.errors import WorkqError
+from workq.log_format import CHILD_INDEX_ENV, configure_logging
+from workq.metrics import (
+    MULTIPROCESS_DIR_ENV,
+    JobMetrics,
+    children_registry,
+    pool_registry,
+    require_prometheus,
+    serve,
+)
 from workq.worker_pool import WorkerPool
 
 logger = logging.getLogger("workq")
 
 DEFAULT_GRACE = 30.0
+METRICS_DIR_OPTION = "--metrics-dir"
+"""How a child of `--processes` learns where to write its metric samples (a hidden option)."""
 
 
 def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
@@ -39,7 +54,20 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         default=1,
         help="worker processes under one supervisor, each with --concurrency threads",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (needs workq[metrics]; summed over --processes)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the metrics server binds to (default 127.0.0.1; 0.0.0.0 for a remote Prometheus)",
+    )
     worker.add_argument(SUPERVISOR_FD_OPTION, type=int, help=argparse.SUPPRESS)  # set by the supervisor
+    worker.add_argument(METRICS_DIR_OPTION, help=argparse.SUPPRESS)  # set by the supervisor
     worker.set_defaults(command=run_worker)
 
 
@@ -52,18 +80,29 @@ def load_pool(target: str) -> WorkerPool:
         sys.path.insert(0, os.getcwd())
     try:
         found: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise WorkqError(f"importing {module_name!r} failed: {_described(exc)}") from exc  # one it imports
+        raise UsageError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module's own code: a syntax error, or raising at import
+        raise WorkqError(f"importing {module_name!r} failed: {_described(exc)}") from exc
     for part in attr_path.split("."):
         try:
             found = getattr(found, part)
         except AttributeError:
             raise UsageError(f"{module_name!r} has no attribute {attr_path!r}") from None
     if not isinstance(found, WorkerPool) and _is_factory(found):
-        found = found()
+        try:
+            found = found()
+        except Exception as exc:
+            raise WorkqError(f"{target}() failed: {_described(exc)}") from exc
     if not isinstance(found, WorkerPool):
         raise UsageError(f"{target} is a {type(found).__name__}, not a workq.WorkerPool")
     return found
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc} (--log-level DEBUG shows the traceback)"
 
 
 def _is_factory(candidate: object) -> bool:
@@ -77,18 +116,35 @@ def _is_factory(candidate: object) -> bool:
     return True
 
 
-def run_worker(args: argparse.Namespace) -> int:
+def _check_options(args: argparse.Namespace) -> None:
     if args.processes < 1:
         raise UsageError(f"--processes must be >= 1, got {args.processes}")
+    if not 0 <= args.grace < math.inf:
+        raise UsageError(f"--grace must be a number of seconds >= 0, got {args.grace}")
+    if args.metrics_port is not None:
+        if not 0 < args.metrics_port < 65536:
+            raise UsageError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
+        require_prometheus()
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    _check_options(args)
+    if args.metrics_dir:  # before the app's module is imported: prometheus_client reads it at its own import
+        os.environ[MULTIPROCESS_DIR_ENV] = args.metrics_dir
     pool = load_pool(args.target)
     try:
         pool.configure(namespace=args.namespace, redis=args.redis_url, concurrency=args.concurrency)
+        connection = pool.redis  # a URL is parsed here
     except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    with translated_faults(pool.redis):
-        pool.redis.ping()
+        raise UsageError(str(exc)) from exc
+    if args.log_format == "json":
+        configure_logging(args.log_level, "json", pool_id=pool.pool_id, child=os.environ.get(CHILD_INDEX_ENV))
+    with translated_faults(connection):
+        connection.ping()
     if args.processes > 1:
-        return Supervisor(child_argv(args), args.processes).run()
+        return _supervise(args, pool)
+    if args.metrics_port is not None or args.metrics_dir:
+        _count_runs(args, pool)
     signals_received = _stop_on_signals(pool)
     pool.start()
     if signals_received:  # while the pool was starting, which discards earlier stop requests
@@ -99,6 +155,25 @@ def run_worker(args: argparse.Namespace) -> int:
         pass
     pool.stop(grace=args.grace)
     return EXIT_OK
+
+
+def _count_runs(args: argparse.Namespace, pool: WorkerPool) -> None:
+    """Run metrics of this process: served here (`--metrics-port`), or summed by the supervisor (a child)."""
+    job_metrics = JobMetrics()
+    pool.middleware(job_metrics.middleware)
+    if args.metrics_port is not None:
+        registry = pool_registry(Client(pool.namespace, pool.redis), pool.job_names, job_metrics)
+        serve(registry, args.metrics_port, args.metrics_host)
+
+
+def _supervise(args: argparse.Namespace, pool: WorkerPool) -> int:
+    """`--processes N`: the children's metrics are summed from files in a directory that lives as long as this."""
+    if args.metrics_port is None:
+        return Supervisor(child_argv(args), args.processes).run()
+    with tempfile.TemporaryDirectory(prefix="workq-metrics-") as directory:
+        registry = children_registry(Client(pool.namespace, pool.redis), pool.job_names, directory)
+        serve(registry, args.metrics_port, args.metrics_host)
+        return Supervisor([*child_argv(args), METRICS_DIR_OPTION, directory], args.processes).run()
 
 
 def _stop_on_signals(pool: WorkerPool) -> list[int]:

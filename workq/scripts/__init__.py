@@ -21,6 +21,19 @@ def _source(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class ScriptText:
+    """A script's source and SHA, without a client: what a call through `workq.send_once` needs."""
+
+    source: str
+    sha: str
+
+    @classmethod
+    def named(cls, name: str) -> ScriptText:
+        source = _source(name)
+        return cls(source, hashlib.sha1(source.encode("utf-8")).hexdigest())
+
+
 class LuaScript:
     """EVALSHA straight through `execute_command` — the leanest call redis-py has, a tenth cheaper than its
     `Script` objects — and SCRIPT LOAD when the server answers NOSCRIPT (first use, a restart, a failover)."""

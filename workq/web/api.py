@@ -22,7 +22,8 @@ from workq.web.security import is_return_path
 from workq.web.state import dashboard
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
-WHOLE_NUMBER = re.compile(r"-?[0-9]{1,40}")
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,309}")
+"""Up to the 309 digits of the largest score Redis holds (1.8e308), so every entry a view lists can be named."""
 
 
 @blueprint.get("/queues")

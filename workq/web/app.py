@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 
 from workq.client import Client
-from workq.web import api, errors, formatting, pages, records, security
+from workq.web import api, charts, errors, formatting, pages, prometheus, records, security
 from workq.web.state import EXTENSION, Dashboard
 
 TOKEN_ENV = "WORKQ_WEB_TOKEN"
@@ -50,6 +50,8 @@ def create_app(
     errors.install(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(charts.blueprint)
+    app.register_blueprint(prometheus.blueprint)
 
     @app.context_processor
     def page_globals() -> dict[str, Any]:

@@ -1,0 +1,112 @@
+"""AsyncEnqueuer sends every enqueue once, as the sync Enqueuer does (test_enqueue_once.py): after a stall longer
+than the socket time-out it raises `MaybeEnqueued` with exactly one copy stored, whatever redis.asyncio's `Retry`;
+a connection Redis closed is replaced before the write; a task cancelled mid-enqueue leaves no half-read connection
+behind. Runs a redis-server of its own (DEBUG SLEEP stalls it)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from redis_servers import HOST, RedisProcess
+from reliability.harness import report
+from reliability.test_enqueue_once import SOCKET_TIMEOUT, STALL, stall, stored_ids
+from workq import ConnectionFailed, Job, MaybeEnqueued
+from workq.aio import AsyncEnqueuer
+
+Variant = Callable[[AsyncEnqueuer], Awaitable[Any]]
+VARIANTS: dict[str, Variant] = {
+    "enqueue": lambda enqueuer: enqueuer.enqueue("x", {"n": 1}),
+    "enqueue_in": lambda enqueuer: enqueuer.enqueue_in("x", 60, {"n": 1}),
+    "enqueue_unique": lambda enqueuer: enqueuer.enqueue_unique("x", {"n": 1}),
+    "enqueue_unique_in": lambda enqueuer: enqueuer.enqueue_unique_in("x", 60, {"n": 1}),
+    "enqueue_unique_by_key": lambda enqueuer: enqueuer.enqueue_unique_by_key("x", {"n": 1}, key={"k": 1}),
+    "enqueue_unique_in_by_key": lambda enqueuer: enqueuer.enqueue_unique_in_by_key("x", 60, {"n": 1}, key={"k": 1}),
+    "enqueue_many": lambda enqueuer: enqueuer.enqueue_many("x", [{"n": 1}, {"n": 2}, {"n": 3}]),
+}
+CLIENTS: dict[str, Callable[[int], redis.asyncio.Redis | str]] = {
+    "redis.asyncio.Redis with its default Retry": lambda port: redis.asyncio.Redis(
+        host=HOST, port=port, socket_timeout=SOCKET_TIMEOUT
+    ),
+    "URL": lambda port: f"redis://{HOST}:{port}/0?socket_timeout={SOCKET_TIMEOUT}",
+}
+
+
+@pytest.mark.parametrize("client_kind", list(CLIENTS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_an_async_enqueue_whose_reply_timed_out_is_never_sent_twice(
+    stallable_redis: RedisProcess, namespace: str, variant: str, client_kind: str
+) -> None:
+    admin = stallable_redis.client()
+
+    async def enqueue_through_a_stall() -> tuple[MaybeEnqueued, float]:
+        async with AsyncEnqueuer(namespace, CLIENTS[client_kind](stallable_redis.port), clock=time.time) as enqueuer:
+            await enqueuer.enqueue_many("warm_up", [{}])  # connected, `x` not yet known: the stall meets a first use
+            await enqueuer.enqueue_unique("warm_up", {})  # scripts loaded
+            stalled = stall(stallable_redis)
+            started = time.monotonic()
+            with pytest.raises(MaybeEnqueued, match=r"may have been enqueued: Redis at .* reply was lost") as raised:
+                await VARIANTS[variant](enqueuer)
+            elapsed = time.monotonic() - started
+            stalled.read_response()  # the stall is over: everything Redis received has run
+            return raised.value, elapsed
+
+    error, elapsed = asyncio.run(enqueue_through_a_stall())
+    copies = stored_ids(admin, namespace)
+    report(f"async enqueue-once {variant} ({client_kind})", raised="MaybeEnqueued", copies=len(copies), elapsed=elapsed)
+    assert sorted(copies) == sorted(error.job_ids), "each job stored once, and the error names them"
+    assert all(isinstance(job, Job) for job in error.jobs)
+    assert isinstance(error, ConnectionFailed)
+    assert elapsed < STALL + 0.5, "no resend waited for the server to wake"
+
+
+def test_a_connection_redis_closed_is_replaced_before_the_async_enqueue_is_written(
+    stallable_redis: RedisProcess, namespace: str
+) -> None:
+    admin = stallable_redis.client()
+
+    async def enqueue_after_a_kill() -> str:
+        client = redis.asyncio.Redis(host=HOST, port=stallable_redis.port, socket_timeout=SOCKET_TIMEOUT)
+        enqueuer = AsyncEnqueuer(namespace, client)
+        await enqueuer.enqueue("x")
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        job = await enqueuer.enqueue("x")  # returns: the dead connection was replaced before the write
+        await client.aclose()
+        return job.id
+
+    job_id = asyncio.run(enqueue_after_a_kill())
+    assert stored_ids(admin, namespace).count(job_id) == 1
+    assert len(stored_ids(admin, namespace)) == 2
+
+
+def test_a_task_cancelled_while_awaiting_its_reply_leaves_no_connection_out_of_step(
+    stallable_redis: RedisProcess, namespace: str
+) -> None:
+    """The cancelled enqueue's reply arrives after the cancel: a connection handed back to the pool unread would
+    give it to the next command, which would return a reply not its own."""
+    admin = stallable_redis.client()
+
+    async def cancel_then_enqueue() -> tuple[list[str], list[str]]:
+        client = redis.asyncio.Redis(host=HOST, port=stallable_redis.port, socket_timeout=5)
+        async with AsyncEnqueuer(namespace, client) as enqueuer:
+            await enqueuer.enqueue("x")
+            stalled = stall(stallable_redis)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(enqueuer.enqueue("x"), STALL / 4)
+            stalled.read_response()
+            later = [await enqueuer.enqueue_unique("x", {"n": n}) for n in range(3)]
+            unique_again = await enqueuer.enqueue_unique("x", {"n": 0})
+        await client.aclose()
+        assert unique_again is None, "replies match their commands"
+        return [job.id for job in later if job is not None], [job.id for job in later if job is None]
+
+    later_ids, refused = asyncio.run(cancel_then_enqueue())
+    assert not refused
+    stored = stored_ids(admin, namespace)
+    assert len(stored) == 5, "the first, the cancelled one (it ran), and three later"
+    assert all(stored.count(job_id) == 1 for job_id in later_ids)

@@ -1,0 +1,168 @@
+"""Prometheus metrics (the `metrics` extra: prometheus_client).
+
+A worker process counts its runs with a middleware (`workq_jobs_processed_total`, `workq_jobs_failed_total`,
+`workq_job_duration_seconds`, labelled `job_name`) and reads its queues' length and latency from Redis at each
+scrape (`workq_queue_length`, `workq_queue_latency_seconds`). The dashboard's `/metrics` serves the namespace-wide
+figures from Redis (`NamespaceCollector`). No label ever carries a job id: one series per job name.
+
+Under `workq worker --processes N` the children write their samples to files in a directory the supervisor owns
+(prometheus_client's multiprocess mode) and the supervisor serves their sum with the queue gauges.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from workq.client import Client
+from workq.errors import Retry, WorkqError
+from workq.job import Job
+from workq.middleware import Next
+from workq.throughput import read_totals
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client reads it when it is imported: set before any import of it in a child."""
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def require_prometheus() -> None:
+    """Raise a clear error at the call when the extra is missing, not an ImportError deep in a worker."""
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise WorkqError("metrics need prometheus_client: pip install 'workq[metrics]'")
+
+
+class JobMetrics:
+    """Run counters and durations of one process, fed by `middleware` (add it with `pool.middleware`)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        require_prometheus()
+        from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: PLC0415 (optional extra)
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._processed = Counter(
+            "workq_jobs_processed", "Runs that returned normally.", ["job_name"], registry=self.registry
+        )
+        self._failed = Counter(
+            "workq_jobs_failed",
+            "Runs that raised (not Retry): each is a retry or a death.",
+            ["job_name"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "workq_job_duration_seconds",
+            "Wall time of a run through the middleware chain.",
+            ["job_name"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def middleware(self, job: Job, next: Next) -> None:
+        started = time.perf_counter()
+        try:
+            next()
+        except Retry:
+            raise
+        except Exception:
+            self._failed.labels(job.name).inc()
+            raise
+        else:
+            self._processed.labels(job.name).inc()
+        finally:
+            self._duration.labels(job.name).observe(time.perf_counter() - started)
+
+
+class QueueCollector:
+    """`workq_queue_length` and `workq_queue_latency_seconds` per job name, read from Redis at each scrape (the
+    names given, or every known one). A scrape while Redis is away yields no queue gauges rather than failing."""
+
+    def __init__(self, client: Client, job_names: Sequence[str] | None = None) -> None:
+        self._client = client
+        self._job_names = None if job_names is None else set(job_names)
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily  # noqa: PLC0415 (optional extra)
+
+        length = GaugeMetricFamily("workq_queue_length", "Jobs waiting in the queue.", labels=["job_name"])
+        latency = GaugeMetricFamily(
+            "workq_queue_latency_seconds", "How long the next job of the queue has waited.", labels=["job_name"]
+        )
+        try:
+            queues = self._client.queues()
+        except WorkqError:
+            return
+        for queue in queues:
+            if self._job_names is None or queue.job_name in self._job_names:
+                length.add_metric([queue.job_name], queue.count)
+                latency.add_metric([queue.job_name], queue.latency)
+        yield length
+        yield latency
+
+
+class NamespaceCollector(QueueCollector):
+    """Everything the dashboard's `/metrics` serves: the queue gauges of every job name, all-time processed and
+    failed counts (written by every pool's tally, see workq.throughput), the sizes of the scheduled, retry and
+    dead sets, and the live pools and busy workers."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: PLC0415 (optional extra)
+
+        yield from super().collect()
+        client = self._client
+        try:
+            totals = read_totals(client.redis, client.keys)
+            sizes = client.set_sizes()
+            pools = client.worker_pool_heartbeats()
+            busy = client.worker_observations()
+        except WorkqError:
+            return
+        for outcome, help_text in (("processed", "Runs that returned normally."), ("failed", "Runs that raised.")):
+            family = CounterMetricFamily(f"workq_jobs_{outcome}", help_text, labels=["job_name"])
+            for (name, counted), value in sorted(totals.items()):
+                if counted == outcome:
+                    family.add_metric([name], value)
+            yield family
+        for name, value, help_text in (
+            ("workq_scheduled_jobs", sizes.scheduled, "Jobs waiting for their time."),
+            ("workq_retry_jobs", sizes.retry, "Failed jobs waiting to run again."),
+            ("workq_dead_jobs", sizes.dead, "Jobs out of retries."),
+            ("workq_worker_pools", len(pools), "Worker pools with a heartbeat."),
+            ("workq_busy_workers", len(busy), "Workers running a job."),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=value)
+
+
+def serve(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> None:
+    """Serve `registry` at `http://host:port/metrics` from a daemon thread (prometheus_client's own server)."""
+    from prometheus_client import start_http_server  # noqa: PLC0415 (optional extra)
+
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise WorkqError(f"cannot serve metrics on {host}:{port}: {exc}") from None
+
+
+def pool_registry(client: Client, job_names: Sequence[str], metrics: JobMetrics) -> CollectorRegistry:
+    """One worker process: its run metrics and its queues' gauges."""
+    metrics.registry.register(QueueCollector(client, job_names))
+    return metrics.registry
+
+
+def children_registry(client: Client, job_names: Sequence[str], directory: str) -> CollectorRegistry:
+    """A supervisor: the sum of its children's samples (their files in `directory`) and the queues' gauges."""
+    require_prometheus()
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415 (optional extra)
+    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415 (optional extra)
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    registry.register(QueueCollector(client, job_names))
+    return registry

@@ -1,0 +1,36 @@
+"""The pytest plugin (entry point `pytest11`, loaded wherever workq is installed): the `workq_harness` fixture.
+
+    def test_signup(workq_harness):
+        h = workq_harness(app.pool, app.enqueuer)      # open now, closed after the test
+        ...
+
+Importing this module needs neither fakeredis nor a Redis: only calling the fixture does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from workq.enqueuer import Enqueuer
+from workq.testing.harness import HarnessFactory, TestHarness
+from workq.worker_pool import WorkerPool
+
+
+@pytest.fixture
+def workq_harness() -> Iterator[HarnessFactory]:
+    """Call it with your pool (and the Enqueuers your code enqueues through; `eager=True` to run jobs at enqueue):
+    returns an open `TestHarness`, closed when the test ends, pass or fail."""
+    opened: list[TestHarness] = []
+
+    def open_harness(
+        pool: WorkerPool, *enqueuers: Enqueuer, eager: bool = False, start: float | None = None
+    ) -> TestHarness:
+        harness = TestHarness(pool, *enqueuers, eager=eager, start=start).open()
+        opened.append(harness)
+        return harness
+
+    yield open_harness
+    while opened:
+        opened.pop().close()
