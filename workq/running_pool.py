@@ -151,6 +151,10 @@ class RunningPool:
         if any(registration.options.timeout for registration in registrations.values()):
             self._loops.append(BackgroundLoop("timeouts", LEASE_CHECK_INTERVAL, lease_keeper.expire_due, rng=rng))
 
+    @property
+    def stuck_runs(self) -> int:
+        return self._watchdog.stuck
+
     def _held_payloads(self) -> Counter[bytes]:
         return Counter(payload for worker in self._workers if (payload := worker.held_payload) is not None)
 

@@ -103,6 +103,7 @@ class Watchdog:
         self._lock = threading.Lock()  # a C-level lock: `finish()` must not run Python code while taking it
         self._changed = threading.Condition(self._lock)
         self._runs: set[RunControl] = set()
+        self._stuck = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -146,6 +147,8 @@ class Watchdog:
 
     def _finish(self, control: RunControl) -> None:
         with self._lock:
+            if control.abandoned and not control.finished:
+                self._stuck -= 1
             control.finished = True
             self._runs.discard(control)
             if control.reason is not None:
@@ -167,6 +170,11 @@ class Watchdog:
                     self._stop(control, CANCELLED)
             self._changed.notify()
         return found
+
+    @property
+    def stuck(self) -> int:
+        """Abandoned runs whose thread has not returned yet (each holds a worker thread)."""
+        return self._stuck
 
     def running_job_ids(self) -> set[str]:
         with self._lock:
@@ -203,6 +211,7 @@ class Watchdog:
         """The run did not return in time: stop watching it and file its outcome on a thread of its own (Redis may
         be slow; other runs' limits must not wait)."""
         control.abandoned = True
+        self._stuck += 1
         self._runs.discard(control)
         logger.error(
             "job %s %s did not return within %g s of being interrupted (a C call, or it caught the exception and "

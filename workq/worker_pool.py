@@ -341,6 +341,12 @@ class WorkerPool:
         self._wakeup.notify()
 
     @property
+    def stuck_runs(self) -> int:
+        """Runs abandoned past their time limit whose threads have not returned (a C call that does not give control
+        back); `workq worker --processes` replaces a process that has any."""
+        return 0 if self._running is None else self._running.stuck_runs
+
+    @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
