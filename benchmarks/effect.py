@@ -1,6 +1,7 @@
 """The benchmark job's side effect, the same for every queue measured: it proves each run and times it.
 
-Every handler (workq, RQ, Dramatiq, the raw ceiling loop) calls `record_run(number, stamp)`, which costs one round
+Every handler (workq, RQ, Dramatiq, the raw ceiling loop) calls `record_run(number, stamp)` (async handlers —
+workq's, arq's, saq's — await `record_run_async(number)`, the same round trip on redis.asyncio), which costs one round
 trip: SADD of the job's number (a 0 reply is a duplicate run: then an INCR counts it) and, in latency runs, RPUSH
 of `start - stamp` in the same pipeline. As cheap as a proof can be, so that the queues' own costs show; the harness
 times processing by watching the set grow. Only redis-py and the standard library are imported here, because the
@@ -9,12 +10,14 @@ peers' workers import this module from another virtualenv.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
 from dataclasses import dataclass
 
 import redis
+import redis.asyncio
 
 REDIS_URL_ENV = "WORKQ_BENCH_REDIS_URL"
 RESULTS_ENV = "WORKQ_BENCH_RESULTS"
@@ -75,3 +78,19 @@ def record_run(number: int, stamp: float | None = None) -> None:
         added = pipe.execute()[0]
     if added == 0:
         client.incr(keys.duplicates)
+
+
+_async_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+
+
+async def record_run_async(number: int) -> None:
+    """`record_run` for async handlers, without blocking their event loop: one client per loop."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = redis.asyncio.Redis.from_url(
+            os.environ.get(REDIS_URL_ENV, "redis://127.0.0.1:6379/0")
+        )
+    keys = ResultKeys(os.environ[RESULTS_ENV])
+    if await client.sadd(keys.done, number) == 0:
+        await client.incr(keys.duplicates)

@@ -15,7 +15,7 @@ from benchmarks.systems import Interpreter
 
 VERSIONS_SCRIPT = """
 import importlib.metadata as metadata, redis.utils
-names = ["redis", "rq", "dramatiq", "py-spy"]
+names = ["redis", "rq", "dramatiq", "arq", "saq", "py-spy"]
 found = []
 for name in names:
     try:

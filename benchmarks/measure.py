@@ -345,6 +345,6 @@ class Bench:
                 self.delete(space)
 
     def delete(self, space: Space) -> None:
-        keys = list(self.client.scan_iter(match=space.delete_pattern, count=1000))
+        keys = [key for pattern in space.delete_patterns for key in self.client.scan_iter(match=pattern, count=1000)]
         for start in range(0, len(keys), 1000):
             self.client.delete(*keys[start : start + 1000])

@@ -18,6 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_VENV = ROOT / ".bench-venv"
 REQUIREMENTS = ROOT / "benchmarks" / "peers-requirements.txt"
+ASYNC_BENCH_VENV = ROOT / ".bench-venv-async"
+ASYNC_REQUIREMENTS = ROOT / "benchmarks" / "async-peers-requirements.txt"
+"""arq and saq: arq pins redis < 6, so they live apart from the peers' redis 8.1."""
 HIREDIS_REQUIREMENT = "hiredis==3.5.0"
 STAMP = "requirements.sha256"
 HIREDIS_BLOCKER = 'raise ImportError("hiredis disabled for this benchmark run")\n'
@@ -43,25 +46,25 @@ class PeerVenv:
         return self.path / "no-hiredis-site"
 
 
-def _wanted_stamp() -> str:
-    return hashlib.sha256((REQUIREMENTS.read_text() + HIREDIS_REQUIREMENT).encode()).hexdigest()
+def _wanted_stamp(requirements: Path) -> str:
+    return hashlib.sha256((requirements.read_text() + HIREDIS_REQUIREMENT).encode()).hexdigest()
 
 
-def ensure_peer_venv(path: Path = BENCH_VENV, log: bool = True) -> PeerVenv:
+def ensure_peer_venv(path: Path = BENCH_VENV, log: bool = True, requirements: Path = REQUIREMENTS) -> PeerVenv:
     """Create or update the venv when the requirements changed; a no-op (a file read) otherwise."""
     venv = PeerVenv(path)
     stamp = path / STAMP
-    wanted = _wanted_stamp()
+    wanted = _wanted_stamp(requirements)
     venv.no_hiredis_site.mkdir(parents=True, exist_ok=True)
     (venv.no_hiredis_site / "hiredis.py").write_text(HIREDIS_BLOCKER)
     if venv.python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return venv
     if log:
-        print(f"setting up {path} from {REQUIREMENTS.name} (first use)...", file=sys.stderr, flush=True)
+        print(f"setting up {path} from {requirements.name} (first use)...", file=sys.stderr, flush=True)
     pip_quiet = ["--quiet", "--disable-pip-version-check"]
     if not venv.python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    subprocess.run([str(venv.python), "-m", "pip", "install", *pip_quiet, "-r", str(REQUIREMENTS)], check=True)
+    subprocess.run([str(venv.python), "-m", "pip", "install", *pip_quiet, "-r", str(requirements)], check=True)
     subprocess.run(
         [
             str(venv.python),
@@ -79,3 +82,8 @@ def ensure_peer_venv(path: Path = BENCH_VENV, log: bool = True) -> PeerVenv:
     )
     stamp.write_text(wanted)
     return venv
+
+
+def ensure_async_peer_venv(log: bool = True) -> PeerVenv:
+    """The venv of the asyncio peers (arq, saq), like `ensure_peer_venv`."""
+    return ensure_peer_venv(ASYNC_BENCH_VENV, log, ASYNC_REQUIREMENTS)

@@ -2,7 +2,7 @@
 
     python -m benchmarks.producers SYSTEM MODE --space PREFIX --jobs N [--first K] [--rate R]
 
-SYSTEM is workq, rq, dramatiq or raw (redis-py LPUSH of a workq-shaped JSON payload). MODE:
+SYSTEM is workq, rq, dramatiq, arq, saq or raw (redis-py LPUSH of a workq-shaped JSON payload). MODE:
 - `one`: one enqueue call per job, timed; `many`: the system's bulk enqueue, timed;
 - `fill`: fill the queue as fast as the system allows (untimed; the processing benchmarks start from a full queue);
 - `paced`: one job every 1/R s carrying `time.time()` as its enqueue stamp (the latency benchmark);
@@ -13,6 +13,7 @@ Prints one JSON object: jobs, seconds, and Redis round trips (socket writes) per
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -91,6 +92,40 @@ def dramatiq_producer(space: Space, redis_url: str) -> Producer:
     return Producer(one, many)
 
 
+def arq_producer(space: Space, redis_url: str) -> Producer:
+    """arq's `enqueue_job`, on an event loop of the producer's own; job ids under our prefix, so clean-up finds
+    arq's per-job keys."""
+    from arq import create_pool  # noqa: PLC0415 (only this system's interpreter has it)
+    from arq.connections import RedisSettings  # noqa: PLC0415 (only this system's interpreter has it)
+
+    loop = asyncio.new_event_loop()
+    pool = loop.run_until_complete(create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=space.arq_queue))
+
+    def one(number: int, stamp: float | None) -> object:
+        return loop.run_until_complete(pool.enqueue_job("io", number, _job_id=f"{space.prefix}:{number}"))
+
+    def many(numbers: range) -> object:
+        raise BulkNotSupported("arq has no bulk enqueue")
+
+    return Producer(one, many)
+
+
+def saq_producer(space: Space, redis_url: str) -> Producer:
+    from saq import Queue  # noqa: PLC0415 (only this system's interpreter has it)
+
+    loop = asyncio.new_event_loop()
+    queue = Queue.from_url(redis_url, name=space.saq_queue)
+    loop.run_until_complete(queue.connect())
+
+    def one(number: int, stamp: float | None) -> object:
+        return loop.run_until_complete(queue.enqueue("io", number=number))
+
+    def many(numbers: range) -> object:
+        raise BulkNotSupported("saq's bulk call is `map`, which waits for the results")
+
+    return Producer(one, many)
+
+
 def raw_payload(number: int) -> str:
     """A job as workq writes it (same fields, same size), built with the standard json module."""
     job = {"name": "noop", "id": secrets.token_hex(12), "t": int(time.time()), "args": {"n": number}}
@@ -117,6 +152,8 @@ PRODUCERS: dict[str, Callable[[Space, str], Producer]] = {
     "workq": workq_producer,
     "rq": rq_producer,
     "dramatiq": dramatiq_producer,
+    "arq": arq_producer,
+    "saq": saq_producer,
     "raw": raw_producer,
 }
 

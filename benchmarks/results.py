@@ -1,4 +1,5 @@
-"""The figures of a benchmark run: samples per (row, column), and the targets of issue 6 judged on their medians."""
+"""The figures of a benchmark run: samples per (row, column), and the targets of issues 6 and 14 judged on their
+medians."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ ROWS = [
     Row("enqueue_round_trips", "round trips per `enqueue`", "", False),
     Row("processing", "processing, 1 process, 10 threads", "jobs/s", True),
     Row("processing_2", "processing, `--processes 2`", "jobs/s", True),
+    Row("noop_async", "processing, the same job as `async def`, 1 process, 100 in flight", "jobs/s", True),
+    Row("io", "I/O-bound jobs (`await asyncio.sleep(0.05)`), 1 process, 100 in flight", "jobs/s", True),
     Row("ceiling_1", "ceiling loop, 1 thread", "jobs/s", True),
     Row("ceiling_10", "ceiling loop, 10 threads", "jobs/s", True),
     Row("worker_cpu", "worker CPU per job (processing)", "µs", False),
@@ -45,16 +48,21 @@ ROW_BY_KEY = {row.key: row for row in ROWS}
 WORKQ = "workq"
 PARSER_VARIANT = "workq-parser"
 CEILING = "ceiling"
+THREADS_IO = "workq-threads"
+"""Column of the I/O-bound job run by a sync handler on as many threads as async runs are in flight."""
 COLUMNS = [
     Column(WORKQ, "workq"),
     Column(PARSER_VARIANT, "workq, other parser"),
     Column("rq-simple", "RQ SimpleWorker"),
     Column("rq-fork", "RQ Worker (fork)"),
     Column("dramatiq", "Dramatiq"),
+    Column(THREADS_IO, "workq, sync def on 100 threads"),
+    Column("arq", "arq"),
+    Column("saq", "saq"),
     Column(CEILING, "ceiling (raw redis-py)"),
 ]
-PEERS = ["rq-simple", "rq-fork", "dramatiq"]
-COMPARED = [PARSER_VARIANT, *PEERS, CEILING]
+PEERS = ["rq-simple", "rq-fork", "dramatiq", "arq", "saq"]
+COMPARED = [PARSER_VARIANT, *PEERS, THREADS_IO, CEILING]
 """The columns workq's figures are divided by in the ratios table."""
 CEILING_VARIANTS = {"ceiling_1": "ceiling-1", "ceiling_10": "ceiling-10"}
 """Row of each ceiling loop → the key its samples are stored under."""
@@ -160,6 +168,19 @@ def _value_target(
     return judge
 
 
+def _rows_target(row: str, over_row: str, at_least: float) -> Callable[[Results], tuple[str, bool | None]]:
+    """workq's median in `row` over its median in `over_row` (two figures of workq's own)."""
+
+    def judge(results: Results) -> tuple[str, bool | None]:
+        mine, other = results.figure(row, WORKQ), results.figure(over_row, WORKQ)
+        if mine is None or other is None or other.median == 0:
+            return "not measured", None
+        ratio = mine.median / other.median
+        return f"{ratio:.2f}× ({mine.median:,.0f} vs {other.median:,.0f} jobs/s)", ratio >= at_least
+
+    return judge
+
+
 def _memory_flat(results: Results) -> tuple[str, bool | None]:
     warm, end = results.figure("rss_warm", WORKQ), results.figure("rss_end", WORKQ)
     start = results.figure("rss_start", WORKQ)
@@ -181,4 +202,8 @@ TARGETS = [
     Target("latency p99 ≤ 50 ms (idle pool)", _value_target("latency_p99", lambda v: v <= 50, "ms", 2)),
     Target("idle worker < 2% of a core", _value_target("idle_cpu", lambda v: v < 2, "%", 2)),
     Target("worker memory flat (≤ 5% growth after the first 10% of jobs)", _memory_flat),
+    Target("issue 14: I/O-bound ≥ 90% of the 2,000 jobs/s ceiling", _ratio_target("io", CEILING, 0.9, "%")),
+    Target("issue 14: I/O-bound ahead of arq (same in-flight limit)", _ratio_target("io", "arq", 1.0)),
+    Target("issue 14: I/O-bound ahead of saq (same in-flight limit)", _ratio_target("io", "saq", 1.0)),
+    Target("issue 14: async no-op ≥ workq's sync no-op", _rows_target("noop_async", "processing", 1.0)),
 ]

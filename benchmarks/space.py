@@ -12,6 +12,8 @@ from benchmarks.effect import REDIS_URL_ENV, RESULTS_ENV, ResultKeys
 
 RQ_PREFIX_ENV = "RQ_KEY_PREFIX"
 DRAMATIQ_NAMESPACE_ENV = "WORKQ_BENCH_DRAMATIQ_NS"
+ARQ_QUEUE_ENV = "WORKQ_BENCH_ARQ_QUEUE"
+SAQ_QUEUE_ENV = "WORKQ_BENCH_SAQ_QUEUE"
 ROOT_PREFIX = "workq-bench"
 RQ_QUEUE = "bench"
 DRAMATIQ_QUEUE = "bench"
@@ -19,7 +21,7 @@ DRAMATIQ_QUEUE = "bench"
 
 @dataclass(frozen=True)
 class Space:
-    """Key names of one measurement; `delete_pattern` matches all of them, so clean-up is one SCAN."""
+    """Key names of one measurement; `delete_patterns` match all of them, so clean-up is a SCAN per pattern."""
 
     prefix: str
 
@@ -28,8 +30,10 @@ class Space:
         return cls(f"{root}:{label}-{secrets.token_hex(4)}")
 
     @property
-    def delete_pattern(self) -> str:
-        return f"{self.prefix}:*"
+    def delete_patterns(self) -> list[str]:
+        """Our prefix, and the keys arq and saq build around the queue name and job ids we give them
+        (`arq:job:<our id>`, `saq:<our queue>:queued`…)."""
+        return [f"{self.prefix}:*", f"arq:*:{self.prefix}:*", f"saq:*{self.prefix}:*"]
 
     @property
     def workq_namespace(self) -> str:
@@ -42,6 +46,14 @@ class Space:
     @property
     def dramatiq_namespace(self) -> str:
         return f"{self.prefix}:dramatiq"
+
+    @property
+    def arq_queue(self) -> str:
+        return f"{self.prefix}:arq"
+
+    @property
+    def saq_queue(self) -> str:
+        return f"{self.prefix}:saq"
 
     @property
     def raw_queue(self) -> str:
@@ -61,4 +73,6 @@ class Space:
             RESULTS_ENV: self.results.prefix,
             RQ_PREFIX_ENV: self.rq_prefix,
             DRAMATIQ_NAMESPACE_ENV: self.dramatiq_namespace,
+            ARQ_QUEUE_ENV: self.arq_queue,
+            SAQ_QUEUE_ENV: self.saq_queue,
         }

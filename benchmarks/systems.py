@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.apps.io_job import IN_FLIGHT
 from benchmarks.peer_venv import ROOT, PeerVenv
 from benchmarks.space import DRAMATIQ_QUEUE, RQ_QUEUE, Space
 
@@ -43,23 +44,34 @@ class System:
     exits_when_empty: bool = False
 
 
-def workq_worker(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
-    command = [
-        str(interpreter.python),
-        "-m",
-        "workq",
-        "worker",
-        "benchmarks.apps.workq_app:pool",
-        "--redis-url",
-        redis_url,
-        "--namespace",
-        space.workq_namespace,
-        "--concurrency",
-        str(CONCURRENCY),
-        "--log-level",
-        "WARNING",
-    ]
-    return [*command, "--processes", str(processes)] if processes > 1 else command
+def workq_worker_of(pool: str, concurrency: int) -> WorkerCommand:
+    """`workq worker POOL` (module:attribute) with `concurrency` threads. redis-py 8 caps a client's connection pool
+    at 100 by default, and every worker thread holds a connection of its own: many threads get a bigger pool."""
+
+    def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+        if concurrency > CONCURRENCY:
+            redis_url += ("&" if "?" in redis_url else "?") + f"max_connections={2 * concurrency}"
+        argv = [
+            str(interpreter.python),
+            "-m",
+            "workq",
+            "worker",
+            pool,
+            "--redis-url",
+            redis_url,
+            "--namespace",
+            space.workq_namespace,
+            "--concurrency",
+            str(concurrency),
+            "--log-level",
+            "WARNING",
+        ]
+        return [*argv, "--processes", str(processes)] if processes > 1 else argv
+
+    return command
+
+
+workq_worker = workq_worker_of("benchmarks.apps.workq_app:pool", CONCURRENCY)
 
 
 def rq_worker(worker_class: str | None) -> WorkerCommand:
@@ -95,6 +107,14 @@ def dramatiq_worker(interpreter: Interpreter, space: Space, redis_url: str, proc
         "--queues",
         DRAMATIQ_QUEUE,
     ]
+
+
+def arq_worker(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+    return [str(interpreter.python), "-m", "benchmarks.apps.arq_app"]
+
+
+def saq_worker(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+    return [interpreter.script("saq"), "benchmarks.apps.saq_app.settings", "--quiet"]
 
 
 def ceiling_loop(threads: int) -> WorkerCommand:
@@ -153,6 +173,31 @@ def peer_systems(venv: PeerVenv, hiredis: bool) -> dict[str, System]:
         "rq-fork": System("rq-fork", "RQ Worker (fork per job)", "rq", peers, rq_worker(None)),
         "dramatiq": System("dramatiq", "Dramatiq (1 process × 10 threads)", "dramatiq", peers, dramatiq_worker),
     }
+
+
+def asyncio_systems(venv: PeerVenv | None, python: Path | None = None) -> dict[str, System]:
+    """Issue 14's I/O-bound job on workq (async def, and sync on as many threads), arq and saq (from `venv`, when
+    given), each IN_FLIGHT at once; and workq's no-op job as an async def handler."""
+    plain = Interpreter(python or Path(sys.executable))
+    app = "benchmarks.apps.workq_async_app"
+    systems = {
+        "io-workq": System("io-workq", "workq (async def)", "workq", plain, workq_worker_of(f"{app}:io_pool", 1)),
+        "io-workq-threads": System(
+            "io-workq-threads",
+            f"workq, {IN_FLIGHT} threads (sync def)",
+            "workq",
+            plain,
+            workq_worker_of(f"{app}:threads_io_pool", IN_FLIGHT),
+        ),
+        "noop-workq-async": System(
+            "noop-workq-async", "workq (async def)", "workq", plain, workq_worker_of(f"{app}:noop_pool", 1)
+        ),
+    }
+    if venv is not None:
+        peers = Interpreter(venv.python)
+        systems["io-arq"] = System("io-arq", f"arq (max_jobs={IN_FLIGHT})", "arq", peers, arq_worker)
+        systems["io-saq"] = System("io-saq", f"saq (concurrency={IN_FLIGHT})", "saq", peers, saq_worker)
+    return systems
 
 
 def workq_supports_processes(python: Path | None = None) -> bool:

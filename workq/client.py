@@ -22,6 +22,8 @@ from workq.connection import (
 from workq.errors import MalformedJob, NotDeleted, NotRetried
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob, check_job_name, malformed_job_record
 from workq.keys import Keys
+from workq.scheduled_split import ScheduledKind, page_of
+from workq.schedules import Schedule, read_schedules
 from workq.scripts import Scripts
 
 PAGE_SIZE = 20
@@ -91,6 +93,10 @@ class WorkerObservation:
     checkin_at: int
     problem: str = ""
     """Fields of the observation hash that are not times (read as 0), or "" when all are."""
+    attempt: int = 0
+    """Which run of the job this is (its failed runs + 1); 0 when the pool did not say (gocraft/work)."""
+    enqueued_at: int = 0
+    """When the job was first enqueued (before any retry reset its `t`); 0 when the pool did not say."""
 
 
 class Client:
@@ -124,9 +130,23 @@ class Client:
 
     # --- sorted sets: scheduled, retry, dead --------------------------------------------------------------------
 
-    def scheduled_jobs(self, page: int = 1) -> tuple[list[ScheduledJob], int]:
-        """A page of scheduled jobs, soonest first, and how many there are in all."""
-        return self._page(self.keys.scheduled, ScheduledJob, "run_at", page, newest_first=False)
+    def scheduled_jobs(self, page: int = 1, *, kind: ScheduledKind = "all") -> tuple[list[ScheduledJob], int]:
+        """A page of scheduled jobs, soonest first, and how many there are in all. `kind="one_off"` leaves the
+        ticks of cron schedules out, `kind="cron"` lists only them (see `workq.scheduled_split`)."""
+        if kind == "all":
+            return self._page(self.keys.scheduled, ScheduledJob, "run_at", page, newest_first=False)
+        if kind not in ("one_off", "cron"):
+            raise ValueError(f"kind must be 'all', 'one_off' or 'cron', got {kind!r}")
+        _check_page(page)
+        with translated_faults(self.redis):
+            entries, total = page_of(self.redis, self.keys.scheduled, page, PAGE_SIZE, kind)
+        return [_listed(member, score, ScheduledJob, "run_at") for member, score in entries], total
+
+    def schedules(self) -> list[Schedule]:
+        """The cron schedules live pools registered, with their next fire times and last run, and those no live
+        pool registers any more whose ticks are still ahead (`Schedule.registered` False)."""
+        with translated_faults(self.redis):
+            return read_schedules(self.redis, self.keys, self._clock())
 
     def retry_jobs(self, page: int = 1) -> tuple[list[RetryJob], int]:
         """A page of jobs waiting to retry, next retry first, and how many there are in all."""
@@ -139,8 +159,7 @@ class Client:
     def _page(
         self, zset: str, view: type[_View], score_field: str, page: int, *, newest_first: bool
     ) -> tuple[list[_View], int]:
-        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-            raise ValueError(f"page must be an int >= 1, got {page!r}")
+        _check_page(page)
         start = (page - 1) * PAGE_SIZE
         with translated_faults(self.redis):
             pipe = self.redis.pipeline(transaction=False)
@@ -224,7 +243,8 @@ class Client:
         for member, job in chosen:
             if not _names_a_queue(job):
                 continue
-            job.enqueued_at, job.fails, job.last_err, job.failed_at = now, 0, "", 0
+            job.reenqueued(now)
+            job.fails, job.last_err, job.failed_at = 0, "", 0
             keys.append(self.keys.queue(job.name))
             args.extend((member, job.to_json(), "queue"))
         if len(keys) == 1:
@@ -324,6 +344,15 @@ class Client:
             hashes = pipe.execute()
         return [_heartbeat(pool_id, fields) for pool_id, fields in zip(pool_ids, hashes, strict=True) if fields]
 
+    def serving_pools(self) -> dict[str, int]:
+        """How many live pools (those in `worker_pools`) serve each job name; a name absent here has none, so its
+        jobs wait until a pool that registers it starts (or were enqueued under a mistyped name)."""
+        serving: dict[str, int] = {}
+        for pool in self.worker_pool_heartbeats():
+            for name in set(pool.job_names):
+                serving[name] = serving.get(name, 0) + 1
+        return serving
+
     def worker_observations(self) -> list[WorkerObservation]:
         """One observation per worker of every live pool; `is_busy` when it is running a job."""
         worker_ids = sorted({worker_id for pool in self.worker_pool_heartbeats() for worker_id in pool.worker_ids})
@@ -337,6 +366,11 @@ class Client:
 
 _View = TypeVar("_View", ScheduledJob, RetryJob, DeadJob)
 _Fields = Mapping[bytes, bytes]
+
+
+def _check_page(page: object) -> None:
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise ValueError(f"page must be an int >= 1, got {page!r}")
 
 
 def _decode(member: bytes) -> Job:
@@ -406,7 +440,9 @@ def _observation(worker_id: str, fields: _Fields) -> WorkerObservation:
         args_json=reply_text(fields.get(b"args", b"")),
         checkin=reply_text(fields.get(b"checkin", b"")),
         checkin_at=_time(_int(fields.get(b"checkin_at"), "checkin_at", problems), "checkin_at", problems),
-        problem="; ".join(problems),
+        attempt=_int(fields.get(b"attempt"), "attempt", problems),
+        enqueued_at=_time(_int(fields.get(b"enqueued_at"), "enqueued_at", problems), "enqueued_at", problems),
+        problem="; ".join(problems),  # last: after every field above has noted its problem
     )
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any, cast
 
 from workq.clock import Clock, ClockLike, as_clock
@@ -17,20 +16,18 @@ from workq.connection import (
 from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands, check_delay, due_at
 from workq.job import Job, ScheduledJob
 from workq.keys import Keys
+from workq.reconfigure import ReconfigurableEnqueuer
 from workq.send_once import SendOnce
 
 
-class Enqueuer:
+class Enqueuer(ReconfigurableEnqueuer[RedisClient]):
     """Thread-safe producer of jobs for one namespace. Arguments are checked before Redis is touched.
 
     Every enqueue is sent to Redis once (see `workq.send_once`): one that returns has stored exactly one copy of
     each job; `ConnectionFailed` means none was stored; `MaybeEnqueued` (reply lost) that they may have been.
     """
 
-    namespace: str
-    redis: RedisClient
     keys: Keys
-    _commands: EnqueueCommands
     _once: SendOnce
 
     def __init__(
@@ -41,31 +38,6 @@ class Enqueuer:
         clock: ClockLike = None,
     ) -> None:
         self._connect(resolve_namespace(namespace), redis, as_clock(clock))
-        self.on_enqueued: Callable[[str], None] | None = None
-        """Called with the job name after each enqueue that stored a job (`workq.testing` runs it there)."""
-
-    def configure(
-        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, clock: ClockLike = None
-    ) -> None:
-        """Point this enqueuer at another namespace or Redis (a module-level Enqueuer set up once the app knows
-        its settings); `clock` replaces Redis's clock as the source of "now". Not while other threads enqueue."""
-        self._connect(
-            self.namespace if namespace is None else namespace,
-            self.redis if redis is None else redis,
-            self._commands.clock if clock is None else as_clock(clock),
-        )
-
-    @contextmanager
-    def configured(
-        self, *, namespace: str | None = None, redis: RedisClient | str | None = None, clock: ClockLike = None
-    ) -> Iterator[None]:
-        """`configure(...)` for the length of a `with` block, then exactly the settings (and client) before it."""
-        saved = (self.namespace, self.redis, self.keys, self._commands, self._once)
-        self.configure(namespace=namespace, redis=redis, clock=clock)
-        try:
-            yield
-        finally:
-            self.namespace, self.redis, self.keys, self._commands, self._once = saved
 
     def _connect(self, namespace: str, redis: RedisClient | str | None, clock: Clock) -> None:
         check_namespace_fits(redis, namespace)
@@ -161,7 +133,3 @@ class Enqueuer:
             except WAKE_FAULTS as exc:
                 self._commands.wake_failed(name, exc)
         self._enqueued(name)
-
-    def _enqueued(self, name: str) -> None:
-        if self.on_enqueued is not None:
-            self.on_enqueued(name)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import inspect
 import math
+import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workq.backoff import Backoff
 from workq.job import Job, ScheduledJob
@@ -57,17 +60,68 @@ def _check_int(option: str, value: object, low: int, high: int | None) -> None:
         raise ValueError(f"{option} must be {limit}, got {value}")
 
 
+def is_async_callable(fn: object) -> bool:
+    """Whether calling `fn` gives a coroutine to await: an `async def` function or method, a `functools.partial`
+    of one, or an object whose class defines `async def __call__`."""
+    return inspect.iscoroutinefunction(_call_target(fn))
+
+
 def check_handler(name: str, fn: object) -> Callable[[Job], object]:
-    """A handler is called as `fn(job)`; refuse at registration anything that cannot be."""
+    """A handler is called as `fn(job)` (awaited when async); refuse at registration anything that cannot be."""
+    check_runnable(f"handler for job {name!r}", fn, (Job(name=name),), "one argument, the Job")
+    return cast(Callable[[Job], object], fn)
+
+
+def check_runnable(what: str, fn: object, sample_args: tuple[object, ...], expected: str) -> None:
+    """Raise `TypeError` for what workq cannot run as `fn(*sample_args)`: not callable, a generator or async
+    generator (its body would never run), a plain function declared to return an awaitable (workq would never
+    await it: declare it `async def`), or a signature that does not take `sample_args`."""
     if not callable(fn):
-        raise TypeError(f"handler for job {name!r} must be callable, got {type(fn).__name__}")
+        raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
+    target = _call_target(fn)
+    if inspect.isasyncgenfunction(target):
+        raise TypeError(f"{what} is an async generator: its body would never run; use `async def` without `yield`")
+    if inspect.isgeneratorfunction(target):
+        raise TypeError(f"{what} is a generator: its body would never run; use a plain function without `yield`")
+    if not is_async_callable(fn) and _declares_awaitable(target):
+        raise TypeError(
+            f"{what} is a plain function declared to return an awaitable, which workq would never "
+            "await: declare it `async def`"
+        )
     try:
-        inspect.signature(fn).bind(Job(name=name))
+        inspect.signature(fn).bind(*sample_args)
     except TypeError as exc:
-        raise TypeError(f"handler for job {name!r} must accept one argument, the Job: {exc}") from None
+        raise TypeError(f"{what} must accept {expected}: {exc}") from None
     except ValueError:
         pass  # builtins without a signature: trust them
+
+
+def _unwrap_partial(fn: object) -> object:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     return fn
+
+
+def _call_target(fn: object) -> object:
+    """The function whose body a call of `fn` runs (for an object, its class's `__call__`)."""
+    fn = _unwrap_partial(fn)
+    if inspect.isroutine(fn) or isinstance(fn, type):
+        return fn
+    return cast(object, type(fn).__call__)
+
+
+_AWAITABLE_NAMES = re.compile(r"^(typing\.|collections\.abc\.|asyncio\.)?(Awaitable|Coroutine|Future|Task)\b")
+
+
+def _declares_awaitable(target: object) -> bool:
+    try:
+        annotation = inspect.signature(cast(Callable[..., object], target)).return_annotation
+    except (TypeError, ValueError):
+        return False
+    if isinstance(annotation, str):
+        return bool(_AWAITABLE_NAMES.match(annotation.strip()))
+    origin = typing.get_origin(annotation) or annotation
+    return isinstance(origin, type) and issubclass(origin, collections.abc.Awaitable)
 
 
 class JobHandler:
@@ -82,6 +136,7 @@ class JobHandler:
         functools.update_wrapper(self, fn)
         self.name = name
         self.fn = fn
+        self.is_async = is_async_callable(fn)
         self.options = options
         self._enqueuer = enqueuer
 

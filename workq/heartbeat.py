@@ -13,6 +13,8 @@ from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import RedisClient
 from workq.job import Job
 from workq.keys import Keys
+from workq.periodic import CronSchedule
+from workq.schedules import PUBLISHED_FIELD, last_run_value, parse_tick, published_value
 
 OBSERVATION_LIFETIME = 86400
 
@@ -65,7 +67,9 @@ class Heartbeater:
     waits long enough before it takes this pool for dead. Each beat also writes the pool's job names to
     `known_jobs` and, where missing, their `max_concurrency` caps: Redis may have restarted empty since, and the
     reaper and the caps depend on them. The first beat (the pool's start) overwrites the caps, later ones do not,
-    so a pool started later (workq or gocraft/work) keeps the cap it set: the last pool started wins.
+    so a pool started later (workq or gocraft/work) keeps the cap it set: the last pool started wins. The hash
+    also publishes the pool's cron schedules (ext field `periodic_jobs`), so `workq schedules` can list them and
+    the tick pruner knows which are live.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Heartbeater:
         worker_ids: Sequence[str],
         heartbeat_interval: float,
         dead_after: float,
+        schedules: Sequence[CronSchedule] = (),
         clock: ClockLike = None,
     ) -> None:
         self._client = client
@@ -96,6 +101,7 @@ class Heartbeater:
             "pid": os.getpid(),
             "heartbeat_interval": heartbeat_interval,
             "dead_after": dead_after,
+            PUBLISHED_FIELD: published_value(schedules),
         }
 
     def beat(self) -> None:
@@ -131,6 +137,8 @@ class Observer:
         self._lock = threading.Lock()
         self._pending: dict[str, Observation | None] = {}
         self._written: set[str] = set()
+        self._last_runs: dict[str, str] = {}
+        """Schedule field → last-run JSON of cron ticks started since the last flush."""
 
     def started(self, worker_id: str, job: Job) -> None:
         args = gojson.dumps(job.args) if job.args else ""  # as gocraft/work: json.Marshal, no spaces
@@ -139,9 +147,14 @@ class Observer:
             "job_id": job.id,
             "started_at": int(self._clock.wall()),
             "args": args,
+            "attempt": job.fails + 1,  # ext fields, like the two below: gocraft/work reads the ones it knows
+            "enqueued_at": job.first_enqueued_at,
         }
+        tick = parse_tick(job.id)
         with self._lock:
             self._pending[worker_id] = observation
+            if tick is not None:
+                self._last_runs[tick.schedule_field] = last_run_value(tick.fire_at, int(observation["started_at"]))
 
     def checkin(self, worker_id: str, job: Job, message: str) -> None:
         with self._lock:
@@ -157,9 +170,12 @@ class Observer:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
-        if not pending:
+            last_runs, self._last_runs = self._last_runs, {}
+        if not pending and not last_runs:
             return
         pipe = self._client.pipeline(transaction=False)
+        if last_runs:
+            pipe.hset(self._keys.periodic_last_run, mapping=cast(Any, last_runs))
         for worker_id, observation in pending.items():
             key = self._keys.worker(worker_id)
             if observation is None:
@@ -174,6 +190,7 @@ class Observer:
             pipe.execute()
         except BaseException:
             with self._lock:  # keep what could not be written, merged under whatever came in meanwhile
+                self._last_runs = {**last_runs, **self._last_runs}
                 for worker_id, older in pending.items():
                     self._pending[worker_id] = _merged(older, self._pending.get(worker_id, older))
             raise

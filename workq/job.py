@@ -14,6 +14,9 @@ from workq import gojson
 from workq.errors import ArgError, MalformedJob
 
 _KNOWN_FIELDS = ("name", "id", "t", "args", "unique", "unique_key", "fails", "err", "failed_at")
+FIRST_ENQUEUED_FIELD = "first_enqueued_at"
+"""ext: the job's original `t`, kept in `extra` once a requeue resets `t` (gocraft/work's requeuer sets `t` to the
+time it moves a job back to its queue, so queue latency counts from there; this field keeps when it was enqueued)."""
 _T = TypeVar("_T")
 _View = TypeVar("_View", bound="Job")
 
@@ -120,6 +123,20 @@ class Job:
         values: dict[str, Any] = {spec.name: getattr(self, spec.name) for spec in fields(Job) if spec.init}
         values.update(score)
         return view(**values)
+
+    @property
+    def first_enqueued_at(self) -> int:
+        """When the job was first enqueued: `t` before any retry or reschedule reset it (epoch seconds)."""
+        first = self.extra.get(FIRST_ENQUEUED_FIELD)
+        if isinstance(first, (int, float)) and not isinstance(first, bool) and math.isfinite(first) and first > 0:
+            return int(first)
+        return self.enqueued_at
+
+    def reenqueued(self, now: int) -> None:
+        """Set `t` to `now` as a requeue does, first keeping the original `t` in `FIRST_ENQUEUED_FIELD`."""
+        if self.enqueued_at != now and FIRST_ENQUEUED_FIELD not in self.extra and self.enqueued_at > 0:
+            self.extra[FIRST_ENQUEUED_FIELD] = self.enqueued_at
+        self.enqueued_at = now
 
     # --- typed arguments -----------------------------------------------------------------------------------
 

@@ -140,3 +140,8 @@ class Keys:
     def periodic_high_water(self) -> str:
         """ext: hash of `<job name>:<spec>` → the last cron fire time added, so no tick is ever added twice."""
         return f"{self.prefix}periodic_enqueued_until"
+
+    @property
+    def periodic_last_run(self) -> str:
+        """ext: hash of `<job name>:<spec>` → JSON `{"fire_at", "started_at"}` of the latest tick a worker started."""
+        return f"{self.prefix}periodic_last_run"

@@ -14,12 +14,13 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from workq.client import Client
 from workq.errors import Retry, WorkqError
 from workq.job import Job
-from workq.middleware import Next
+from workq.middleware import Around
 from workq.throughput import read_totals
 
 if TYPE_CHECKING:
@@ -62,10 +63,16 @@ class JobMetrics:
             registry=self.registry,
         )
 
-    def middleware(self, job: Job, next: Next) -> None:
+    @property
+    def middleware(self) -> Around:
+        """The middleware to add with `pool.middleware`: it wraps sync and async chains alike."""
+        return Around(self.measuring)
+
+    @contextmanager
+    def measuring(self, job: Job) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            next()
+            yield
         except Retry:
             raise
         except Exception:

@@ -46,16 +46,24 @@ class CronSchedule:
 
     @property
     def high_water_field(self) -> str:
-        return f"{self.job_name}:{self.spec}"
+        return schedule_field(self.job_name, self.spec)
 
     def fire_times(self, after: float, until: float) -> list[int]:
         """Fire times t with after < t <= until, in order."""
         times: list[int] = []
-        zone = zone_of(self.timezone)
-        schedule = _parse(self.spec, after if zone is None else datetime.fromtimestamp(after, zone))
+        schedule = self._from(after)
         while (fire_at := schedule.get_next(float)) <= until:
             times.append(math.floor(fire_at))
         return times
+
+    def next_fire_times(self, after: float, count: int) -> list[int]:
+        """The next `count` fire times after `after`."""
+        schedule = self._from(after)
+        return [math.floor(schedule.get_next(float)) for _ in range(count)]
+
+    def _from(self, after: float) -> croniter:
+        zone = zone_of(self.timezone)
+        return _parse(self.spec, after if zone is None else datetime.fromtimestamp(after, zone))
 
     def job_at(self, fire_at: int) -> Job:
         """The tick's job, byte-identical in every pool and language so the scheduled set deduplicates it."""
@@ -65,6 +73,11 @@ class CronSchedule:
             enqueued_at=fire_at,
             args_null=True,
         )
+
+
+def schedule_field(job_name: str, spec: str) -> str:
+    """How a schedule is named in the high-water and last-run hashes: a job name holds no `:`."""
+    return f"{job_name}:{spec}"
 
 
 def check_cron_spec(spec: str) -> None:

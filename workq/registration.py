@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from workq.handler import JobOptions
-from workq.job import Job
 from workq.keys import Keys
+from workq.middleware import AsyncJobChain, JobChain, is_async_chain
 
 
 @dataclass(frozen=True)
 class Registration:
     name: str
-    chain: Callable[[Job], None]
+    chain: JobChain | AsyncJobChain
+    """Run in a worker thread, or awaited on the pool's event loop when `on_loop`."""
     options: JobOptions
     queue_key: str
     in_progress_key: str
@@ -23,7 +23,7 @@ class Registration:
 
     @classmethod
     def build(
-        cls, keys: Keys, pool_id: str, name: str, chain: Callable[[Job], None], options: JobOptions
+        cls, keys: Keys, pool_id: str, name: str, chain: JobChain | AsyncJobChain, options: JobOptions
     ) -> Registration:
         return cls(
             name=name,
@@ -35,6 +35,11 @@ class Registration:
             lock_info_key=keys.lock_info(name),
             leases_key=keys.leases(name),
         )
+
+    @property
+    def on_loop(self) -> bool:
+        """Whether the chain's outer layer is async: its jobs are fetched and run by the async runner."""
+        return is_async_chain(self.chain)
 
     def fetch_keys(self, keys: Keys) -> tuple[str, ...]:
         """The seven keys fetch.lua reads per job name, in its order."""

@@ -1,4 +1,5 @@
-"""Requeuer: moves due retry and scheduled jobs back to their queues, with `t` reset to now."""
+"""Requeuer: moves due retry and scheduled jobs back to their queues, with `t` reset to now (the original `t` kept
+in `first_enqueued_at`)."""
 
 from __future__ import annotations
 
@@ -62,5 +63,5 @@ class Requeuer:
             reason = f"malformed job in {zset}: {exc}"
             logger.error("%s; moved to the dead queue: %r", reason, member[:200])
             return self._keys.dead, malformed_job_record("unknown", member, reason, now).to_json(), "dead"
-        job.enqueued_at = now
+        job.reenqueued(now)
         return self._keys.queue(job.name), job.to_json(), "queue"

@@ -10,11 +10,14 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from workq.async_runner import AsyncRunner, Inbox
 from workq.background import BackgroundLoop
 from workq.cancels import CancelListener
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient
+from workq.dispatcher import FetchOrder, InFlight, WorkerContext
+from workq.event_loop import EventLoopThread
 from workq.heartbeat import Heartbeater, Observer
 from workq.keys import Keys
 from workq.orphans import OrphanSweeper
@@ -24,13 +27,16 @@ from workq.priority_sampler import PrioritySampler
 from workq.reaper import Reaper
 from workq.registration import Registration
 from workq.requeuer import Requeuer
+from workq.run import Finished, Outcomes
 from workq.scripts import Scripts
 from workq.throughput import FLUSH_INTERVAL as THROUGHPUT_FLUSH_INTERVAL
 from workq.throughput import RunTally
+from workq.tick_pruner import INTERVAL as TICK_PRUNE_INTERVAL
+from workq.tick_pruner import TickPruner
 from workq.time_limits import Watchdog
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
-from workq.worker import Finished, InFlight, Worker, WorkerContext
+from workq.worker import Worker
 
 logger = logging.getLogger("workq")
 
@@ -42,7 +48,9 @@ STOP_SETTLE = 2.0
 
 
 class RunningPool:
-    """Everything a started pool runs. `stop(grace)` hands back the jobs of handlers that outlive the grace."""
+    """Everything a started pool runs: `concurrency` worker threads for the sync handlers' jobs, the async runner
+    (on `event_loop`, `async_concurrency` slots) for the async ones. `stop(grace)` hands back the jobs of handlers
+    that outlive the grace."""
 
     def __init__(
         self,
@@ -53,6 +61,8 @@ class RunningPool:
         registrations: Mapping[str, Registration],
         schedules: Sequence[CronSchedule],
         concurrency: int,
+        async_concurrency: int,
+        event_loop: EventLoopThread | None,
         heartbeat_interval: float,
         dead_after: float,
         clock: Clock,
@@ -64,12 +74,17 @@ class RunningPool:
     ) -> None:
         scripts = Scripts.register(client)
         self._tally = tally
-        self._wakeup = wakeup
         self._stopping = stopping
         self._observer = Observer(client, keys, clock)
-        self._wake_signal = WakeSignal(client, keys, list(registrations), wakeup)
+        on_threads = [registration for registration in registrations.values() if not registration.on_loop]
+        on_loop = [registration for registration in registrations.values() if registration.on_loop]
+        async_wakeup = Inbox()
+        self._wakeups: tuple[Wakeup, ...] = (wakeup, async_wakeup) if on_loop else (wakeup,)
+        self._wake_signal = WakeSignal(
+            client, keys, {r.name: async_wakeup if r.on_loop else wakeup for r in registrations.values()}
+        )
         self._watchdog = Watchdog()
-        self._cancel_listener = CancelListener(client, keys, self._watchdog)
+        self._cancel_listener = CancelListener(client, keys, self.cancel_running, self._running_job_ids)
         context = WorkerContext(
             client=client,
             keys=keys,
@@ -77,28 +92,41 @@ class RunningPool:
             pool_id=pool_id,
             registrations=registrations,
             fetch_keys={name: registration.fetch_keys(keys) for name, registration in registrations.items()},
-            sampler=PrioritySampler([(r, r.options.priority) for r in registrations.values()], rng),
             clock=clock,
             rng=rng,
             stopping=stopping,
-            wakeup=wakeup,
             wake_signal=self._wake_signal,
             in_flight=in_flight,
             observer=self._observer,
             complaints=Complaints(),
+            outcomes=Outcomes(keys, clock, rng),
             watchdog=self._watchdog,
         )
-        self._workers = [Worker(secrets.token_hex(12), context) for _ in range(concurrency)]
+        self._workers: list[Worker] = []
+        if on_threads:
+            order = FetchOrder(_sampler(on_threads, rng), wakeup)
+            self._workers = [Worker(secrets.token_hex(12), context, order) for _ in range(concurrency)]
+        self._event_loop = event_loop
+        self._async_runner: AsyncRunner | None = None
+        if on_loop:
+            if event_loop is None:
+                raise ValueError("async handlers need the pool's event loop")
+            order = FetchOrder(_sampler(on_loop, rng), async_wakeup)
+            self._async_runner = AsyncRunner(context, order, async_wakeup, event_loop, async_concurrency)
+        worker_ids = [worker.worker_id for worker in self._workers]
+        if self._async_runner is not None:
+            worker_ids.extend(self._async_runner.worker_ids)
         self._threads: list[threading.Thread] = []
         self._heartbeater = Heartbeater(
             client,
             keys,
             pool_id=pool_id,
             max_concurrency={name: r.options.max_concurrency for name, r in registrations.items()},
-            concurrency=concurrency,
-            worker_ids=[worker.worker_id for worker in self._workers],
+            concurrency=len(worker_ids),
+            worker_ids=worker_ids,
             heartbeat_interval=heartbeat_interval,
             dead_after=dead_after,
+            schedules=schedules,
             clock=clock,
         )
         self._requeuer = requeuer = Requeuer(client, keys, scripts, clock)
@@ -116,11 +144,11 @@ class RunningPool:
 
         def requeue_and_wake() -> None:
             if requeuer.requeue_due():
-                wakeup.notify()
+                self._wake_all()
 
         def reap_and_wake() -> None:
             if reaper.reap():
-                wakeup.notify()
+                self._wake_all()
 
         self._loops = [
             # A heartbeat retries at its own pace through faults: backing off could get a live pool reaped.
@@ -142,6 +170,8 @@ class RunningPool:
             held_leases=self._held_leases,
             clock=clock.wall,
         )
+        pruner = TickPruner(client, keys, scripts, clock)
+        self._loops.append(BackgroundLoop("tick-pruner", TICK_PRUNE_INTERVAL, pruner.prune, rng=rng))
         self._loops.append(BackgroundLoop("orphan-sweeper", max(1.0, heartbeat_interval), sweeper.sweep, rng=rng))
         self._periodic: PeriodicEnqueuer | None = None
         if schedules:
@@ -151,15 +181,39 @@ class RunningPool:
         if any(registration.options.timeout for registration in registrations.values()):
             self._loops.append(BackgroundLoop("timeouts", LEASE_CHECK_INTERVAL, lease_keeper.expire_due, rng=rng))
 
+    def _wake_all(self) -> None:
+        for wakeup in self._wakeups:
+            wakeup.notify()
+
+    def _held_payloads(self) -> Counter[bytes]:
+        held = Counter(payload for worker in self._workers if (payload := worker.held_payload) is not None)
+        if self._async_runner is not None:
+            held.update(self._async_runner.held_payloads())
+        return held
+
+    def cancel_running(self, job_id: str) -> bool:
+        """Interrupt job `job_id` if this pool runs it (`Client.cancel`): a thread's run gets `Cancelled` raised in
+        it, an async run's task is cancelled."""
+        found = self._watchdog.cancel(job_id)
+        if self._async_runner is not None:
+            found = self._async_runner.cancel(job_id) or found
+        return found
+
+    def _running_job_ids(self) -> set[str]:
+        running = self._watchdog.running_job_ids()
+        if self._async_runner is not None:
+            running |= self._async_runner.running_job_ids()
+        return running
+
     @property
     def stuck_runs(self) -> int:
         return self._watchdog.stuck
 
-    def _held_payloads(self) -> Counter[bytes]:
-        return Counter(payload for worker in self._workers if (payload := worker.held_payload) is not None)
-
     def _held_leases(self) -> set[bytes]:
-        return {lease for worker in self._workers if (lease := worker.held_lease)}
+        held = {lease for worker in self._workers if (lease := worker.held_lease)}
+        if self._async_runner is not None:
+            held.update(self._async_runner.held_leases())
+        return held
 
     def start(self) -> None:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
@@ -167,6 +221,10 @@ class RunningPool:
         self._wake_signal.start()
         self._watchdog.start()
         self._cancel_listener.start()
+        if self._event_loop is not None:
+            self._event_loop.start()
+        if self._async_runner is not None:
+            self._async_runner.start()
         for index, worker in enumerate(self._workers):
             thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
             thread.start()
@@ -181,8 +239,17 @@ class RunningPool:
         self._heartbeater.beat()
 
     def work_one(self) -> Finished | None:
-        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched."""
+        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched.
+        (In a pool built inline every chain is a thread chain: async layers are awaited on the event loop, which
+        starts on first use; `close()` stops it.)"""
+        if self._event_loop is not None:
+            self._event_loop.ensure_started()
         return self._workers[0].work_one()
+
+    def close(self) -> None:
+        """For a pool driven step by step: stop its event loop, if it started one."""
+        if self._event_loop is not None:
+            self._event_loop.stop(STOP_SETTLE)
 
     def enqueue_cron(self) -> int:
         """One pass of the periodic enqueuer (cron fire times of the coming minutes into the scheduled set)."""
@@ -206,21 +273,33 @@ class RunningPool:
         `worker_pools` would hold a job that a reaper could hand to another pool while this one ran it.
         """
         self._stopping.set()
-        self._wakeup.notify()
+        self._wake_all()
+        runner = self._async_runner
+        if runner is not None:
+            runner.stop_fetching()
         deadline = None if grace is None else time.monotonic() + grace
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            thread.join(left())
         stragglers = [worker for worker, thread in zip(self._workers, self._threads, strict=True) if thread.is_alive()]
+        async_idle = runner is None or runner.wait_idle(left())
         handed_back: list[int] = []
 
         def settle() -> None:
-            handed_back.append(sum(worker.abandon() for worker in stragglers))
+            count = sum(worker.abandon() for worker in stragglers)
+            if runner is not None:
+                count += 0 if async_idle else runner.abandon()
+                runner.close()
+            handed_back.append(count)
             for loop in self._loops:
                 loop.stop()
             self._wake_signal.stop()
             self._cancel_listener.stop()
             self._watchdog.stop()
-            if any(worker.fetching for worker in self._workers):
+            if any(worker.fetching for worker in self._workers) or (runner is not None and runner.fetching):
                 logger.warning("a fetch is still in flight: the pool stays registered; the reaper will remove it")
             else:
                 self._flush_and_deregister()
@@ -230,6 +309,8 @@ class RunningPool:
         settling.join(None if grace is None else STOP_SETTLE)
         if settling.is_alive():
             logger.warning("Redis did not answer within %s s of the grace period: stopping without it", STOP_SETTLE)
+        if self._event_loop is not None:
+            self._event_loop.stop(STOP_SETTLE)
         count = handed_back[0] if handed_back else 0
         if count:
             logger.warning("%d job(s) still running after the %s s grace period: back on their queues", count, grace)
@@ -242,3 +323,7 @@ class RunningPool:
             self._heartbeater.remove()
         except Exception as exc:  # Redis gone at shutdown: the reaper will clean up after us
             logger.warning("could not deregister the pool (%s); the reaper will remove it", exc)
+
+
+def _sampler(registrations: list[Registration], rng: random.Random) -> PrioritySampler[Registration]:
+    return PrioritySampler([(registration, registration.options.priority) for registration in registrations], rng)

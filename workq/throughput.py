@@ -16,7 +16,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from workq.connection import RedisClient
@@ -46,8 +47,14 @@ class RunTally:
 
     def middleware(self, job: Job, next: Next) -> None:
         """Outermost in every chain: a run that raises (not `Retry`) failed, one that returns was processed."""
-        try:
+        with self.counting(job):
             next()
+
+    @contextmanager
+    def counting(self, job: Job) -> Iterator[None]:
+        """`middleware` as a context manager, for sync and async chains alike (see `workq.middleware.Around`)."""
+        try:
+            yield
         except Retry:
             raise
         except Exception:

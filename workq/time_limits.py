@@ -93,6 +93,16 @@ class RunControl:
             return "cancelled while running (workq.Client.cancel)"
         return f"timed out: the run passed its {self.limit:g} s time limit"
 
+    def outcome(self, raised: BaseException | None) -> BaseException | None:
+        """What the run ends as: what it raised (None: returned) — or, once it was stopped, `JobTimeout` or
+        `Cancelled` whatever it did (saying what it raised instead, if anything)."""
+        if self.reason is None:
+            return raised
+        message = self.describe()
+        if raised is not None and not isinstance(raised, (JobTimeout, Cancelled)):
+            message += f"; the handler then raised {type(raised).__name__}: {raised}"
+        return _RAISED[self.reason](message)
+
 
 class Watchdog:
     """Watches every run of one pool. `watch()` as a run starts, `run()` to call it, `extend()` at a checkin."""

@@ -8,7 +8,7 @@ pool starts a new job within a round trip or two instead of its next poll, and a
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Mapping
 
 from workq.channel_listener import ChannelListener
 from workq.connection import RedisClient
@@ -54,16 +54,17 @@ class Wakeup:
 
 
 class WakeSignal:
-    """The Redis side: marks this pool's job names as waited for, and listens for enqueuers naming one."""
+    """The Redis side: marks this pool's job names as waited for, and listens for enqueuers naming one; a name
+    wakes the waiters of the executor that runs it (`wakeups`: job name → its executor's Wakeup)."""
 
-    def __init__(self, client: RedisClient, keys: Keys, job_names: Collection[str], wakeup: Wakeup) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, wakeups: Mapping[str, Wakeup]) -> None:
         self._client = client
         self._keys = keys
-        self._job_names = frozenset(job_names)
-        self._wakeup = wakeup
+        self._job_names = frozenset(wakeups)
+        self._wakeups = dict(wakeups)
         # Once subscribed again after a failure, wake everyone (idle workers polled meanwhile; wake-ups were lost).
         self._listener = ChannelListener(
-            client, keys.wake_channel, "wake-listener", self._relay, on_resubscribed=wakeup.notify
+            client, keys.wake_channel, "wake-listener", self._relay, on_resubscribed=self._wake_all
         )
 
     def mark_waiting(self) -> None:
@@ -79,6 +80,11 @@ class WakeSignal:
     def stop(self) -> None:
         self._listener.stop()
 
+    def _wake_all(self) -> None:
+        for wakeup in set(self._wakeups.values()):
+            wakeup.notify()
+
     def _relay(self, name: str) -> None:
-        if name in self._job_names:
-            self._wakeup.notify_one()
+        wakeup = self._wakeups.get(name)
+        if wakeup is not None:
+            wakeup.notify_one()

@@ -15,21 +15,23 @@ from typing import Any, ParamSpec, TypeVar, overload
 from workq.backoff import Backoff
 from workq.clock import as_clock
 from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
+from workq.dispatcher import InFlight
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
-from workq.handler import JobHandler, JobOptions, check_handler
+from workq.event_loop import EventLoopThread
+from workq.handler import JobHandler, JobOptions, check_handler, check_runnable, is_async_callable
 from workq.job import Job, check_job_name
 from workq.keys import Keys
-from workq.log_format import log_context
-from workq.middleware import Middleware, build_chain
+from workq.log_format import job_context
+from workq.middleware import Around, Middleware, build_chain, thread_chain
 from workq.periodic import CronSchedule, check_cron_spec, zone_of
+from workq.reconfigure import restored_afterwards
 from workq.registration import Registration
 from workq.running_pool import RunningPool
 from workq.task import Task, job_handler
 from workq.task_args import ArgSpec
 from workq.throughput import RunTally
 from workq.wakeup import Wakeup
-from workq.worker import InFlight
 
 logger = logging.getLogger("workq")
 
@@ -45,7 +47,8 @@ R = TypeVar("R")
 
 
 class WorkerPool:
-    """`concurrency` threads running the registered jobs of one namespace.
+    """`concurrency` threads running the registered jobs of one namespace, and for `async def` handlers one event
+    loop running up to `async_concurrency` jobs at once.
 
     Register jobs with `@pool.job(...)` and middlewares with `@pool.middleware`, then `start()` (or `with pool:`).
     """
@@ -56,6 +59,7 @@ class WorkerPool:
         redis: RedisClient | str | None = None,
         concurrency: int = 10,
         *,
+        async_concurrency: int = 100,
         heartbeat_interval: float = 5.0,
         dead_after: float | None = None,
         clock: Callable[[], float] | None = None,
@@ -67,6 +71,7 @@ class WorkerPool:
         self._client: RedisClient | None = None
         self._enqueuer: Enqueuer | None = None
         self.concurrency = _positive_int("concurrency", concurrency)
+        self.async_concurrency = _positive_int("async_concurrency", async_concurrency)
         if heartbeat_interval <= 0:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
         self.heartbeat_interval = float(heartbeat_interval)
@@ -125,13 +130,14 @@ class WorkerPool:
         clock: Callable[[], float] | None = None,
     ) -> Iterator[None]:
         """`configure(...)` for the length of a `with` block, then exactly the settings (and client) before it."""
-        saved = (self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock)
-        self.configure(namespace=namespace, redis=redis, clock=clock)
-        try:
+        with restored_afterwards(self, "_namespace", "_redis_arg", "_client", "_enqueuer", "_clock"):
+            self.configure(namespace=namespace, redis=redis, clock=clock)
             yield
-        finally:
-            self._refuse_if_started("restore the configuration")
-            self._namespace, self._redis_arg, self._client, self._enqueuer, self._clock = saved
+            if self._running is not None:
+                raise WorkqError(
+                    "the pool is still running at the end of its configured() block, on the block's settings: "
+                    "stop() it inside the block"
+                )
 
     @property
     def namespace(self) -> str:
@@ -273,10 +279,10 @@ class WorkerPool:
         return register
 
     def middleware(self, fn: Middleware) -> Middleware:
-        """Add `fn(job, next)` to the chain; middlewares run in registration order before the handler."""
+        """Add `fn(job, next)` (or `async def fn(job, next)` that awaits `next()`) to the chain; middlewares run in
+        registration order before the handler, sync and async mixed (see `workq.middleware`)."""
         self._refuse_if_started("add a middleware")
-        if not callable(fn):
-            raise TypeError(f"a middleware must be callable as fn(job, next), got {type(fn).__name__}")
+        check_runnable(f"middleware {_name_of(fn)}", fn, (Job(name="middleware-check"), _no_next), "(job, next)")
         self._middlewares.append(fn)
         return fn
 
@@ -290,10 +296,11 @@ class WorkerPool:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) before start()")
         self._stopping = threading.Event()  # a fresh one: workers abandoned by a previous stop(grace) keep theirs
         logger.info(
-            "worker pool %s starting: namespace=%r concurrency=%d jobs=%s",
+            "worker pool %s starting: namespace=%r concurrency=%d async_concurrency=%d jobs=%s",
             self.pool_id,
             self.namespace,
             self.concurrency,
+            self.async_concurrency,
             ",".join(self.job_names),
         )
         with translated_faults(self.redis):
@@ -308,16 +315,20 @@ class WorkerPool:
         if not self._handlers:
             raise WorkqError("no jobs registered: add handlers with @pool.job(name) first")
         with translated_faults(self.redis):
-            return self._build_running(1, threading.Event())
+            return self._build_running(1, threading.Event(), inline=True)
 
-    def _build_running(self, concurrency: int, stopping: threading.Event) -> RunningPool:
+    def _build_running(self, concurrency: int, stopping: threading.Event, inline: bool = False) -> RunningPool:
+        """Inline, every chain is called in the calling thread (its async layers awaited on the event loop)."""
         keys = Keys(self.namespace)
         tally = RunTally(self.redis, keys, self.job_names, self._clock.wall)
-        middlewares = [tally.middleware, log_context, *self._middlewares]
-        registrations = {
-            name: Registration.build(keys, self.pool_id, name, build_chain(middlewares, handler), handler.options)
-            for name, handler in self._handlers.items()
-        }
+        middlewares = [Around(tally.counting), Around(job_context), *self._middlewares]
+        event_loop = self._event_loop_if_needed()
+        registrations = {}
+        for name, handler in self._handlers.items():
+            chain = build_chain(middlewares, handler.fn, event_loop)
+            if inline:
+                chain = thread_chain(chain, event_loop)
+            registrations[name] = Registration.build(keys, self.pool_id, name, chain, handler.options)
         return RunningPool(
             client=self.redis,
             keys=keys,
@@ -325,6 +336,8 @@ class WorkerPool:
             registrations=registrations,
             schedules=self._schedules,
             concurrency=concurrency,
+            async_concurrency=self.async_concurrency,
+            event_loop=event_loop,
             heartbeat_interval=self.heartbeat_interval,
             dead_after=self.dead_after,
             clock=self._clock,
@@ -334,6 +347,14 @@ class WorkerPool:
             in_flight=self._in_flight,
             tally=tally,
         )
+
+    def _event_loop_if_needed(self) -> EventLoopThread | None:
+        """One event loop for this run of the pool, if any handler or middleware is async; its helper threads run
+        the sync layers of mixed chains (at most one per job in flight)."""
+        layers = [handler.fn for handler in self._handlers.values()] + list(self._middlewares)
+        if not any(is_async_callable(layer) for layer in layers):
+            return None
+        return EventLoopThread(helper_threads=self.concurrency + self.async_concurrency)
 
     def request_stop(self) -> None:
         """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""
@@ -400,6 +421,14 @@ class WorkerPool:
     def _refuse_if_started(self, action: str) -> None:
         if self._running is not None:
             raise WorkqError(f"cannot {action} on a running pool; stop() it first")
+
+
+def _no_next() -> None:
+    """Stands for `next` when a middleware's signature is checked at registration."""
+
+
+def _name_of(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
 
 
 def _positive_int(option: str, value: object) -> int:

@@ -20,7 +20,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.quickstart.jobs import charge_card, pool, resize_image, send_welcome
-from workq import DeadJob, Job
+from workq import Client
 
 
 class BriefFormatter(logging.Formatter):
@@ -44,11 +44,11 @@ def connect() -> redis.Redis:
     return client
 
 
-def settled(client: redis.Redis, namespace: str) -> bool:
+def settled(inspector: Client) -> bool:
     """Nothing queued, retrying or scheduled any more."""
-    queued = sum(client.llen(f"{namespace}:jobs:{name}") for name in pool.job_names)
-    waiting = client.zcard(f"{namespace}:retry") + client.zcard(f"{namespace}:scheduled")
-    return queued + waiting == 0
+    queued = sum(queue.count for queue in inspector.queues())
+    sizes = inspector.set_sizes()
+    return queued + sizes.retry + sizes.scheduled == 0
 
 
 def main() -> None:
@@ -60,6 +60,7 @@ def main() -> None:
     client = connect()
     namespace = f"quickstart-{secrets.token_hex(3)}"
     pool.configure(namespace=namespace, redis=client)
+    inspector = Client(namespace, client)  # reads the namespace: queues, sets, dead jobs
 
     print("\nEnqueuing 5 jobs:")
     for address in ("ada@example.com", "grace@example.com", "linus@example.com"):
@@ -72,15 +73,15 @@ def main() -> None:
     with pool:
         deadline = time.monotonic() + 30
         pool.drain(timeout=30)
-        while not settled(client, namespace):
+        while not settled(inspector):
             if time.monotonic() > deadline:
                 raise SystemExit("quickstart: jobs did not settle within 30 s")
             time.sleep(0.05)
             pool.drain(timeout=30)
 
     print("\nDead queue:")
-    for member, score in client.zrange(f"{namespace}:dead", 0, -1, withscores=True):
-        dead = Job.from_json(member).as_view(DeadJob, died_at=int(score))
+    dead_jobs, _ = inspector.dead_jobs()
+    for dead in dead_jobs:
         print(f"  {dead.name} id={dead.id} fails={dead.fails} died_at={dead.died_at} err={dead.last_err!r}")
     client.delete(*client.keys(f"{namespace}:*"))
     print(f"\nDone. Namespace {namespace} removed.")

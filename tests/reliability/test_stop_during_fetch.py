@@ -19,9 +19,11 @@ from redis_servers import HOST, RedisServer
 from reliability.harness import report
 from support import wait_until
 from workq import Client, Enqueuer, Job, WorkerPool
+from workq.dispatcher import Dispatcher
 from workq.keys import Keys
+from workq.priority_sampler import PrioritySampler
+from workq.registration import Registration
 from workq.running_pool import STOP_SETTLE
-from workq.worker import Worker
 
 STALL = 4
 """Seconds of `DEBUG SLEEP`: longer than grace + STOP_SETTLE, so that `stop()` must return while Redis sleeps."""
@@ -128,14 +130,14 @@ def _pool(server: RedisServer, namespace: str, name: str, runs: list[str]) -> Wo
 
 def _on_fetch(monkeypatch: pytest.MonkeyPatch, pool_id: str, note: Callable[[], object]) -> None:
     """Call `note()` as a worker of pool `pool_id` starts a fetch."""
-    fetch = Worker._fetch
+    fetch = Dispatcher._fetch
 
-    def noted_fetch(worker: Worker) -> object:
-        if worker._context.pool_id == pool_id:
+    def noted_fetch(dispatcher: Dispatcher, sampler: PrioritySampler[Registration]) -> object:
+        if dispatcher._context.pool_id == pool_id:
             note()
-        return fetch(worker)
+        return fetch(dispatcher, sampler)
 
-    monkeypatch.setattr(Worker, "_fetch", noted_fetch)
+    monkeypatch.setattr(Dispatcher, "_fetch", noted_fetch)
 
 
 def _stall_then_unpause(server: RedisServer, paused_key: str) -> redis.Connection:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from testing.conftest import START
+from testing.conftest import START, UNREACHABLE
 from workq import Enqueuer, Job, WorkerPool, WorkqError
+from workq.aio import AsyncEnqueuer
 from workq.testing import TestHarness
 
 
@@ -72,3 +75,29 @@ def test_an_enqueue_the_pool_cannot_run_is_refused_loudly(pool: WorkerPool) -> N
         with pytest.raises(WorkqError, match="no handler for job 'typo'"):
             h.enqueuer.enqueue("typo")
         assert [job.name for job in h.queued("typo")] == ["typo"]
+
+
+def test_an_async_enqueuer_is_harnessed_too(pool: WorkerPool) -> None:
+    ran: list[str] = []
+
+    @pool.job("notify", max_fails=1)
+    def notify(job: Job) -> None:
+        if job.arg_str("to") == "nobody":
+            raise LookupError("nobody")
+        ran.append(job.arg_str("to"))
+
+    web_enqueuer = AsyncEnqueuer(pool.namespace, UNREACHABLE)
+    client = web_enqueuer.redis
+
+    async def handle_requests(h: TestHarness) -> None:
+        await web_enqueuer.enqueue("notify", {"to": "ada"})
+        assert ran == ["ada"]  # eager: ran inside the await
+        with pytest.raises(LookupError):
+            await web_enqueuer.enqueue("notify", {"to": "nobody"})
+        assert (await web_enqueuer.enqueue_in("notify", 30, {"to": "bob"})).run_at == START + 30
+
+    with TestHarness(pool, web_enqueuer, eager=True, start=START) as h:
+        asyncio.run(handle_requests(h))
+        h.advance(30)
+        assert ran == ["ada", "bob"] and [job.last_err for job in h.dead()] == ["LookupError: nobody"]
+    assert web_enqueuer.redis is client and web_enqueuer.on_enqueued is None

@@ -18,6 +18,7 @@ from support import SteppedClock
 from workq.heartbeat import Heartbeater, Observer
 from workq.job import Job
 from workq.keys import Keys
+from workq.periodic import CronSchedule
 
 START = 1_700_000_000
 POOL = "a1b2c3d4e5f6a1b2c3d4e5f6"
@@ -49,6 +50,7 @@ def heartbeater(client: fakeredis.FakeRedis, keys: Keys, clock: SteppedClock, po
         worker_ids=["w3", "w1", "w2"],
         heartbeat_interval=5.0,
         dead_after=60.0,
+        schedules=[CronSchedule("0 0,30 * * * *", "cleanup")],
         clock=clock,
     )
 
@@ -87,6 +89,7 @@ def test_beat_registers_the_pool_and_writes_exactly_the_spec_fields(
         "pid": str(os.getpid()),
         "heartbeat_interval": "5.0",
         "dead_after": "60.0",
+        "periodic_jobs": '[["cleanup","0 0,30 * * * *"]]',
     }
 
 
@@ -140,8 +143,9 @@ def test_a_started_job_is_written_on_flush_with_the_spec_fields(
     observer.flush()
 
     fields = hash_of(fake_redis, keys.worker(WORKER))
-    assert fields.keys() == {"job_name", "job_id", "started_at", "args"}
+    assert fields.keys() == {"job_name", "job_id", "started_at", "args", "attempt", "enqueued_at"}
     assert (fields["job_name"], fields["job_id"], fields["started_at"]) == ("resize", "job1", str(START))
+    assert (fields["attempt"], fields["enqueued_at"]) == ("1", str(START - 60))
     assert json.loads(fields["args"]) == {"w": 640, "name": "é"}
 
 
@@ -228,6 +232,8 @@ def test_the_next_job_does_not_keep_the_previous_jobs_checkin(
         "job_id": "job2",
         "started_at": str(START + 3),
         "args": "",
+        "attempt": "1",
+        "enqueued_at": str(START - 60),
     }
 
 
@@ -349,6 +355,8 @@ def test_a_checkin_during_a_failing_flush_keeps_the_start_of_its_job(
         "job_id": "job2",
         "started_at": str(START + 10),
         "args": '{"w":2}',
+        "attempt": "1",
+        "enqueued_at": str(START - 60),
         "checkin": "half way",
         "checkin_at": str(START + 11),
     }
@@ -364,6 +372,18 @@ def test_each_beat_writes_known_jobs_and_caps_again(
     beater.beat()
     assert fake_redis.smembers(keys.known_jobs) == {b"send_email", b"cleanup", b"resize"}
     assert fake_redis.get(keys.max_concurrency("cleanup")) == b"1"
+
+
+def test_a_started_cron_tick_is_recorded_as_its_schedules_last_run(
+    fake_redis: fakeredis.FakeRedis, keys: Keys, observer: Observer, clock: SteppedClock
+) -> None:
+    tick = Job(name="cleanup", id="periodic:cleanup:0 0,30 * * * *:1700000100", enqueued_at=1_700_000_100)
+    observer.started("w1", job())
+    observer.started("w2", tick)
+    observer.flush()
+    assert hash_of(fake_redis, keys.periodic_last_run) == {
+        "cleanup:0 0,30 * * * *": f'{{"fire_at":1700000100,"started_at":{int(clock.now)}}}'
+    }
 
 
 def test_a_cap_set_by_a_pool_started_later_is_kept_and_a_lost_cap_is_healed(
@@ -382,3 +402,13 @@ def test_a_cap_set_by_a_pool_started_later_is_kept_and_a_lost_cap_is_healed(
     fake_redis.delete(keys.max_concurrency("cleanup"))
     beater.beat()
     assert fake_redis.get(keys.max_concurrency("cleanup")) == b"1"
+
+
+def test_a_retried_jobs_observation_says_which_attempt_it_is_and_when_it_was_first_enqueued(
+    observer: Observer, fake_redis: fakeredis.FakeRedis, keys: Keys
+) -> None:
+    retried = Job(name="resize", id="r1", enqueued_at=START - 5, fails=2, extra={"first_enqueued_at": START - 900})
+    observer.started(WORKER, retried)
+    observer.flush()
+    fields = hash_of(fake_redis, keys.worker(WORKER))
+    assert (fields["attempt"], fields["enqueued_at"]) == ("3", str(START - 900))

@@ -35,13 +35,26 @@ def queued(client: fakeredis.FakeRedis, keys: Keys, name: str) -> list[dict[str,
 
 
 @pytest.mark.parametrize("zset", ["retry", "scheduled"])
-def test_due_jobs_move_to_their_queue_with_t_reset_to_now(
+def test_due_jobs_move_to_their_queue_with_t_reset_to_now_and_the_original_t_kept(
     requeuer: Requeuer, fake_redis: fakeredis.FakeRedis, keys: Keys, zset: str
 ) -> None:
     fake_redis.zadd(getattr(keys, zset), {job_json("x", "due"): NOW})
     assert requeuer.requeue_due() == 1
     assert fake_redis.zcard(getattr(keys, zset)) == 0
-    assert queued(fake_redis, keys, "x") == [{"name": "x", "id": "due", "t": NOW, "args": {"n": 1}}]
+    assert queued(fake_redis, keys, "x") == [
+        {"name": "x", "id": "due", "t": NOW, "args": {"n": 1}, "first_enqueued_at": 1}
+    ]
+
+
+def test_a_job_requeued_again_keeps_its_first_enqueue_time_and_fails(
+    requeuer: Requeuer, fake_redis: fakeredis.FakeRedis, keys: Keys
+) -> None:
+    again = Job(name="x", id="again", enqueued_at=NOW - 30, fails=2, extra={"first_enqueued_at": 5}).to_json()
+    fake_redis.zadd(keys.retry, {again: NOW})
+    requeuer.requeue_due()
+    [job] = queued(fake_redis, keys, "x")
+    assert (job["t"], job["first_enqueued_at"], job["fails"]) == (NOW, 5, 2)
+    assert Job.from_json(json.dumps(job)).first_enqueued_at == 5
 
 
 @pytest.mark.parametrize("zset", ["retry", "scheduled"])
@@ -57,7 +70,16 @@ def test_retry_jobs_keep_their_failure_record(requeuer: Requeuer, fake_redis: fa
     fake_redis.zadd(keys.retry, {job_json("x", "r", fails=2, last_err="boom", failed_at=5): NOW - 10})
     requeuer.requeue_due()
     assert queued(fake_redis, keys, "x") == [
-        {"name": "x", "id": "r", "t": NOW, "args": {"n": 1}, "fails": 2, "err": "boom", "failed_at": 5}
+        {
+            "name": "x",
+            "id": "r",
+            "t": NOW,
+            "args": {"n": 1},
+            "fails": 2,
+            "err": "boom",
+            "failed_at": 5,
+            "first_enqueued_at": 1,
+        }
     ]
 
 
@@ -95,7 +117,7 @@ def test_cjson_reencoded_jobs_are_requeued_in_go_form(
     fake_redis.zadd(keys.scheduled, {r'{"args":{"u":"a\/b"},"t":1.0,"id":"c","name":"x"}': NOW})
     requeuer.requeue_due()
     assert fake_redis.lrange(keys.queue("x"), 0, -1) == [
-        f'{{"name":"x","id":"c","t":{NOW},"args":{{"u":"a/b"}}}}'.encode()
+        f'{{"name":"x","id":"c","t":{NOW},"args":{{"u":"a/b"}},"first_enqueued_at":1}}'.encode()
     ]
 
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis
 
 from workq.keys import Keys
-from workq.scripts import Scripts
+from workq.scripts import LuaScript, Scripts, call_many
 
 POOL = "pool0000pool0000pool0000"
 NOW = 1_800_000_000
@@ -361,3 +362,30 @@ def test_extend_lease_only_while_the_run_holds_it(
     assert fake_redis.zscore(keys.leases("a"), member) == NOW + 90
     assert expire(scripts, keys, NOW + 90) == 1
     assert scripts.extend_lease(keys=[keys.leases("a")], args=[member, 120, NOW + 91]) == 0, "the lease is gone"
+
+
+# --- several calls in one round trip (the async dispatcher's fetch-and-ack) -----------------------------------
+
+
+def test_call_many_sends_every_call_in_order_in_one_round_trip(fake_redis: fakeredis.FakeRedis) -> None:
+    incr = LuaScript(fake_redis, "return redis.call('incrby', KEYS[1], ARGV[1])")
+    replies = call_many([(incr, ["n"], [1]), (incr, ["n"], [10]), (incr, ["m"], [5])], fake_redis)
+    assert replies == [1, 11, 5]
+
+
+def test_call_many_puts_a_failed_calls_error_in_its_place_and_runs_the_others(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    incr = LuaScript(fake_redis, "return redis.call('incr', KEYS[1])")
+    refuse = LuaScript(fake_redis, "return redis.error_reply('no')")
+    first, refused, last = call_many([(incr, ["n"], []), (refuse, [], []), (incr, ["n"], [])], fake_redis)
+    assert (first, last) == (1, 2)
+    assert isinstance(refused, redis.ResponseError) and "no" in str(refused)
+
+
+def test_call_many_loads_scripts_the_server_does_not_know(fake_redis: fakeredis.FakeRedis) -> None:
+    """After a restart or failover the script cache is empty: NOSCRIPT calls did nothing and are sent again."""
+    incr = LuaScript(fake_redis, "return redis.call('incr', KEYS[1])")
+    assert call_many([(incr, ["n"], []), (incr, ["n"], [])], fake_redis) == [1, 2]
+    fake_redis.script_flush()
+    assert call_many([(incr, ["n"], []), (incr, ["n"], [])], fake_redis) == [3, 4]

@@ -65,7 +65,7 @@ def test_the_wake_listener_survives_an_error_that_is_not_a_lost_connection(
     keys = Keys(namespace)
     wakeup = Wakeup()
     refusing = RefusesFirstSubscribe(redis_client)
-    signal = WakeSignal(cast(Any, refusing), keys, ["work"], wakeup)
+    signal = WakeSignal(cast(Any, refusing), keys, {"work": wakeup})
     signal.start()
     try:
         wait_until(lambda: redis_client.pubsub_numsub(keys.wake_channel)[0][1] == 1, timeout=10, what="resubscribed")

@@ -352,7 +352,7 @@ def test_configured_runs_a_block_on_other_settings_then_restores_the_same_client
 def test_configured_refuses_to_restore_under_a_running_pool(fake_redis: fakeredis.FakeRedis) -> None:
     pool = WorkerPool("ns", "redis://127.0.0.1:1/0", concurrency=1)
     pool.job("x", noop)
-    restoring = pytest.raises(WorkqError, match="cannot restore the configuration on a running pool")
+    restoring = pytest.raises(WorkqError, match="still running at the end of its configured")
     with restoring, pool.configured(redis=fake_redis):
         pool.start()
     pool.stop()

@@ -152,7 +152,7 @@ def test_a_scheduled_job_whose_id_holds_slashes_and_spaces_can_be_deleted(
 ) -> None:
     periodic = Job(name="cleanup", id="periodic:cleanup:*/5 * * * *:1800000000", enqueued_at=1_800_000_000)
     file_job(redis_client, namespace, "scheduled", periodic, 1_800_000_000)
-    form = row_form(web.get("/scheduled").get_data(as_text=True), periodic.id, "Delete")
+    form = row_form(web.get("/scheduled/cron").get_data(as_text=True), periodic.id, "Delete")
     assert form.action == "/api/delete_scheduled_job", "the id travels in the form body, not the URL"
     assert (form.fields["run_at"], form.fields["job_id"]) == ("1800000000", periodic.id)
     assert form.submit(web).status_code == 303

@@ -18,7 +18,7 @@ from support import wait_until
 from web.conftest import PoolStarter
 from web.harness import CHROMIUM, CHROMIUM_ARGS, REBIND_NAME, ServedDashboard, chromium_missing
 from web.sample_jobs import SCRIPT, failed_job, file_job
-from workq import Client, Enqueuer, Job
+from workq import Client, Enqueuer, Job, WorkerPool
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request
@@ -281,3 +281,29 @@ def placed_dead(redis_client: redis.Redis, namespace: str) -> list[Job]:
         file_job(redis_client, namespace, "dead", job, now - 10 - n)
     redis_client.sadd(f"{namespace}:known_jobs", "email")
     return jobs
+
+
+def test_schedules_page_and_cron_ticks_apart_from_one_off_jobs(
+    page: Watched, namespace: str, redis_url: str, redis_client: redis.Redis
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    pool = WorkerPool(namespace, redis_url, concurrency=1)
+    pool.job("report", lambda job: None)
+    pool.periodically_enqueue("*/10 * * * * *", "report")
+    with pool:
+        wait_until(lambda: redis_client.zcard(f"{namespace}:scheduled") >= 20, what="the first cron pass")
+        one_off = Enqueuer(namespace, redis_url).enqueue_in("email", 600)
+        page.page.goto("")
+        page.page.locator(".tab", has_text="Schedules").click()
+        row = page.page.locator('tr[data-schedule="report */10 * * * * *"]')
+        expect(row).to_contain_text("report")
+        expect(row).to_contain_text("in ")
+
+        page.page.locator(".tab", has_text="Scheduled").click()
+        expect(page.page.locator("tr[data-job-id]")).to_have_count(1)
+        expect(page.page.locator(f'tr[data-job-id="{one_off.id}"]')).to_have_count(1)
+        page.page.locator(".subtab", has_text="Cron ticks").click()
+        expect(page.page.locator("tr[data-job-id]")).to_have_count(20)
+        expect(page.page.locator("tr[data-job-id]").first).to_contain_text("report")
+    assert page.problems == []

@@ -10,14 +10,15 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 from workq.aio.send_once import AsyncSendOnce
-from workq.clock import ClockLike, as_clock
+from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import check_namespace_fits, resolve_async_redis, resolve_namespace, translated_faults
 from workq.enqueue_commands import WAKE_FAULTS, EnqueueCommands, check_delay, due_at
 from workq.job import Job, ScheduledJob
 from workq.keys import Keys
+from workq.reconfigure import ReconfigurableEnqueuer
 
 
-class AsyncEnqueuer:
+class AsyncEnqueuer(ReconfigurableEnqueuer[AsyncRedis | AsyncRedisCluster]):
     """Every `Enqueuer` method as a coroutine. `redis` is a `redis.asyncio.Redis` or `RedisCluster`, or a URL as
     `Enqueuer` takes them (`rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://`); arguments are checked
     before Redis is touched.
@@ -30,6 +31,8 @@ class AsyncEnqueuer:
     `await aclose()` (or `async with`) one built from a URL when done.
     """
 
+    _HELD = (*ReconfigurableEnqueuer._HELD, "_owns_client")
+
     def __init__(
         self,
         namespace: str | None = None,
@@ -37,12 +40,15 @@ class AsyncEnqueuer:
         *,
         clock: ClockLike = None,
     ) -> None:
-        self.namespace = resolve_namespace(namespace)
-        check_namespace_fits(redis, self.namespace)
+        self._connect(resolve_namespace(namespace), redis, as_clock(clock))
+
+    def _connect(self, namespace: str, redis: AsyncRedis | AsyncRedisCluster | str | None, clock: Clock) -> None:
+        check_namespace_fits(redis, namespace)
+        self.namespace = namespace
         self._owns_client = not isinstance(redis, (AsyncRedis, AsyncRedisCluster))
         self.redis = resolve_async_redis(redis)
-        self.keys = Keys(self.namespace)
-        self._commands = EnqueueCommands(self.keys, as_clock(clock))
+        self.keys = Keys(namespace)
+        self._commands = EnqueueCommands(self.keys, clock)
         self._once = AsyncSendOnce(self.redis)
 
     async def enqueue(self, name: str, args: dict[str, Any] | None = None) -> Job:
@@ -57,6 +63,7 @@ class AsyncEnqueuer:
         run_at = await self._run_at(seconds)
         with self._commands.sending(self.redis, [job]):
             await self._once.execute(self._commands.schedule(job, run_at))
+        self._enqueued(name)
         return job.as_view(ScheduledJob, run_at=run_at)
 
     async def enqueue_unique(self, name: str, args: dict[str, Any] | None = None) -> Job | None:
@@ -120,6 +127,7 @@ class AsyncEnqueuer:
             enqueued = (await self._once.execute([call]))[0]
         if not enqueued:
             return None
+        self._enqueued(name)
         return job if run_at is None else job.as_view(ScheduledJob, run_at=run_at)
 
     async def _run_at(self, seconds: float) -> int:
@@ -137,3 +145,4 @@ class AsyncEnqueuer:
                 await self._once.execute([self._commands.wake(name)])
             except WAKE_FAULTS as exc:
                 self._commands.wake_failed(name, exc)
+        self._enqueued(name)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import redis
 
 from workq.cli import jobs, views, web, worker
-from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options
+from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options, installed_version
 from workq.cli.worker import load_pool
 from workq.errors import WorkqError
 from workq.log_format import configure_logging
@@ -47,6 +47,7 @@ def _refused(line: str, exc: Exception, status: int) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     connection = connection_options()
     parser = argparse.ArgumentParser(prog="workq", description="Redis-backed background jobs.")
+    parser.add_argument("--version", action="version", version=f"workq {installed_version()}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     for module in (worker, jobs, views, web):
         module.add_commands(commands, connection)

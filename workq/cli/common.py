@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 
 from workq.client import Client
 from workq.job import check_job_name
@@ -20,7 +21,9 @@ def connection_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument("--redis-url", help="Redis URL (default: $WORKQ_REDIS_URL or redis://localhost:6379/0)")
     options.add_argument("--namespace", help="key namespace (default: $WORKQ_NAMESPACE or workq)")
-    options.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    options.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default INFO)"
+    )
     options.add_argument(
         "--log-format",
         default="text",
@@ -43,3 +46,14 @@ def checked_name(name: str) -> str:
         return check_job_name(name)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def installed_version() -> str:
+    """The version of the installed distribution that provides the `workq` package, read from its metadata
+    whatever the distribution is called."""
+    for distribution in metadata.packages_distributions().get("workq", ["workq"]):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return "(version unknown: the workq package is not installed, only on the path)"

@@ -7,16 +7,21 @@ import json
 import sys
 from typing import Any
 
+import redis
+
 from workq import gojson
 from workq.cli.common import EXIT_OK, UsageError, checked_name, client_for
 from workq.enqueuer import Enqueuer
+from workq.errors import WorkqError
 from workq.job import Job
 
 
 def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
     enqueue = commands.add_parser("enqueue", parents=[connection], help="enqueue one job")
     enqueue.add_argument("name", help="job name")
-    enqueue.add_argument("--args", default=None, help="job arguments as a JSON object, e.g. '{\"id\": 7}'")
+    enqueue.add_argument(
+        "--args", default=None, metavar="JSON", help="job arguments as a JSON object, e.g. '{\"id\": 7}'"
+    )
     enqueue.add_argument("--in", dest="delay", type=float, metavar="SECONDS", help="run no earlier than this")
     enqueue.add_argument("--unique", action="store_true", help="skip if the same job is already queued/scheduled")
     enqueue.set_defaults(command=run_enqueue)
@@ -113,7 +118,27 @@ def run_enqueue(args: argparse.Namespace) -> int:
         print(f"workq: an identical {args.name} job is already queued or scheduled; nothing enqueued", file=sys.stderr)
         return EXIT_OK
     print(job.to_json())
+    _warn_if_unserved(args)
     return EXIT_OK
+
+
+def _warn_if_unserved(args: argparse.Namespace) -> None:
+    """A job no live pool serves waits in its queue, maybe for ever (a mistyped name): say so. It stays enqueued,
+    since a pool that serves it may simply not be running yet."""
+    client = client_for(args)
+    try:
+        serving = client.serving_pools()
+    except (WorkqError, redis.RedisError) as exc:
+        print(f"workq: warning: could not check which pools serve {args.name!r}: {exc}", file=sys.stderr)
+        return
+    if args.name in serving:
+        return
+    served = f"live pools serve: {', '.join(sorted(serving))}" if serving else "no worker pool is running there"
+    print(
+        f"workq: warning: no live worker pool in namespace {client.namespace!r} serves {args.name!r} ({served}); "
+        "the job waits in its queue until one does",
+        file=sys.stderr,
+    )
 
 
 def _parse_job_args(text: str | None) -> dict[str, Any] | None:

@@ -41,7 +41,7 @@ METRICS_DIR_OPTION = "--metrics-dir"
 def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
     worker = commands.add_parser("worker", parents=[connection], help="run the WorkerPool found at MODULE:ATTR")
     worker.add_argument("target", metavar="MODULE:ATTR", help="e.g. myapp.jobs:pool (a WorkerPool or a factory)")
-    worker.add_argument("--concurrency", type=int, help="worker threads (default: the pool's own setting)")
+    worker.add_argument("--concurrency", type=int, metavar="N", help="worker threads (default: the pool's own setting)")
     worker.add_argument(
         "--grace",
         type=float,
@@ -53,7 +53,8 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         "--processes",
         type=int,
         default=1,
-        help="worker processes under one supervisor, each with --concurrency threads",
+        metavar="N",
+        help="worker processes under one supervisor, each with --concurrency threads (default 1: no supervisor)",
     )
     worker.add_argument(
         "--metrics-port",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import redis
 from redis.exceptions import NoScriptError
 
 from workq.connection import RedisClient
@@ -52,6 +54,34 @@ class LuaScript:
             return target.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
 
 
+ScriptCall = tuple[LuaScript, Sequence[str], Sequence[Arg]]
+"""A script, its KEYS and its ARGV."""
+
+
+def call_many(calls: Sequence[ScriptCall], client: RedisClient) -> list[Any]:
+    """Script calls in one round trip (a pipeline; one by one on a cluster client, whose keys may differ in slot),
+    in order. A failed call's reply is its `ResponseError`, in its place: the others still ran."""
+    if len(calls) == 1 or not isinstance(client, redis.Redis):
+        return [_reply_or_error(functools.partial(script, keys, args, client)) for script, keys, args in calls]
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+    replies: list[Any] = pipe.execute(raise_on_error=False)
+    # Calls answered NOSCRIPT did nothing (a restarted or failed-over server): each is sent again, loading its script.
+    return [
+        _reply_or_error(functools.partial(script, keys, args, client)) if isinstance(reply, NoScriptError) else reply
+        for reply, (script, keys, args) in zip(replies, calls, strict=True)
+    ]
+
+
+def _reply_or_error(call: Callable[[], Any]) -> Any:
+    """A script's reply, or the `ResponseError` it answered with (a connection fault still raises)."""
+    try:
+        return call()
+    except redis.ResponseError as exc:
+        return exc
+
+
 @dataclass(frozen=True)
 class Scripts:
     wake: LuaScript
@@ -64,6 +94,7 @@ class Scripts:
     expire_leases: LuaScript
     extend_lease: LuaScript
     release_lock: LuaScript
+    drop_ticks: LuaScript
 
     @classmethod
     def register(cls, client: RedisClient) -> Scripts:

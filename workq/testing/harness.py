@@ -16,13 +16,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
+from workq.aio import AsyncEnqueuer
 from workq.client import Client
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob
 from workq.periodic import LOOKAHEAD as CRON_LOOKAHEAD
-from workq.worker import Finished
+from workq.run import Finished
 from workq.worker_pool import WorkerPool
 
 if TYPE_CHECKING:
@@ -68,8 +70,9 @@ class FakeClock:
 
 
 class TestHarness:
-    """`pool` and `enqueuers` (those your code enqueues through) on a fresh in-memory Redis and a fake clock while
-    open (`with TestHarness(pool) as h:`); closing puts back their own connection, namespace and clock.
+    """`pool` and `enqueuers` (the `Enqueuer`s and `AsyncEnqueuer`s your code enqueues through) on a fresh
+    in-memory Redis and a fake clock while open (`with TestHarness(pool) as h:`); closing puts back their own
+    connection, namespace and clock.
 
     - `drain()` runs every due job in the calling thread and returns a `DrainResult`;
     - `advance(seconds)` moves the clock: scheduled, retrying and cron jobs fall due (run them with `drain()`);
@@ -82,13 +85,17 @@ class TestHarness:
 
     __test__ = False  # named Test*, but not a pytest test class
 
-    def __init__(self, pool: WorkerPool, *enqueuers: Enqueuer, eager: bool = False, start: float | None = None) -> None:
+    def __init__(
+        self, pool: WorkerPool, *enqueuers: Enqueuer | AsyncEnqueuer, eager: bool = False, start: float | None = None
+    ) -> None:
         fakeredis = _import_fakeredis()
         if not isinstance(pool, WorkerPool):
             raise TypeError(f"TestHarness takes a WorkerPool first, got {type(pool).__name__}")
         for enqueuer in enqueuers:
-            if not isinstance(enqueuer, Enqueuer):
-                raise TypeError(f"TestHarness takes Enqueuers after the pool, got {type(enqueuer).__name__}")
+            if not isinstance(enqueuer, (Enqueuer, AsyncEnqueuer)):
+                raise TypeError(
+                    f"TestHarness takes Enqueuers or AsyncEnqueuers after the pool, got {type(enqueuer).__name__}"
+                )
             if enqueuer.namespace != pool.namespace:
                 raise WorkqError(
                     f"an Enqueuer on namespace {enqueuer.namespace!r} cannot feed a pool on {pool.namespace!r}: "
@@ -97,7 +104,9 @@ class TestHarness:
         self.pool = pool
         self.eager = eager
         self.clock = FakeClock(math.floor(time.time()) if start is None else start)
-        self.redis: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        server = fakeredis.FakeServer()
+        self.redis: redis.Redis = fakeredis.FakeRedis(server=server)
+        self._async_redis: Callable[[], AsyncRedis] = lambda: fakeredis.FakeAsyncRedis(server=server)
         self.enqueuer = Enqueuer(pool.namespace, self.redis, clock=self.clock)
         self.client = Client(pool.namespace, self.redis, clock=self.clock)
         self._enqueuers = enqueuers
@@ -115,8 +124,12 @@ class TestHarness:
             undo.enter_context(self.pool.configured(redis=self.redis, clock=self.clock))
             undo.callback(self.pool.stop)  # a pool the test started stops before its settings come back
             for enqueuer in self._enqueuers:
-                undo.enter_context(enqueuer.configured(redis=self.redis, clock=self.clock))
+                if isinstance(enqueuer, AsyncEnqueuer):
+                    undo.enter_context(enqueuer.configured(redis=self._async_redis(), clock=self.clock))
+                else:
+                    undo.enter_context(enqueuer.configured(redis=self.redis, clock=self.clock))
             inline = self.pool.build_inline()
+            undo.callback(inline.close)
             inline.beat()
             inline.enqueue_cron()
             if self.eager:
@@ -251,7 +264,7 @@ class HarnessFactory(Protocol):
     """The type of the `workq_harness` fixture: call it as you would construct a `TestHarness`; it comes open."""
 
     def __call__(
-        self, pool: WorkerPool, *enqueuers: Enqueuer, eager: bool = False, start: float | None = None
+        self, pool: WorkerPool, *enqueuers: Enqueuer | AsyncEnqueuer, eager: bool = False, start: float | None = None
     ) -> TestHarness: ...
 
 

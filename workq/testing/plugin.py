@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from workq.aio import AsyncEnqueuer
 from workq.enqueuer import Enqueuer
 from workq.testing.harness import HarnessFactory, TestHarness
 from workq.worker_pool import WorkerPool
@@ -25,7 +26,7 @@ def workq_harness() -> Iterator[HarnessFactory]:
     opened: list[TestHarness] = []
 
     def open_harness(
-        pool: WorkerPool, *enqueuers: Enqueuer, eager: bool = False, start: float | None = None
+        pool: WorkerPool, *enqueuers: Enqueuer | AsyncEnqueuer, eager: bool = False, start: float | None = None
     ) -> TestHarness:
         harness = TestHarness(pool, *enqueuers, eager=eager, start=start).open()
         opened.append(harness)

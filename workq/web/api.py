@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from workq.job import check_job_name
+from workq.scheduled_split import KINDS
 from workq.web import records
 from workq.web.paging import parse_page
 from workq.web.security import is_return_path
@@ -43,7 +44,20 @@ def busy_workers() -> ResponseReturnValue:
 
 @blueprint.get("/scheduled_jobs")
 def scheduled_jobs() -> ResponseReturnValue:
-    return _job_page(records.JOB_SETS["scheduled"])
+    """Every scheduled job, as gocraft/work's UI lists them; `?kind=one_off` leaves cron ticks out, `?kind=cron`
+    lists only them."""
+    kind = request.args.get("kind", "all")
+    if kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}, got {kind[:40]!r}")
+    page = parse_page(request.args.get("page"))
+    jobs, total = dashboard().client.scheduled_jobs(page, kind=kind)
+    return jsonify({"count": total, "jobs": [records.job_record(job, "run_at") for job in jobs]})
+
+
+@blueprint.get("/schedules")
+def schedules() -> ResponseReturnValue:
+    """The cron schedules of live pools (and those with ticks ahead that no live pool registers any more)."""
+    return jsonify([dataclasses.asdict(schedule) for schedule in dashboard().client.schedules()])
 
 
 @blueprint.get("/retry_jobs")

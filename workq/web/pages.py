@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Blueprint, render_template, request, url_for
 
+from workq.client import Client
+from workq.tick_pruner import UNREGISTERED_GRACE
 from workq.web import records
 from workq.web.paging import Pagination, parse_page
 from workq.web.state import dashboard
@@ -43,6 +45,25 @@ def scheduled() -> str:
     return _job_set_page(records.JOB_SETS["scheduled"])
 
 
+@blueprint.get("/scheduled/cron")
+def cron_ticks() -> str:
+    return _job_set_page(records.JOB_SETS["cron_ticks"])
+
+
+@blueprint.get("/schedules")
+def schedules() -> str:
+    state = dashboard()
+    return _render(
+        "schedules.html",
+        "schedules",
+        "Schedules",
+        records.counts(state.client),
+        now=state.now(),
+        schedules=state.client.schedules(),
+        unregistered_grace=int(UNREGISTERED_GRACE),
+    )
+
+
 @blueprint.get("/retry")
 def retry() -> str:
     return _job_set_page(records.JOB_SETS["retry"])
@@ -59,15 +80,26 @@ def _job_set_page(job_set: records.JobSet) -> str:
     jobs, total = job_set.read(state.client, page)
     return _render(
         "jobs.html",
-        job_set.slug,
+        job_set.set_name,
         f"{job_set.title} jobs",
         records.counts(state.client),
         now=state.now(),
         job_set=job_set,
         jobs=jobs,
+        scheduled_tabs=_scheduled_tabs(state.client, job_set, total),
         pagination=Pagination(page, total),
         back=url_for(f"pages.{job_set.slug}", page=page if page > 1 else None),
     )
+
+
+def _scheduled_tabs(client: Client, job_set: records.JobSet, total: int) -> list[tuple[records.JobSet, int]]:
+    """The one-off and cron-tick lists of the scheduled set with their sizes (none for the other sets)."""
+    if job_set.set_name != "scheduled":
+        return []
+    other = records.JOB_SETS["cron_ticks" if job_set.slug == "scheduled" else "scheduled"]
+    _, other_total = other.read(client, 1)
+    tabs = [(job_set, total), (other, other_total)]
+    return sorted(tabs, key=lambda tab: tab[0].slug != "scheduled")
 
 
 def _render(template: str, page_id: str, title: str, counts: records.Counts, **context: Any) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workq.client import PROBLEM_FIELD, Client, JobStats, WorkerObservation, WorkerPoolHeartbeat
-from workq.job import DeadJob, Job
+from workq.job import FIRST_ENQUEUED_FIELD, DeadJob, Job
 
 STALE_HEARTBEAT = 60
 """Seconds without a heartbeat after which a pool is shown as late (WorkerPool's default `dead_after`)."""
@@ -18,19 +18,36 @@ RECENT_DEAD = 5
 
 @dataclass(frozen=True)
 class JobSet:
-    """One of the sorted sets of jobs: its URL slug, how it is titled and which score each job carries."""
+    """A list of jobs from one sorted set: its page (endpoint `pages.<slug>`), how it is titled, which score each
+    job carries and which set it is in (`set_name`: its delete action is `api.delete_<set_name>_job`)."""
 
     slug: str
     title: str
     score_field: str
     score_label: str
     read: Callable[[Client, int], tuple[Sequence[Job], int]]
+    set_name: str
 
 
 JOB_SETS = {
-    "scheduled": JobSet("scheduled", "Scheduled", "run_at", "Runs", lambda client, page: client.scheduled_jobs(page)),
-    "retry": JobSet("retry", "Retrying", "retry_at", "Retries", lambda client, page: client.retry_jobs(page)),
-    "dead": JobSet("dead", "Dead", "died_at", "Died", lambda client, page: client.dead_jobs(page)),
+    "scheduled": JobSet(
+        "scheduled",
+        "Scheduled",
+        "run_at",
+        "Runs",
+        lambda client, page: client.scheduled_jobs(page, kind="one_off"),
+        "scheduled",
+    ),
+    "cron_ticks": JobSet(
+        "cron_ticks",
+        "Cron ticks",
+        "run_at",
+        "Fires",
+        lambda client, page: client.scheduled_jobs(page, kind="cron"),
+        "scheduled",
+    ),
+    "retry": JobSet("retry", "Retrying", "retry_at", "Retries", lambda client, page: client.retry_jobs(page), "retry"),
+    "dead": JobSet("dead", "Dead", "died_at", "Died", lambda client, page: client.dead_jobs(page), "dead"),
 }
 
 
@@ -46,6 +63,8 @@ class QueueRow:
     failed: int
     problem: str = ""
     """What is wrong with this queue's entries in Redis (its next job, today's counters), or "" when nothing."""
+    pools: int = 0
+    """How many live pools serve this name; 0: its jobs wait until one does (or the name is a typo)."""
 
     @property
     def error_rate(self) -> float | None:
@@ -110,6 +129,7 @@ class Overview:
 def queue_rows(client: Client, stats: Sequence[JobStats] | None = None) -> list[QueueRow]:
     """Every known queue with today's outcomes."""
     today = {entry.job_name: entry for entry in (client.job_stats() if stats is None else stats)}
+    serving = client.serving_pools()
     rows = []
     for queue in client.queues():
         entry = today.get(queue.job_name)
@@ -122,6 +142,7 @@ def queue_rows(client: Client, stats: Sequence[JobStats] | None = None) -> list[
                 processed=entry.processed if entry else 0,
                 failed=entry.failed if entry else 0,
                 problem="; ".join(problem for problem in (queue.problem, entry.problem if entry else "") if problem),
+                pools=serving.get(queue.job_name, 0),
             )
         )
     return rows
@@ -173,6 +194,11 @@ def problem(job: Job) -> str:
 def other_fields(job: Job) -> dict[str, Any]:
     """Fields other writers added to a job (such as a malformed payload), without the Client's problem mark."""
     return {key: value for key, value in job.extra.items() if key != PROBLEM_FIELD}
+
+
+def unshown_fields(job: Job) -> dict[str, Any]:
+    """The other fields a page lists as such: those it does not already show in its own columns."""
+    return {key: value for key, value in other_fields(job).items() if key != FIRST_ENQUEUED_FIELD}
 
 
 def job_record(job: Job, score_field: str) -> dict[str, Any]:

@@ -1,0 +1,322 @@
+"""Runs the jobs of `async def` handlers on the pool's event loop, at most `async_concurrency` at once.
+
+The loop never waits on Redis: one dispatch thread talks to Redis for it, through a `Dispatcher` (the same fetches
+and acknowledgements as thread workers). Whenever runs end or slots are free, it files what ended and fetches into
+every free slot in one round trip, then hands the new jobs to the loop, which runs each chain as a task. Each slot
+has a worker id of its own, so observations show every async run like a thread worker's job.
+
+Time-outs and cancels cancel the task; the run then ends as `JobTimeout` / `Cancelled` would in a thread. At
+`stop(grace)`, tasks still running after the grace period are handed back to their queues and cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from workq.dispatcher import IDLE_POLL, Dispatcher, FetchOrder, WorkerContext
+from workq.errors import Cancelled, JobTimeout
+from workq.event_loop import EventLoopThread
+from workq.job import Job
+from workq.middleware import AsyncJobChain
+from workq.run import STOPPING_OUTCOMES, Finished, Run
+from workq.wakeup import Wakeup
+
+logger = logging.getLogger("workq")
+
+FETCH_BATCH = 100
+"""Most jobs one round trip fetches (as many as slots are free)."""
+ACK_BATCH = 200
+"""Most ended runs one round trip files."""
+
+
+@dataclass(eq=False)
+class AsyncRun:
+    """A run on the loop: its slot, its task and, once something interrupts it, why."""
+
+    run: Run
+    job: Job
+    slot: str
+    task: asyncio.Task[None] | None = None
+    deadline: float = 0.0
+    """`time.monotonic()` after which the task is cancelled as timed out (0: no time limit)."""
+    interrupt: BaseException | None = None
+    """What the run ends with once its task was cancelled on purpose: JobTimeout, Cancelled."""
+    handed_back: bool = False
+    released: bool = False
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A run whose task ended, with what it ended with (None: the handler returned)."""
+
+    async_run: AsyncRun
+    outcome: BaseException | None
+
+
+_WAKE = "wake"
+_CLOSE = "close"
+Mail = _Ended | Callable[[Dispatcher], object] | str
+
+
+class Inbox(Wakeup):
+    """What the dispatch thread waits on: ended runs, other Redis work (lease extensions, hand-backs) and, as the
+    `Wakeup` of the async job names, word that jobs may be waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mail: queue.SimpleQueue[Mail] = queue.SimpleQueue()
+
+    def notify_one(self) -> None:
+        self._mail.put(_WAKE)
+
+    def notify(self) -> None:
+        self._mail.put(_WAKE)
+
+    def put(self, mail: Mail) -> None:
+        self._mail.put(mail)
+
+    def take(self, timeout: float | None, limit: int) -> list[Mail]:
+        """What is waiting (at most `limit`), after waiting up to `timeout` s for the first (0: do not wait)."""
+        try:
+            taken = [self._mail.get(timeout=timeout) if timeout != 0 else self._mail.get_nowait()]
+        except queue.Empty:
+            return []
+        while len(taken) < limit:
+            try:
+                taken.append(self._mail.get_nowait())
+            except queue.Empty:
+                break
+        return taken
+
+
+class AsyncRunner:
+    """The async executor of one started pool. `start()` after the event loop started; `stop_fetching()`, then
+    `wait_idle()` / `abandon()`, then `close()`."""
+
+    def __init__(
+        self, context: WorkerContext, order: FetchOrder, inbox: Inbox, loop: EventLoopThread, concurrency: int
+    ) -> None:
+        self._context = context
+        self._order = order
+        self._inbox = inbox
+        self._loop = loop
+        self.worker_ids = [secrets.token_hex(12) for _ in range(concurrency)]
+        self._free_slots = list(self.worker_ids)
+        """Only the dispatch thread touches it."""
+        self._running: dict[str, AsyncRun] = {}
+        self._idle = threading.Condition()
+        self._dispatcher = Dispatcher("async dispatcher", context)
+        self._thread = threading.Thread(target=self._dispatch, name="workq-async-dispatcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # --- the dispatch thread -------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        stopping = self._context.stopping
+        idle = woken = closing = False
+        try:
+            while not closing:
+                can_fetch = bool(self._free_slots) and not idle and not stopping.is_set()
+                mail = self._inbox.take(0 if can_fetch else (IDLE_POLL if idle else None), ACK_BATCH)
+                if _CLOSE in mail:
+                    closing = True
+                    mail = mail[: mail.index(_CLOSE)]
+                if idle and (not mail or _WAKE in mail):  # woken, or time for the idle poll
+                    idle, woken = False, bool(mail)
+                ended = [item for item in mail if isinstance(item, _Ended)]
+                # Fetch with every ack, idle or not: the runs that ended may have freed a max_concurrency cap.
+                fetching = not stopping.is_set() and (not idle or bool(ended))
+                wanted = min(FETCH_BATCH, len(self._free_slots) + len(ended)) if fetching else 0
+                started = self._exchange(ended, wanted, woken)
+                if wanted:
+                    idle = not started
+                woken = False
+                for item in mail:
+                    if callable(item):
+                        self._do(item)
+        finally:
+            self._dispatcher.close()
+
+    def _exchange(self, ended: list[_Ended], wanted: int, woken: bool) -> list[AsyncRun]:
+        """File `ended` and fetch up to `wanted` jobs in one round trip; start them on the loop."""
+        context = self._context
+        for _ in range(wanted):
+            context.in_flight.add()  # before the fetch: drain() must not miss a job on its way
+        runs: list[Run] = []
+        try:
+            acks = [
+                (end.async_run.run, context.outcomes.ack_for(end.async_run.run, end.async_run.job, end.outcome))
+                for end in ended
+                if not end.async_run.handed_back
+            ]
+            runs = self._dispatcher.exchange(acks, self._order, wanted, woken)
+            if any(isinstance(end.outcome, STOPPING_OUTCOMES) for end in ended):
+                context.stopping.set()
+        except Exception as exc:
+            self._dispatcher.note_fault(exc)
+        finally:
+            for end in ended:
+                self._release(end.async_run)
+        started = []
+        try:
+            for run in runs:
+                slot = self._free_slots.pop()
+                job = self._dispatcher.begin(run, slot)
+                if isinstance(job, Finished):  # not a job: filed dead already
+                    self._free_slots.append(slot)
+                else:
+                    started.append(AsyncRun(run, job, slot))
+        except Exception as exc:
+            self._dispatcher.note_fault(exc)
+        finally:
+            if started:
+                self._launch(started)
+            for _ in range(wanted - len(started)):
+                context.in_flight.remove()
+        return started
+
+    def _launch(self, async_runs: list[AsyncRun]) -> None:
+        for async_run in async_runs:
+            timeout = async_run.run.registration.options.timeout
+            if timeout:
+                async_run.deadline = time.monotonic() + timeout
+            async_run.job._checkin_hook = functools.partial(self._checkin, async_run)
+        with self._idle:
+            self._running.update((async_run.slot, async_run) for async_run in async_runs)
+        self._loop.loop.call_soon_threadsafe(self._create_tasks, async_runs)
+
+    def _release(self, async_run: AsyncRun) -> None:
+        if async_run.released:
+            return
+        async_run.released = True
+        self._context.observer.done(async_run.slot)
+        with self._idle:
+            self._running.pop(async_run.slot, None)
+            self._idle.notify_all()
+        self._context.in_flight.remove()
+        self._free_slots.append(async_run.slot)
+
+    def _do(self, work: Callable[[Dispatcher], object]) -> None:
+        try:
+            work(self._dispatcher)
+        except Exception as exc:
+            self._dispatcher.note_fault(exc)
+
+    # --- on the loop ---------------------------------------------------------------------------------------
+
+    def _create_tasks(self, async_runs: list[AsyncRun]) -> None:
+        loop = self._loop.loop
+        for async_run in async_runs:
+            if async_run.handed_back:  # abandoned before it started
+                self._inbox.put(_Ended(async_run, None))
+                continue
+            async_run.task = loop.create_task(self._execute(async_run), name=f"workq {async_run.job.name}")
+            if async_run.deadline:
+                loop.call_later(async_run.deadline - time.monotonic(), self._check_deadline, async_run)
+
+    async def _execute(self, async_run: AsyncRun) -> None:
+        outcome: BaseException | None = None
+        try:
+            await cast(AsyncJobChain, async_run.run.registration.chain)(async_run.job)
+        except BaseException as exc:  # a handler's KeyboardInterrupt/SystemExit hands its job back: see Outcomes
+            outcome = exc
+        if async_run.interrupt is not None:  # cancelled on purpose, whether or not the handler let it through
+            outcome = async_run.interrupt
+        self._inbox.put(_Ended(async_run, outcome))
+
+    def _check_deadline(self, async_run: AsyncRun) -> None:
+        task = async_run.task
+        if task is None or task.done() or async_run.interrupt is not None:
+            return
+        left = async_run.deadline - time.monotonic()
+        if left > 0:  # checked in meanwhile
+            self._loop.loop.call_later(left, self._check_deadline, async_run)
+            return
+        timeout = async_run.run.registration.options.timeout
+        async_run.interrupt = JobTimeout(f"timed out after {timeout:g} s")
+        async_run.job._cancelled = True
+        logger.warning("job %s %s timed out after %g s: cancelling it", async_run.job.name, async_run.job.id, timeout)
+        task.cancel()
+
+    def _interrupt(self, async_run: AsyncRun, reason: BaseException) -> None:
+        if async_run.interrupt is None or isinstance(reason, Cancelled):  # a cancel wins over a time-out
+            async_run.interrupt = reason
+        async_run.job._cancelled = True
+        if async_run.task is not None:
+            async_run.task.cancel()
+
+    def _checkin(self, async_run: AsyncRun, message: str) -> None:
+        """Record progress and push the time limit back; the lease is extended by the dispatch thread."""
+        self._context.observer.checkin(async_run.slot, async_run.job, message)
+        timeout = async_run.run.registration.options.timeout
+        if timeout:
+            async_run.deadline = time.monotonic() + timeout
+        if async_run.run.lease:
+            self._inbox.put(lambda dispatcher: dispatcher.extend_lease(async_run.run, async_run.job))
+
+    # --- control -------------------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> bool:
+        """Interrupt the running job `job_id` (`Client.cancel`): it ends as `Cancelled`. False if not running here."""
+        with self._idle:
+            chosen = [async_run for async_run in self._running.values() if async_run.job.id == job_id]
+        for async_run in chosen:
+            self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, Cancelled("cancelled"))
+        return bool(chosen)
+
+    def running_job_ids(self) -> set[str]:
+        with self._idle:
+            return {async_run.job.id for async_run in self._running.values()}
+
+    def held_payloads(self) -> Counter[bytes]:
+        with self._idle:
+            return Counter(async_run.run.payload for async_run in self._running.values())
+
+    def held_leases(self) -> set[bytes]:
+        with self._idle:
+            return {async_run.run.lease for async_run in self._running.values() if async_run.run.lease}
+
+    @property
+    def fetching(self) -> bool:
+        return self._dispatcher.fetching
+
+    def stop_fetching(self) -> None:
+        """The pool is stopping (its `stopping` event is set): wake the dispatch thread if it waits."""
+        self._inbox.notify()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait for every run to be acknowledged; False if some still run after `timeout` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._running, timeout)
+
+    def abandon(self) -> int:
+        """Hand the jobs still running back to their queues and cancel their tasks (the stop grace ran out)."""
+        with self._idle:
+            stragglers = [async_run for async_run in self._running.values() if not async_run.handed_back]
+        for async_run in stragglers:
+            async_run.handed_back = True
+            self._inbox.put(functools.partial(self._hand_back, async_run=async_run))
+            self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, asyncio.CancelledError())
+        return len(stragglers)
+
+    def _hand_back(self, dispatcher: Dispatcher, *, async_run: AsyncRun) -> None:
+        """The slot itself is released when the cancelled task ends."""
+        dispatcher.acknowledge(async_run.run, async_run.run.hand_back())
+        self._context.observer.done(async_run.slot)
+
+    def close(self, timeout: float | None = None) -> None:
+        """After `wait_idle` or `abandon`: file what is left to acknowledge, then end the dispatch thread."""
+        self._inbox.put(_CLOSE)
+        self._thread.join(timeout)

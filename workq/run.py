@@ -1,0 +1,151 @@
+"""One run of a fetched job, and the acknowledgement its outcome calls for (done, retry, rescheduled, dead, back).
+
+Both executors (thread workers, the asyncio runner) hand the outcome of a run here, so a failure, a `Retry`, a
+time-out or a cancel is filed the same way whichever kind of handler ran; the dispatcher sends the `Ack`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import traceback
+from dataclasses import dataclass
+from typing import Literal
+
+from workq.clock import Clock
+from workq.errors import ArgsMismatch, Cancelled, JobTimeout, Retry
+from workq.failures import refile_failed, refiled
+from workq.handler import JobOptions
+from workq.job import Job
+from workq.kept_result import done_record
+from workq.keys import Keys
+from workq.registration import Registration
+
+logger = logging.getLogger("workq")
+
+PROCESSED, FAILED = "processed", "failed"
+
+STOPPING_OUTCOMES = (KeyboardInterrupt, SystemExit)
+"""Outcomes that hand the job back and stop the pool instead of failing the job."""
+
+Outcome = Literal["processed", "rescheduled", "retry", "dead", "discarded", "handed_back"]
+"""Where a run left its job: done, back in the scheduled set (`Retry`), in the retry or dead set, dropped
+(`skip_dead`), or back on its queue (the handler raised KeyboardInterrupt/SystemExit, or the pool stopped)."""
+
+
+@dataclass
+class Run:
+    """One run of a fetched job: what finishing it, extending its lease or handing it back needs."""
+
+    payload: bytes
+    registration: Registration
+    lease: bytes
+    """This run's own lease, `<pool id>:<run token>:<payload>` (b'' when the job has no time-out)."""
+    requeue_as: bytes | str = b""
+    """What goes back on the queue if the run is handed back: the payload, or the by-key job it ran."""
+    relock: tuple[str, str | bytes] | None = None
+    """(unique key, lock value) to take again when handing back a unique job whose lock it released."""
+
+    def hand_back(self) -> Ack:
+        """Back to the front of its queue, untouched (a unique job takes its lock again)."""
+        return Ack(self.registration.queue_key, None, self.requeue_as, relock=self.relock, outcome="handed_back")
+
+
+@dataclass(frozen=True)
+class Ack:
+    """How a run ends, as one ack.lua call: remove the job from in progress, then file `filed` in `destination`
+    (a sorted set, `delay` seconds from now; with no delay, the queue), add to the `counted` stats field and take
+    `relock` (unique key, lock value) again. No destination: the job is simply done."""
+
+    destination: str | None = None
+    delay: float | None = None
+    filed: str | bytes = ""
+    counted: str = ""
+    relock: tuple[str, str | bytes] | None = None
+    outcome: Outcome = "processed"
+    extra: tuple[str, str] | tuple[str, str, str, int] | None = None
+    """("result", result key, record JSON, lifetime ms) or ("cancel", cancel request key): see ack.lua."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How one run ended: the job as filed afterwards (fails and last_err counted), and what its chain raised."""
+
+    job: Job
+    outcome: Outcome
+    error: BaseException | None = None
+
+
+class Outcomes:
+    """Turns what a run ended with into its `Ack`: None (returned; its value kept under `keep_result`), `Retry`,
+    `Cancelled` (dead, not retried), `JobTimeout` or any other exception (a failure: retry with backoff, then dead
+    or discarded after `max_fails`)."""
+
+    def __init__(self, keys: Keys, clock: Clock, rng: random.Random) -> None:
+        self._keys = keys
+        self._clock = clock
+        self._rng = rng
+
+    def ack_for(self, run: Run, job: Job, outcome: BaseException | None) -> Ack:
+        if outcome is None:
+            return self._succeeded(run, job)
+        if isinstance(outcome, Retry):
+            return Ack(self._keys.scheduled, outcome.in_seconds, refiled(job), outcome="rescheduled")
+        if isinstance(outcome, STOPPING_OUTCOMES):
+            logger.error(
+                "job %s %s raised %s: returning it to its queue and stopping the pool",
+                job.name,
+                job.id,
+                type(outcome).__name__,
+            )
+            return run.hand_back()
+        if isinstance(outcome, Cancelled):
+            return self._cancelled(job, outcome)
+        err = str(outcome) if isinstance(outcome, JobTimeout) and str(outcome) else describe(outcome)
+        return self._failed(job, run.registration.options, outcome, err)
+
+    def _succeeded(self, run: Run, job: Job) -> Ack:
+        """Done; with `keep_result`, the return value is stored by the same ack (one that JSON cannot hold fails
+        the run instead)."""
+        keep = run.registration.options.keep_result
+        if not keep:
+            return Ack(counted=PROCESSED)
+        try:
+            record = done_record(job, job._returned, self._clock.wall())
+        except TypeError as exc:
+            return self._failed(job, run.registration.options, exc, describe(exc))
+        return Ack(counted=PROCESSED, extra=("result", self._keys.result(job.id), record, max(1, round(keep * 1000))))
+
+    def _cancelled(self, job: Job, outcome: Cancelled) -> Ack:
+        """Dead at once, `err` starting with "cancelled" (not a failure: `fails` unchanged); the cancel request is
+        deleted by the same ack."""
+        message = str(outcome) or "cancelled"
+        job.last_err = message if message.startswith("cancelled") else f"cancelled: {message}"
+        job.failed_at = int(self._clock.wall())
+        logger.warning("job %s %s cancelled while running: moved to the dead queue", job.name, job.id)
+        cancel_request = ("cancel", self._keys.cancel_request(job.id))
+        return Ack(self._keys.dead, 0, refiled(job), outcome="dead", extra=cancel_request)
+
+    def _failed(self, job: Job, options: JobOptions, exc: BaseException, err: str) -> Ack:
+        retryable = not isinstance(exc, ArgsMismatch)  # retrying cannot fix a job's args
+        refiling = refile_failed(
+            job, options, self._keys, self._rng, err=err, now=self._clock.wall(), retryable=retryable
+        )
+        logger.error(
+            "job %s %s failed (fails=%d, max_fails=%d): %s; %s",
+            job.name,
+            job.id,
+            job.fails,
+            options.max_fails,
+            err,
+            refiling.verdict,
+            exc_info=exc,
+        )
+        if refiling.destination is None:
+            return Ack(counted=FAILED, outcome=refiling.outcome)
+        return Ack(refiling.destination, refiling.delay, refiling.filed, counted=FAILED, outcome=refiling.outcome)
+
+
+def describe(exc: BaseException) -> str:
+    """The error text stored in `err`: the exception's one-line summary, as gocraft stores `err.Error()`."""
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
