@@ -4,6 +4,7 @@ files the job dead, "cancelled", without a retry; the poll of cancel requests ca
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -127,3 +128,26 @@ def test_a_cancel_for_a_job_that_is_not_running_here_changes_nothing(
     assert not handler.ended.wait(2.5), "another job's cancel interrupted this run"
     request_cancel(redis_client, keys, job.id, publish=True)
     assert handler.ended.wait(CANCEL_DEADLINE)
+
+
+def test_a_cancel_reaches_an_async_run_too(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, redis_client: redis.Redis, namespace: str
+) -> None:
+    started, saw_cancelled = threading.Event(), []
+
+    async def waits(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            saw_cancelled.append(job.cancelled)
+
+    pool = make_pool()
+    pool.job("async_long", waits)
+    pool.start()
+    job = enqueuer.enqueue("async_long", {})
+    assert started.wait(10)
+    request_cancel(redis_client, Keys(namespace), job.id, publish=True)
+    [dead] = wait_until(view.dead, timeout=CANCEL_DEADLINE, what="the cancelled async job in the dead set")
+    assert dead.fields["err"].startswith("cancelled") and saw_cancelled == [True]
+    assert redis_client.exists(Keys(namespace).cancel_request(job.id)) == 0
