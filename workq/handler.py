@@ -73,9 +73,21 @@ def check_handler(name: str, fn: object) -> Callable[[Job], object]:
 
 
 def check_runnable(what: str, fn: object, sample_args: tuple[object, ...], expected: str) -> None:
-    """Raise `TypeError` for what workq cannot run as `fn(*sample_args)`: not callable, a generator or async
-    generator (its body would never run), a plain function declared to return an awaitable (workq would never
-    await it: declare it `async def`), or a signature that does not take `sample_args`."""
+    """Raise `TypeError` for what workq cannot run as `fn(*sample_args)`: see `check_body_runs`, or a signature
+    that does not take `sample_args`."""
+    check_body_runs(what, fn)
+    try:
+        inspect.signature(cast(Callable[..., object], fn)).bind(*sample_args)  # callable: checked above
+    except TypeError as exc:
+        raise TypeError(f"{what} must accept {expected}: {exc}") from None
+    except ValueError:
+        pass  # builtins without a signature: trust them
+
+
+def check_body_runs(what: str, fn: object) -> None:
+    """Raise `TypeError` for what workq could call without its body ever running: not callable, a generator or
+    async generator, a plain function declared to return an awaitable (workq would never await it: declare it
+    `async def`)."""
     if not callable(fn):
         raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
     target = _call_target(fn)
@@ -88,12 +100,6 @@ def check_runnable(what: str, fn: object, sample_args: tuple[object, ...], expec
             f"{what} is a plain function declared to return an awaitable, which workq would never "
             "await: declare it `async def`"
         )
-    try:
-        inspect.signature(fn).bind(*sample_args)
-    except TypeError as exc:
-        raise TypeError(f"{what} must accept {expected}: {exc}") from None
-    except ValueError:
-        pass  # builtins without a signature: trust them
 
 
 def _unwrap_partial(fn: object) -> object:

@@ -4,10 +4,10 @@ typed from its signature (ParamSpec), so mypy rejects a wrong argument name or t
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from workq.handler import check_body_runs, is_async_callable
 from workq.job import Job, ScheduledJob
 from workq.task_args import ArgSpec
 
@@ -57,6 +57,16 @@ class Task(Generic[P, R]):
         """`enqueue_unique`, delayed like `enqueue_in`."""
         return self.using(self._enqueuer()).enqueue_unique_in(seconds, *args, **kwargs)
 
+    def enqueue_unique_by_key(self, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs) -> Job | None:
+        """Unique by `key`; while one is pending, a later call replaces the args it runs with (then None)."""
+        return self.using(self._enqueuer()).enqueue_unique_by_key(key, *args, **kwargs)
+
+    def enqueue_unique_in_by_key(
+        self, seconds: float, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> ScheduledJob | None:
+        """`enqueue_unique_by_key`, delayed like `enqueue_in`."""
+        return self.using(self._enqueuer()).enqueue_unique_in_by_key(seconds, key, *args, **kwargs)
+
     @overload
     def using(self, enqueuer: Enqueuer) -> TaskEnqueuer[P]: ...
     @overload
@@ -94,6 +104,14 @@ class TaskEnqueuer(Generic[P]):
     def enqueue_unique_in(self, seconds: float, /, *args: P.args, **kwargs: P.kwargs) -> ScheduledJob | None:
         return self._enqueuer.enqueue_unique_in(self._name, seconds, self._spec.to_args(args, kwargs))
 
+    def enqueue_unique_by_key(self, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs) -> Job | None:
+        return self._enqueuer.enqueue_unique_by_key(self._name, self._spec.to_args(args, kwargs), key)
+
+    def enqueue_unique_in_by_key(
+        self, seconds: float, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> ScheduledJob | None:
+        return self._enqueuer.enqueue_unique_in_by_key(self._name, seconds, self._spec.to_args(args, kwargs), key)
+
 
 class AsyncTaskEnqueuer(Generic[P]):
     """A task's typed enqueue calls on one `AsyncEnqueuer`, as coroutines."""
@@ -115,14 +133,22 @@ class AsyncTaskEnqueuer(Generic[P]):
     async def enqueue_unique_in(self, seconds: float, /, *args: P.args, **kwargs: P.kwargs) -> ScheduledJob | None:
         return await self._enqueuer.enqueue_unique_in(self._name, seconds, self._spec.to_args(args, kwargs))
 
+    async def enqueue_unique_by_key(self, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs) -> Job | None:
+        return await self._enqueuer.enqueue_unique_by_key(self._name, self._spec.to_args(args, kwargs), key)
+
+    async def enqueue_unique_in_by_key(
+        self, seconds: float, key: dict[str, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> ScheduledJob | None:
+        args_json = self._spec.to_args(args, kwargs)
+        return await self._enqueuer.enqueue_unique_in_by_key(self._name, seconds, args_json, key)
+
 
 def job_handler(fn: Callable[..., Any], spec: ArgSpec) -> Callable[[Job], Any]:
     """The `fn(job)` handler the pool runs for a task: binds the job's args to `fn`'s parameters (`ArgsMismatch`
-    when they do not fit), then calls it — an `async def` handler for an `async def` function. A generator
-    function is refused (`TypeError`): its body would never run."""
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        raise TypeError(f"task {spec.task_name!r} is a generator function: its body would never run; drop `yield`")
-    if inspect.iscoroutinefunction(fn):
+    when they do not fit), then calls it — an `async def` handler for an async function. What the pool could not
+    run (a generator, a plain function declared to return an awaitable) is refused with `TypeError`."""
+    check_body_runs(f"task {spec.task_name!r}", fn)
+    if is_async_callable(fn):
         async_fn: Callable[..., Awaitable[Any]] = fn
 
         async def run_async(job: Job) -> Any:

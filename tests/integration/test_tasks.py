@@ -97,3 +97,60 @@ def test_with_skip_dead_a_job_whose_args_do_not_fit_is_discarded(
     assert seen.wait(30)
     pool.drain(timeout=30)
     assert view.dead() == [] and view.retry() == [] and view.queued("ping") == []
+
+
+def test_an_async_task_runs_with_its_args_bound_and_a_mismatch_goes_dead_at_once(
+    make_pool: PoolFactory, view: NamespaceView, enqueuer: Enqueuer, redis_url: str
+) -> None:
+    pool = make_pool()
+    ran: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    @pool.task(max_fails=3)
+    async def fetch(url: str, attempts: int = 1) -> str:
+        await asyncio.sleep(0.01)  # a real await: the body runs on the pool's event loop
+        ran.append((url, attempts))
+        if len(ran) == 2:
+            done.set()
+        return url
+
+    fetch.enqueue("https://a.example")
+    bad = enqueuer.enqueue("fetch", {"url": "https://b.example", "attempts": "2"})
+
+    async def enqueue_async() -> None:
+        async with AsyncEnqueuer(pool.namespace, redis_url) as async_enqueuer:
+            await fetch.using(async_enqueuer).enqueue(url="https://c.example", attempts=2)
+
+    asyncio.run(enqueue_async())
+    pool.start()
+    assert done.wait(30)
+    wait_until(lambda: len(view.dead()) == 1, timeout=30, what="the mismatched job dead")
+    pool.drain(timeout=30)
+
+    assert sorted(ran) == [("https://a.example", 1), ("https://c.example", 2)]
+    (dead,) = view.dead()
+    assert dead.fields["id"] == bad.id and dead.fields["fails"] == 1
+    assert "argument 'attempts' should be int, got str '2'" in dead.fields["err"]
+    assert view.retry() == []
+    assert asyncio.run(fetch("direct")) == "direct", "calling the task calls the function"
+
+
+def test_a_by_key_task_enqueue_replaces_the_pending_args(make_pool: PoolFactory, view: NamespaceView) -> None:
+    pool = make_pool()
+    ran: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    @pool.task
+    def sync_user(user: str, revision: int) -> None:
+        ran.append((user, revision))
+        done.set()
+
+    first = sync_user.enqueue_unique_by_key({"user": "ada"}, "ada", 1)
+    assert first is not None
+    assert sync_user.enqueue_unique_by_key({"user": "ada"}, "ada", revision=2) is None, "pending: args replaced"
+    later = sync_user.enqueue_unique_in_by_key(3600, {"user": "bob"}, "bob", 1)
+    assert later is not None and [member.fields["id"] for member in view.scheduled()] == [later.id]
+    pool.start()
+    assert done.wait(30)
+    pool.drain(timeout=30)
+    assert ran == [("ada", 2)], "one run, with the newest args"

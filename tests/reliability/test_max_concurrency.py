@@ -33,6 +33,11 @@ def test_max_concurrency_one_across_two_processes(
     assert int(redis_client.get(f"{namespace}:test:running:exclusive") or 0) == 0
 
 
+HOLD = 5.0
+"""How long the first job holds the slot: a running job is what the kill must recover (a loaded machine may take
+seconds to start the second process; only the count of jobs running at once says whether the cap held)."""
+
+
 def test_a_killed_worker_gives_its_max_concurrency_slot_back(
     fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
 ) -> None:
@@ -40,12 +45,13 @@ def test_a_killed_worker_gives_its_max_concurrency_slot_back(
     victim = fleet.start(redis_url, concurrency=2)
     victim.pool_id()
     enqueuer = Enqueuer(namespace, redis_url)
-    holder = enqueuer.enqueue("exclusive", {"seconds": 1.0})
+    holder = enqueuer.enqueue("exclusive", {"seconds": HOLD})
     wait_until(lambda: runs_by_job(redis_client, namespace, "started")[holder.id], timeout=10, what="the slot holder")
     others = [job.id for job in enqueuer.enqueue_many("exclusive", [{"seconds": 0.05}] * 10)]
     survivor = fleet.start(redis_url, concurrency=3)
     survivor.pool_id()
-    assert runs_by_job(redis_client, namespace, "started").total() == 1, "a second job started beside the holder"
+    most_before_kill = int(redis_client.get(f"{namespace}:test:max_running:exclusive") or 0)
+    assert most_before_kill == 1, "a second job ran beside the holder"
 
     victim.kill()
     killed_at = time.monotonic()

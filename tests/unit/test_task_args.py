@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, Literal
 
 import pytest
@@ -65,10 +65,14 @@ def test_parameters_that_cannot_be_json_args_are_refused_at_decoration(fn: Any, 
     assert pool.job_names == [], "nothing registered"
 
 
-@pytest.mark.parametrize("fn", [yields_values, yields_values_async])
-def test_generator_functions_are_refused_at_decoration(fn: Any) -> None:
+def declared_awaitable(n: int) -> Awaitable[None]:
+    return asyncio.sleep(n)
+
+
+@pytest.mark.parametrize("fn", [yields_values, yields_values_async, declared_awaitable])
+def test_what_the_pool_could_not_run_is_refused_at_decoration(fn: Any) -> None:
     pool = WorkerPool("ns", "redis://127.0.0.1:1/0")
-    with pytest.raises(TypeError, match="is a generator function: its body would never run"):
+    with pytest.raises(TypeError, match=r"its body would never run|declared to return an awaitable"):
         pool.task(fn)
     assert pool.job_names == []
 

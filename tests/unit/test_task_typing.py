@@ -33,12 +33,15 @@ async def web(enqueuer: AsyncEnqueuer) -> None:
     job: Job = await send_email.using(enqueuer).enqueue("a@b", cc=["c"])
     later: ScheduledJob = await resize.using(enqueuer).enqueue_in(5, width=1, height=2)
     await resize(1, 2.0)
+    await resize.using(enqueuer).enqueue_unique_in_by_key(5, {"k": 1}, width=1, height=2)
 
 job: Job = send_email.enqueue("a@b", 2, ["c"])
 named: Job = send_email.enqueue(to="x", retries=1, cc=None)
 later: ScheduledJob = send_email.enqueue_in(10, "x")
 maybe: Job | None = send_email.enqueue_unique("x")
 maybe_later: ScheduledJob | None = resize.enqueue_unique_in(1.5, 1, height=2)
+by_key: Job | None = send_email.enqueue_unique_by_key({"user": 1}, "x", retries=2)
+by_key_later: ScheduledJob | None = resize.enqueue_unique_in_by_key(5, {"k": 1}, 1, 2.0)
 resize.enqueue(width=1, height=2.5)
 sent: bool = send_email("x")
 """
@@ -58,6 +61,8 @@ send_email.enqueue_unique(to="x", retries="3")  # expect: Argument "retries" to 
 resize.enqueue(width="1", height=2)  # expect: Argument "width" to "enqueue" of "Task" has incompatible type "str"
 resize.enqueue_unique_in(5, width=1)  # expect: Missing positional argument "height" in call to "enqueue_unique_in"
 result: Job = resize.using(pool.enqueuer).enqueue(1, 2.0, 3)  # expect: Too many arguments for "enqueue"
+send_email.enqueue_unique_by_key("user", "x")  # expect: Argument 1 to "enqueue_unique_by_key" of "Task"
+resize.enqueue_unique_in_by_key(5, {"k": 1}, width="1", height=2)  # expect: Argument "width" to "enqueue_unique_
 """
 
 

@@ -98,7 +98,7 @@ def test_worker_pools_and_busy_workers(
     assert heartbeat["concurrency"] == 2 and len(heartbeat["worker_ids"]) == 2 and heartbeat["pid"] > 0
     [busy] = get_json(web, "/api/busy_workers")
     assert (busy["job_name"], busy["job_id"], busy["is_busy"], busy["checkin"]) == ("slow", job.id, True, "step 2 of 3")
-    assert busy["args_json"] == '{"user": 7}' and busy["worker_id"] in heartbeat["worker_ids"]
+    assert busy["args_json"] == '{"user":7}' and busy["worker_id"] in heartbeat["worker_ids"]
     stats = get_json(web, "/api/stats")
     assert (stats["worker_pools"], stats["concurrency"], stats["busy_workers"]) == (1, 2, 1)
 
