@@ -19,6 +19,7 @@ from workq.errors import (
 )
 from workq.handler import JobHandler, JobOptions
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob
+from workq.job_status import JobStatus
 from workq.task import Task
 from workq.worker_pool import WorkerPool
 
@@ -36,6 +37,7 @@ __all__ = [
     "JobNotFound",
     "JobOptions",
     "JobStats",
+    "JobStatus",
     "JobTimeout",
     "MalformedJob",
     "MaybeEnqueued",

@@ -1,8 +1,9 @@
 """Runs the jobs of `async def` handlers on the pool's event loop, at most `async_concurrency` at once.
 
-The loop never waits on Redis: one dispatch thread talks to Redis for it, through a `Dispatcher` (the same fetches
-and acknowledgements as thread workers). Whenever runs end or slots are free, it files what ended and fetches into
-every free slot in one round trip, then hands the new jobs to the loop, which runs each chain as a task. Each slot
+The loop never waits on Redis: dispatch threads talk to Redis for it, each through a `Dispatcher` (the same fetches
+and acknowledgements as thread workers). Whenever runs end or slots are free, one of them files what ended and
+fetches into every free slot in one round trip, then hands the new jobs to the loop, which runs each chain as a
+task. Each slot
 has a worker id of its own, so observations show every async run like a thread worker's job.
 
 Time-outs and cancels cancel the task; the run then ends as `JobTimeout` / `Cancelled` would in a thread. At
@@ -23,11 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from workq.dispatcher import IDLE_POLL, Dispatcher, FetchOrder, WorkerContext
+from workq.dispatcher import IDLE_POLL, Dispatcher
 from workq.errors import Cancelled, JobTimeout
 from workq.event_loop import EventLoopThread
 from workq.job import Job
 from workq.middleware import AsyncJobChain
+from workq.pool_context import FetchOrder, WorkerContext
 from workq.run import STOPPING_OUTCOMES, Finished, Run
 from workq.wakeup import Wakeup
 
@@ -37,6 +39,9 @@ FETCH_BATCH = 100
 """Most jobs one round trip fetches (as many as slots are free)."""
 ACK_BATCH = 200
 """Most ended runs one round trip files."""
+DISPATCH_THREADS = 2
+"""Dispatch threads per pool: while one waits for Redis, the other files and fetches (a loaded host or a distant
+Redis makes each round trip slow; two keep the slots busy)."""
 
 
 @dataclass(eq=False)
@@ -91,12 +96,32 @@ class Inbox(Wakeup):
             taken = [self._mail.get(timeout=timeout) if timeout != 0 else self._mail.get_nowait()]
         except queue.Empty:
             return []
-        while len(taken) < limit:
+        while len(taken) < limit and taken[-1] != _CLOSE:  # one close per dispatch thread
             try:
                 taken.append(self._mail.get_nowait())
             except queue.Empty:
                 break
         return taken
+
+
+class _Slots:
+    """The free async slots (worker ids), shared by the dispatch threads: each reserves the slots it fetches for."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self._free = list(ids)
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._free)
+
+    def reserve(self, most: int) -> list[str]:
+        with self._lock:
+            taken, self._free = self._free[:most], self._free[most:]
+            return taken
+
+    def give_back(self, slots: list[str]) -> None:
+        with self._lock:
+            self._free.extend(slots)
 
 
 class AsyncRunner:
@@ -111,19 +136,22 @@ class AsyncRunner:
         self._inbox = inbox
         self._loop = loop
         self.worker_ids = [secrets.token_hex(12) for _ in range(concurrency)]
-        self._free_slots = list(self.worker_ids)
-        """Only the dispatch thread touches it."""
+        self._free_slots = _Slots(self.worker_ids)
         self._running: dict[str, AsyncRun] = {}
         self._idle = threading.Condition()
-        self._dispatcher = Dispatcher("async dispatcher", context)
-        self._thread = threading.Thread(target=self._dispatch, name="workq-async-dispatcher", daemon=True)
+        self._dispatchers = [Dispatcher(f"async dispatcher {n}", context) for n in range(DISPATCH_THREADS)]
+        self._threads = [
+            threading.Thread(target=self._dispatch, args=(dispatcher,), name=f"workq-async-dispatcher-{n}", daemon=True)
+            for n, dispatcher in enumerate(self._dispatchers)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     # --- the dispatch thread -------------------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, dispatcher: Dispatcher) -> None:
         stopping = self._context.stopping
         idle = woken = closing = False
         try:
@@ -138,20 +166,26 @@ class AsyncRunner:
                 ended = [item for item in mail if isinstance(item, _Ended)]
                 # Fetch with every ack, idle or not: the runs that ended may have freed a max_concurrency cap.
                 fetching = not stopping.is_set() and (not idle or bool(ended))
-                wanted = min(FETCH_BATCH, len(self._free_slots) + len(ended)) if fetching else 0
-                started = self._exchange(ended, wanted, woken)
-                if wanted:
+                slots = [end.async_run.slot for end in ended]  # theirs to reuse, or to give back
+                if fetching:
+                    slots += self._free_slots.reserve(max(0, FETCH_BATCH - len(slots)))
+                started = self._exchange(dispatcher, ended, slots, woken if fetching else None)
+                if fetching and slots:
                     idle = not started
                 woken = False
                 for item in mail:
                     if callable(item):
-                        self._do(item)
+                        self._do(dispatcher, item)
         finally:
-            self._dispatcher.close()
+            dispatcher.close()
 
-    def _exchange(self, ended: list[_Ended], wanted: int, woken: bool) -> list[AsyncRun]:
-        """File `ended` and fetch up to `wanted` jobs in one round trip; start them on the loop."""
+    def _exchange(
+        self, dispatcher: Dispatcher, ended: list[_Ended], slots: list[str], woken: bool | None
+    ) -> list[AsyncRun]:
+        """File `ended` and, unless `woken` is None, fetch into `slots` in one round trip; start the jobs on the
+        loop. Slots left over are free again."""
         context = self._context
+        wanted = 0 if woken is None else min(FETCH_BATCH, len(slots))
         for _ in range(wanted):
             context.in_flight.add()  # before the fetch: drain() must not miss a job on its way
         runs: list[Run] = []
@@ -161,28 +195,29 @@ class AsyncRunner:
                 for end in ended
                 if not end.async_run.handed_back
             ]
-            runs = self._dispatcher.exchange(acks, self._order, wanted, woken)
+            runs = dispatcher.exchange(acks, self._order, wanted, bool(woken))
             if any(isinstance(end.outcome, STOPPING_OUTCOMES) for end in ended):
                 context.stopping.set()
         except Exception as exc:
-            self._dispatcher.note_fault(exc)
+            dispatcher.note_fault(exc)
         finally:
             for end in ended:
                 self._release(end.async_run)
         started = []
         try:
             for run in runs:
-                slot = self._free_slots.pop()
-                job = self._dispatcher.begin(run, slot)
+                slot = slots.pop()
+                job = dispatcher.begin(run, slot)
                 if isinstance(job, Finished):  # not a job: filed dead already
-                    self._free_slots.append(slot)
+                    slots.append(slot)
                 else:
                     started.append(AsyncRun(run, job, slot))
         except Exception as exc:
-            self._dispatcher.note_fault(exc)
+            dispatcher.note_fault(exc)
         finally:
             if started:
                 self._launch(started)
+            self._free_slots.give_back(slots)
             for _ in range(wanted - len(started)):
                 context.in_flight.remove()
         return started
@@ -198,6 +233,7 @@ class AsyncRunner:
         self._loop.loop.call_soon_threadsafe(self._create_tasks, async_runs)
 
     def _release(self, async_run: AsyncRun) -> None:
+        """The run is over and filed (its slot goes on with the exchange that filed it)."""
         if async_run.released:
             return
         async_run.released = True
@@ -206,13 +242,12 @@ class AsyncRunner:
             self._running.pop(async_run.slot, None)
             self._idle.notify_all()
         self._context.in_flight.remove()
-        self._free_slots.append(async_run.slot)
 
-    def _do(self, work: Callable[[Dispatcher], object]) -> None:
+    def _do(self, dispatcher: Dispatcher, work: Callable[[Dispatcher], object]) -> None:
         try:
-            work(self._dispatcher)
+            work(dispatcher)
         except Exception as exc:
-            self._dispatcher.note_fault(exc)
+            dispatcher.note_fault(exc)
 
     # --- on the loop ---------------------------------------------------------------------------------------
 
@@ -290,7 +325,7 @@ class AsyncRunner:
 
     @property
     def fetching(self) -> bool:
-        return self._dispatcher.fetching
+        return any(dispatcher.fetching for dispatcher in self._dispatchers)
 
     def stop_fetching(self) -> None:
         """The pool is stopping (its `stopping` event is set): wake the dispatch thread if it waits."""
@@ -317,6 +352,9 @@ class AsyncRunner:
         self._context.observer.done(async_run.slot)
 
     def close(self, timeout: float | None = None) -> None:
-        """After `wait_idle` or `abandon`: file what is left to acknowledge, then end the dispatch thread."""
-        self._inbox.put(_CLOSE)
-        self._thread.join(timeout)
+        """After `wait_idle` or `abandon`: file what is left to acknowledge, then end the dispatch threads."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for _ in self._threads:
+            self._inbox.put(_CLOSE)
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))

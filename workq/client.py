@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
-from workq import unique
+from workq import job_control, job_status, unique
 from workq.clock import as_clock
 from workq.connection import (
     RedisClient,
@@ -19,8 +18,11 @@ from workq.connection import (
     resolve_redis,
     translated_faults,
 )
-from workq.errors import MalformedJob, NotDeleted, NotRetried
-from workq.job import DeadJob, Job, RetryJob, ScheduledJob, check_job_name, malformed_job_record
+from workq.errors import NotDeleted, NotRetried
+from workq.job import DeadJob, Job, RetryJob, ScheduledJob, check_job_name
+from workq.job_lookup import MALFORMED_PREFIX, missing_id
+from workq.job_lookup import decode_member as _decode
+from workq.job_status import JobStatus
 from workq.keys import Keys
 from workq.scheduled_split import ScheduledKind, page_of
 from workq.schedules import Schedule, read_schedules
@@ -113,7 +115,8 @@ class Client:
         check_namespace_fits(redis, self.namespace)
         self.redis = resolve_redis(redis)
         self.keys = Keys(self.namespace)
-        self._clock = as_clock(clock).wall  # times shown to people and filed on retried jobs
+        self._time = as_clock(clock)
+        self._clock = self._time.wall  # times shown to people and filed on retried jobs
 
     def pause(self, job_name: str) -> None:
         """Every pool stops fetching `job_name` (running jobs finish) until `unpause`."""
@@ -276,7 +279,56 @@ class Client:
                 raise NotDeleted(f"job {job_id} at {score} in {zset} was taken meanwhile")
         return job
 
+    # --- job control: by id, wherever the job is (see workq.job_control) --------------------------------------
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel job `job_id` wherever it is; returns where it was. "queued", "scheduled", "retry", "dead": removed
+        (it never runs) and recorded as "cancelled" for a day. "running": its pool is asked to interrupt it
+        (`workq.Cancelled` raised in the handler), after which it is filed dead, "cancelled", never retried.
+        `JobNotFound` when no job has that id (or it already finished). Queues are read a page at a time."""
+        with translated_faults(self.redis):
+            return job_control.cancel(self.redis, Scripts.register(self.redis), self.keys, job_id, int(self._clock()))
+
+    def delete_queued_job(self, job_name: str, job_id: str) -> None:
+        """Delete one queued job (releasing its unique lock if it is still its own); `NotDeleted` if absent."""
+        name = check_job_name(job_name)
+        with translated_faults(self.redis):
+            job_control.delete_queued_job(self.redis, Scripts.register(self.redis), self.keys, name, job_id)
+
+    def purge(self, job_name: str) -> int:
+        """Delete every job queued for `job_name` (not running ones), releasing unique locks; returns how many.
+        Never blocks Redis: the queue is renamed away at once and freed in the background (UNLINK)."""
+        name = check_job_name(job_name)
+        with translated_faults(self.redis):
+            return job_control.purge(self.redis, Scripts.register(self.redis), self.keys, name)
+
+    def job_status(self, job_id: str) -> JobStatus | None:
+        """Where job `job_id` is (`JobStatus.state`: queued scheduled running retry dead done cancelled), or None
+        when Redis knows nothing of it. "done" exists for names registered with `keep_result`."""
+        with translated_faults(self.redis):
+            return job_status.job_status(self.redis, self.keys, job_id)
+
+    def wait_result(self, job_id: str, timeout: float) -> Any:
+        """Block until job `job_id` is done and return its result (names registered with `keep_result`).
+        Raises `JobFailed` (with `last_err`) once it is dead or cancelled, `TimeoutError` after `timeout` seconds,
+        `JobNotFound` when it is nowhere. Polls one key at intervals growing to a second, never in a tight loop."""
+        with translated_faults(self.redis):
+            now = self._time.server_now(self.redis)
+            return job_status.wait_result(self.redis, self.keys, job_id, timeout, now=now)
+
     # --- queues ------------------------------------------------------------------------------------------------
+
+    def queued_jobs(self, job_name: str, page: int = 1) -> tuple[list[Job], int]:
+        """A page of a queue's jobs, next to run first, and how many are queued."""
+        _check_page(page)
+        queue = self.keys.queue(check_job_name(job_name))
+        start = (page - 1) * PAGE_SIZE
+        with translated_faults(self.redis):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.lrange(queue, -(start + PAGE_SIZE), -(start + 1))
+            pipe.llen(queue)
+            members, total = pipe.execute()
+        return [_marked(_decode(member), member, []) for member in reversed(members)], int(total)
 
     def peek(self, job_name: str, count: int = 10) -> list[Job]:
         """The next `count` jobs of a queue, next to run first, without taking them (beanstalkd's peek)."""
@@ -365,6 +417,7 @@ class Client:
 
 
 _View = TypeVar("_View", ScheduledJob, RetryJob, DeadJob)
+_Listed = TypeVar("_Listed", bound=Job)
 _Fields = Mapping[bytes, bytes]
 
 
@@ -373,45 +426,27 @@ def _check_page(page: object) -> None:
         raise ValueError(f"page must be an int >= 1, got {page!r}")
 
 
-def _decode(member: bytes) -> Job:
-    """A sorted-set member as a job; bytes that are not one (including JSON nested too deep to parse) become a
-    record with a stable id, and so does a job without an id, so they can be listed and deleted like any job."""
-    try:
-        job = Job.from_json(member)
-    except (MalformedJob, RecursionError, ValueError) as exc:
-        reason = str(exc) if isinstance(exc, MalformedJob) else f"{type(exc).__name__}: {exc}"
-        record = malformed_job_record("unknown", member, f"malformed job: {reason}", 0)
-        record.id = "malformed-" + _digest(member)
-        return record
-    if not job.id:
-        job.id = _missing_id(member)
-    return job
-
-
-def _digest(member: bytes) -> str:
-    return hashlib.sha256(member).hexdigest()[:24]
-
-
-def _missing_id(member: bytes) -> str:
-    """The id a job without one is listed, retried (keeping it) and deleted by."""
-    return "no-id-" + _digest(member)
-
-
 def _listed(member: bytes, score: float, view: type[_View], score_field: str) -> _View:
     """One entry of a sorted set as its view; whatever is wrong with it (the member or its score) is named under
     `PROBLEM_FIELD` instead of failing the whole page."""
     job = _decode(member)
-    problems = [job.last_err] if job.id.startswith("malformed-") else []
-    if job.id == _missing_id(member):
+    problems: list[str] = []
+    return _marked(job.as_view(view, **{score_field: _time(score, score_field, problems)}), member, problems)
+
+
+def _marked(job: _Listed, member: bytes, problems: list[str]) -> _Listed:
+    """`job` (read from `member`) with what is wrong with it, and `problems` already found, under `PROBLEM_FIELD`."""
+    if job.id.startswith(MALFORMED_PREFIX):
+        problems.insert(0, job.last_err)
+    if job.id == missing_id(member):
         problems.append(f"the job has no id (listed as {job.id})")
-    listed = job.as_view(view, **{score_field: _time(score, score_field, problems)})
     _time(job.enqueued_at, "t", problems)
     _time(job.failed_at, "failed_at", problems)
     if job.fails < 0:
         problems.append(f"fails is negative ({job.fails})")
     if problems:
-        listed.extra = {**listed.extra, PROBLEM_FIELD: "; ".join(problems)}
-    return listed
+        job.extra = {**job.extra, PROBLEM_FIELD: "; ".join(problems)}
+    return job
 
 
 def _heartbeat(pool_id: str, fields: _Fields) -> WorkerPoolHeartbeat:

@@ -105,6 +105,25 @@ def resolve_redis(client_or_url: RedisClient | str | None) -> RedisClient:
     return client
 
 
+def fit_connection_pool(client: RedisClient, needed: int, built_from: RedisClient | str | None) -> None:
+    """Make sure `client` may open `needed` connections at once (redis-py 8 caps a pool at 100 by default, and a
+    pool's worker threads each hold one while they wait for a job). `built_from` is what `resolve_redis` got: a
+    client workq built from a URL that sets no `max_connections` grows; any other with a smaller cap is refused
+    here, not later with "Too many connections"."""
+    pool = client.connection_pool if isinstance(client, redis.Redis) else None
+    if pool is None or pool.max_connections >= needed:  # a cluster client sizes its pools per node
+        return
+    if not isinstance(built_from, (redis.Redis, RedisCluster)):
+        query = urlsplit(_url(built_from, "a redis.Redis or RedisCluster client")).query
+        if "max_connections" not in dict(parse_qsl(query)):
+            pool.max_connections = needed
+            return
+    raise ValueError(
+        f"the Redis client may open {pool.max_connections} connections, but this pool needs up to {needed} "
+        "(its worker threads and background loops): raise max_connections (in a URL: ?max_connections=N)"
+    )
+
+
 def resolve_async_redis(
     client_or_url: redis.asyncio.Redis | redis.asyncio.RedisCluster | str | None,
 ) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:

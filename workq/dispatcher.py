@@ -8,27 +8,21 @@ a handler, and give the outcome to `finish`.
 from __future__ import annotations
 
 import logging
-import random
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from workq import unique
-from workq.clock import Clock
-from workq.complaints import Complaints
-from workq.connection import RedisClient, dedicated_client, is_redis_fault
+from workq.connection import dedicated_client, is_redis_fault
 from workq.errors import MalformedJob
-from workq.heartbeat import Observer
 from workq.job import Job, malformed_job_record
-from workq.keys import STATS_LIFETIME, Keys
+from workq.keys import STATS_LIFETIME
+from workq.pool_context import FetchOrder, WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
-from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Finished, Outcomes, Run
-from workq.scripts import ScriptCall, Scripts, call_many
-from workq.time_limits import Watchdog, lease_seconds
-from workq.wakeup import WakeSignal, Wakeup
+from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Finished, Run
+from workq.scripts import ScriptCall, call_many
+from workq.time_limits import lease_seconds
 
 logger = logging.getLogger("workq")
 _T = TypeVar("_T")
@@ -39,63 +33,6 @@ enqueuers, or a wake-up lost to a dropped connection)."""
 
 ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
-
-
-class InFlight:
-    """Counts runs between the start of a fetch and the end of its ack, so `drain()` cannot miss a job."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> None:
-        self.add()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.remove()
-
-    def add(self) -> None:
-        with self._lock:
-            self._count += 1
-
-    def remove(self) -> None:
-        with self._lock:
-            self._count -= 1
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-
-@dataclass(frozen=True)
-class WorkerContext:
-    """What every executor of one pool shares."""
-
-    client: RedisClient
-    keys: Keys
-    scripts: Scripts
-    pool_id: str
-    registrations: Mapping[str, Registration]
-    clock: Clock
-    rng: random.Random
-    fetch_keys: Mapping[str, tuple[str, ...]]
-    stopping: threading.Event
-    wake_signal: WakeSignal
-    in_flight: InFlight
-    observer: Observer
-    complaints: Complaints
-    outcomes: Outcomes
-    watchdog: Watchdog
-    """Time limits and cancels of the runs of thread workers (the asyncio runner keeps its own, on the loop)."""
-
-
-@dataclass(frozen=True)
-class FetchOrder:
-    """Which job names one executor fetches (sync handlers for threads, async ones for the event loop), and the
-    wake-up its idle fetchers wait on."""
-
-    sampler: PrioritySampler[Registration]
-    wakeup: Wakeup
 
 
 class Dispatcher:
@@ -172,7 +109,10 @@ class Dispatcher:
             replies = call_many(calls, self._redis)
         finally:
             self._fetching = False
-        self._report_failed_acks(acks, replies[: len(acks)])
+        refused = [(run, ack) for (run, ack), reply in zip(acks, replies, strict=False) if _is_refusal(reply)]
+        if refused:  # Redis did not run these acks (READONLY, MISCONF, ...): send them until it does
+            self.acknowledge_many(refused)
+        self._report_failed_acks(acks, [None if _is_refusal(reply) else reply for reply in replies[: len(acks)]])
         runs = []
         for (order, token, _, _), reply in zip(fetches, replies[len(acks) :], strict=True):
             if isinstance(reply, Exception):
@@ -309,7 +249,9 @@ class Dispatcher:
         ack = self._context.scripts.ack
         calls: list[ScriptCall] = [(ack, *self._ack_call(run, outcome)) for run, outcome in acks]
         names = ", ".join(sorted({run.registration.name for run, _ in acks}))
-        replies = self._persist(lambda: call_many(calls, self._redis), f"finish {len(acks)} {names} job(s)")
+        replies = self._persist(
+            lambda: _refusals_raised(call_many(calls, self._redis)), f"finish {len(acks)} {names} job(s)"
+        )
         self._report_failed_acks(acks, replies or [])
 
     def _report_failed_acks(self, acks: Sequence[tuple[Run, Ack]], replies: Sequence[Any]) -> None:
@@ -369,3 +311,17 @@ class Dispatcher:
 
 def _as_bytes(payload: bytes | str) -> bytes:
     return payload if isinstance(payload, bytes) else payload.encode("utf-8")
+
+
+def _is_refusal(reply: object) -> bool:
+    """A reply saying Redis did not run the command (READONLY, MISCONF, a cluster refusal): send it again."""
+    return isinstance(reply, Exception) and is_redis_fault(reply)
+
+
+def _refusals_raised(replies: list[Any]) -> list[Any]:
+    """`call_many`'s replies, or the first refusal among them raised, so that `_persist` sends them all again (an
+    ack sent twice finds its job gone from in progress the second time and changes nothing)."""
+    for reply in replies:
+        if _is_refusal(reply):
+            raise reply
+    return replies

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from workq import unique
+from workq import instrumentation, unique
 from workq.clock import Clock
 from workq.connection import REDIS_FAULTS, AnyRedisClient, translated_faults
 from workq.errors import MaybeEnqueued
@@ -124,17 +124,20 @@ class EnqueueCommands:
 
     @contextmanager
     def sending(self, client: AnyRedisClient, jobs: Sequence[Job]) -> Iterator[None]:
-        """Around the one write of an enqueue: Redis faults become `ConnectionFailed` (nothing was enqueued), a lost
-        reply `MaybeEnqueued`; after any failure, names are re-added to known_jobs on their next use."""
-        try:
-            with translated_faults(client):
-                yield
-        except ReplyLost as lost:
-            self._forget_known()
-            raise _maybe_enqueued(jobs, lost) from lost.cause
-        except BaseException:
-            self._forget_known()
-            raise
+        """Around the one write of an enqueue, and the serialising of its jobs (an installed enqueue hook, see
+        `workq.instrumentation`, may add fields to them first): Redis faults become `ConnectionFailed` (nothing was
+        enqueued), a lost reply `MaybeEnqueued`; after any failure, names are re-added to known_jobs on their next
+        use."""
+        with instrumentation.enqueuing(jobs):
+            try:
+                with translated_faults(client):
+                    yield
+            except ReplyLost as lost:
+                self._forget_known()
+                raise _maybe_enqueued(jobs, lost) from lost.cause
+            except BaseException:
+                self._forget_known()
+                raise
 
     def _forget_known(self) -> None:
         with self._known_lock:

@@ -84,6 +84,11 @@ class Keys:
         poll for the jobs they run, so a missed pub/sub message still stops the run."""
         return f"{self.prefix}cancel:{job_id}"
 
+    def purged(self, job_name: str, token: str) -> str:
+        """ext: the jobs one `Client.purge` took from a queue, while it releases their unique locks (then UNLINKed;
+        expires on its own should the purging client die)."""
+        return f"{self.prefix}purged:{job_name}:{token}"
+
     def minutes(self, job_name: str, at: float) -> str:
         """ext: hash of per-minute `processed:<MM>`, `failed:<MM>`, `latency:<MM>` of the UTC hour of `at`
         (see workq.throughput)."""

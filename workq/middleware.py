@@ -110,12 +110,21 @@ def _wrap_async(middleware: Callable[[Job, AsyncNext], Awaitable[None]], inner: 
 
 
 def _around(middleware: Around, inner: JobChain | AsyncJobChain) -> JobChain | AsyncJobChain:
+    """Straight `with enter(job):` around the inner chain, sync or async: workq's own layers run on every job, so
+    they skip `_wrap`'s closure and awaitable check (an `Around` returns nothing)."""
+    enter = middleware.enter
     if not is_async_chain(inner):
-        return _wrap(middleware, cast(JobChain, inner))
+        sync_inner = cast(JobChain, inner)
+
+        def run_sync(job: Job) -> None:
+            with enter(job):
+                sync_inner(job)
+
+        return run_sync
     async_inner = cast(AsyncJobChain, inner)
 
     async def run(job: Job) -> None:
-        with middleware.enter(job):
+        with enter(job):
             await async_inner(job)
 
     return run

@@ -19,6 +19,7 @@ from workq.handler import JobOptions
 from workq.job import Job
 from workq.kept_result import done_record
 from workq.keys import Keys
+from workq.log_format import job_context
 from workq.registration import Registration
 
 logger = logging.getLogger("workq")
@@ -89,6 +90,10 @@ class Outcomes:
     def ack_for(self, run: Run, job: Job, outcome: BaseException | None) -> Ack:
         if outcome is None:
             return self._succeeded(run, job)
+        with job_context(job):  # the lines logged here, after the chain returned, still carry the job
+            return self._ack_for_raised(run, job, outcome)
+
+    def _ack_for_raised(self, run: Run, job: Job, outcome: BaseException) -> Ack:
         if isinstance(outcome, Retry):
             return Ack(self._keys.scheduled, outcome.in_seconds, refiled(job), outcome="rescheduled")
         if isinstance(outcome, STOPPING_OUTCOMES):
@@ -113,7 +118,8 @@ class Outcomes:
         try:
             record = done_record(job, job._returned, self._clock.wall())
         except TypeError as exc:
-            return self._failed(job, run.registration.options, exc, describe(exc))
+            with job_context(job):
+                return self._failed(job, run.registration.options, exc, describe(exc))
         return Ack(counted=PROCESSED, extra=("result", self._keys.result(job.id), record, max(1, round(keep * 1000))))
 
     def _cancelled(self, job: Job, outcome: Cancelled) -> Ack:

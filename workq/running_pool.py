@@ -16,13 +16,13 @@ from workq.cancels import CancelListener
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient
-from workq.dispatcher import FetchOrder, InFlight, WorkerContext
 from workq.event_loop import EventLoopThread
 from workq.heartbeat import Heartbeater, Observer
 from workq.keys import Keys
 from workq.orphans import OrphanSweeper
 from workq.periodic import INTERVAL as PERIODIC_INTERVAL
 from workq.periodic import CronSchedule, PeriodicEnqueuer
+from workq.pool_context import FetchOrder, InFlight, WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.reaper import Reaper
 from workq.registration import Registration

@@ -6,10 +6,11 @@ import logging
 import threading
 from typing import cast
 
-from workq.dispatcher import IDLE_POLL, Dispatcher, FetchOrder, WorkerContext
+from workq.dispatcher import IDLE_POLL, Dispatcher
 from workq.errors import JobTimeout
 from workq.job import Job
 from workq.middleware import JobChain
+from workq.pool_context import FetchOrder, WorkerContext
 from workq.run import Finished, Run
 from workq.time_limits import CANCELLED, RunControl, ThreadInterrupter
 

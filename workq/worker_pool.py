@@ -12,10 +12,17 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from workq import instrumentation
 from workq.backoff import Backoff
 from workq.clock import as_clock
-from workq.connection import RedisClient, check_namespace_fits, resolve_namespace, resolve_redis, translated_faults
-from workq.dispatcher import InFlight
+from workq.connection import (
+    RedisClient,
+    check_namespace_fits,
+    fit_connection_pool,
+    resolve_namespace,
+    resolve_redis,
+    translated_faults,
+)
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
 from workq.event_loop import EventLoopThread
@@ -25,6 +32,7 @@ from workq.keys import Keys
 from workq.log_format import job_context
 from workq.middleware import Around, Middleware, build_chain, thread_chain
 from workq.periodic import CronSchedule, check_cron_spec, zone_of
+from workq.pool_context import InFlight
 from workq.reconfigure import restored_afterwards
 from workq.registration import Registration
 from workq.running_pool import RunningPool
@@ -36,6 +44,9 @@ from workq.wakeup import Wakeup
 logger = logging.getLogger("workq")
 
 DRAIN_POLL = 0.05
+SHARED_CONNECTIONS = 32
+"""Connections a started pool may hold besides one per worker thread: background loops, listeners, the async
+dispatchers, and the app's own calls on `pool.redis` (a generous bound; idle connections cost Redis little)."""
 
 DEAD_AFTER_BEATS = 3
 """`dead_after` must span this many heartbeats: a pool that misses one or two (a GC pause, a slow network) is not
@@ -303,6 +314,10 @@ class WorkerPool:
             self.async_concurrency,
             ",".join(self.job_names),
         )
+        try:
+            fit_connection_pool(self.redis, self.concurrency + SHARED_CONNECTIONS, self._redis_arg)
+        except ValueError as exc:
+            raise WorkqError(str(exc)) from None
         with translated_faults(self.redis):
             running = self._build_running(self.concurrency, self._stopping)
             running.start()
@@ -321,7 +336,7 @@ class WorkerPool:
         """Inline, every chain is called in the calling thread (its async layers awaited on the event loop)."""
         keys = Keys(self.namespace)
         tally = RunTally(self.redis, keys, self.job_names, self._clock.wall)
-        middlewares = [Around(tally.counting), Around(job_context), *self._middlewares]
+        middlewares = [Around(tally.counting), Around(job_context), Around(instrumentation.running), *self._middlewares]
         event_loop = self._event_loop_if_needed()
         registrations = {}
         for name, handler in self._handlers.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -128,6 +129,44 @@ def test_json_logs_carry_the_job_and_the_pool(worker: WorkerStarter, redis_url: 
     assert handled["child"] in {"0", "1"} and len(str(handled["pool_id"])) == 24
     assert str(handled["time"]).endswith("Z")
     assert any(line["message"].startswith("supervisor:") for line in lines), "the supervisor logs JSON too"
+
+
+def test_text_logs_under_processes_name_the_child_that_wrote_them(
+    worker: WorkerStarter, redis_url: str, namespace: str
+) -> None:
+    process = worker("--processes", "2")
+    Enqueuer(namespace, redis_url).enqueue("ok", {"n": 42})
+    assert process.stderr is not None
+    for raw in process.stderr:
+        if "handled n=42" in raw:
+            break
+    process.send_signal(signal.SIGTERM)
+    rest = process.stderr.read()
+    assert process.wait(30) == 0
+
+    assert re.search(r" INFO metrics_app: \[child [01]\] handled n=42$", raw), raw
+    assert re.search(r"INFO workq: supervisor: ", rest), "the supervisor's own lines name no child"
+    stopped = [line for line in rest.splitlines() if re.search(r"worker pool \w+ stopped", line)]
+    assert stopped and all(re.search(r"\[child [01]\] worker pool", line) for line in stopped), stopped
+
+
+def test_the_workers_own_failure_line_carries_the_failed_job(
+    worker: WorkerStarter, redis_url: str, namespace: str
+) -> None:
+    """The line saying a job died is logged after its middleware chain returned, and still names the job."""
+    process = worker("--log-format", "json")
+    job = Enqueuer(namespace, redis_url).enqueue("boom")
+    assert process.stderr is not None
+    for raw in process.stderr:
+        line = json.loads(raw)
+        if "moved to the dead queue" in str(line["message"]):
+            break
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+
+    assert line["level"] == "ERROR" and line["logger"] == "workq"
+    assert (line["job_name"], line["job_id"], line["attempt"]) == ("boom", job.id, 1)
+    assert "RuntimeError: boom" in str(line["exception"])
 
 
 def test_a_metrics_port_in_use_is_refused_in_one_line(worker: WorkerStarter) -> None:

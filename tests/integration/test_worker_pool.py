@@ -9,10 +9,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
+import redis
+
 from integration.job_log import JobLog
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
-from workq import Enqueuer, Job
+from workq import Enqueuer, Job, WorkerPool, WorkqError
 
 
 def test_500_jobs_on_8_threads_each_run_exactly_once(
@@ -209,3 +212,28 @@ def test_a_paused_job_name_is_not_fetched_until_unpaused(
 
     view.client.delete(view.key("jobs:paused:paused"))
     assert log.wait_for(11)[-1].id == held.id
+
+
+def test_a_pool_with_more_threads_than_redis_pys_default_pool_size_runs(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView
+) -> None:
+    """redis-py 8 caps a client built from a URL at 100 connections, and each waiting worker holds one: a pool of
+    150 threads failed with "Too many connections". A pool built from a URL now sizes its connection pool."""
+    log = JobLog()
+    pool = make_pool(concurrency=150)
+    pool.job("work", log.record)
+    pool.start()
+    jobs = enqueuer.enqueue_many("work", [{"n": n} for n in range(300)])
+
+    log.wait_for(300, timeout=30)
+    pool.drain(timeout=10)
+    assert sorted(job.id for job in log.jobs) == sorted(job.id for job in jobs)
+
+
+def test_a_given_client_too_small_for_the_pool_is_refused_at_start(namespace: str, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, max_connections=20)
+    pool = WorkerPool(namespace, client, concurrency=30)
+    pool.job("work", lambda job: None)
+
+    with pytest.raises(WorkqError, match="may open 20 connections, but this pool needs up to 62"):
+        pool.start()

@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 from integration.pool_factory import workq_threads
 
-from testing.conftest import START
+from testing.conftest import START, UNREACHABLE
 from workq import Job, Retry, WorkerPool
+from workq.aio import AsyncEnqueuer
 from workq.testing import TestHarness
 
 
@@ -55,3 +56,26 @@ def test_eager_mode_raises_an_async_handlers_exception_to_the_caller(pool: Worke
 
     with TestHarness(pool, start=START, eager=True), pytest.raises(ValueError, match="no"):
         boom.enqueue()
+
+
+def test_an_async_enqueuer_awaited_in_the_apps_own_loop_runs_async_tasks_eagerly(pool: WorkerPool) -> None:
+    greeted: list[str] = []
+
+    @pool.task()
+    async def greet(name: str) -> None:
+        await asyncio.sleep(0)
+        if name == "":
+            raise ValueError("empty name")
+        greeted.append(name)
+
+    web = AsyncEnqueuer(pool.namespace, UNREACHABLE)  # what a FastAPI app would hold
+
+    async def request_handlers() -> None:  # the test's loop runs this; the pool's own loop runs greet
+        await greet.using(web).enqueue("ada")
+        assert greeted == ["ada"]
+        with pytest.raises(ValueError, match="empty name"):
+            await web.enqueue("greet", {"name": ""})
+
+    with TestHarness(pool, web, eager=True, start=START) as h:
+        asyncio.run(request_handlers())
+        assert [job.last_err for job in h.retrying()] == ["ValueError: empty name"]

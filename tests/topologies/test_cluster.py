@@ -4,6 +4,7 @@ different hash tags spread over the shards; a namespace without braces is refuse
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -78,6 +79,36 @@ def test_jobs_enqueued_through_a_cluster_url_run_on_a_pool_of_threads(
     client = Client(NAMESPACE, cluster.url)
     assert [(queue.job_name, queue.count) for queue in client.queues()] == [("add", 0)]
     assert [(stats.job_name, stats.processed, stats.failed) for stats in client.job_stats()] == [("add", 301, 0)]
+    slots = {cluster.keyslot(key.decode()) for key in cluster_client.scan_iter(match="*")}
+    assert slots == {cluster.keyslot(NAMESPACE)}, "every key of the namespace is in its hash tag's slot"
+
+
+def test_async_handlers_run_once_on_a_cluster_and_fail_into_the_dead_set(
+    cluster: Cluster, cluster_client: RedisCluster, make_pool: PoolMaker
+) -> None:
+    """The async runner's pipelined fetch-and-ack falls back to one call at a time on a cluster client."""
+    runs = Runs()
+    pool = make_pool(NAMESPACE, cluster.url, async_concurrency=20)
+
+    @pool.job("add")
+    async def add(job: Job) -> None:
+        await asyncio.sleep(0.005)  # long enough for several jobs to be in flight at once
+        runs.add(job.id)
+
+    @pool.job("doomed", max_fails=1)
+    async def doomed(job: Job) -> None:
+        raise RuntimeError("upstream down")
+
+    enqueuer = Enqueuer(NAMESPACE, cluster.url)
+    jobs = enqueuer.enqueue_many("add", [{"n": n} for n in range(200)])
+    failed = enqueuer.enqueue("doomed")
+    pool.start()
+    pool.drain(timeout=30)
+
+    assert runs.counts == Counter(job.id for job in jobs)
+    client = Client(NAMESPACE, cluster.url)
+    dead = wait_until(lambda: client.dead_jobs()[0], timeout=15, what="the failed async job in the dead set")
+    assert [(entry.id, entry.fails) for entry in dead] == [(failed.id, 1)]
     slots = {cluster.keyslot(key.decode()) for key in cluster_client.scan_iter(match="*")}
     assert slots == {cluster.keyslot(NAMESPACE)}, "every key of the namespace is in its hash tag's slot"
 

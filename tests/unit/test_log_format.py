@@ -9,8 +9,9 @@ import threading
 
 import pytest
 
-from workq import Job
-from workq.log_format import configure_logging, job_context, log_context
+from workq import Job, WorkerPool
+from workq.log_format import configure_logging, job_context
+from workq.testing import TestHarness
 
 
 @pytest.fixture
@@ -50,13 +51,37 @@ def test_lines_inside_a_run_carry_the_job_only_in_its_own_thread(lines: io.Strin
         inside.set()
         other_thread_logged.wait(5)
 
-    log_context(job, run)
+    with job_context(job):
+        run()
     logging.getLogger("app").info("after")
 
     by_message = {line["message"]: line for line in logged(lines)}
     assert (by_message["sending"]["job_name"], by_message["sending"]["job_id"]) == ("email", job.id)
     assert by_message["sending"]["attempt"] == 3
     assert "job_id" not in by_message["meanwhile"] and "job_id" not in by_message["after"]
+
+
+def test_the_retry_and_dead_lines_logged_after_a_run_carry_the_attempt_that_failed(lines: io.StringIO) -> None:
+    pool = WorkerPool("logs", concurrency=1)
+
+    @pool.job("sync", max_fails=2, backoff=lambda job: 5)
+    def sync(job: Job) -> None:
+        raise ConnectionError("upstream down")
+
+    with TestHarness(pool) as harness:
+        job = harness.enqueuer.enqueue("sync")
+        harness.drain()
+        harness.advance(5)
+        harness.drain()
+
+    failures = [line for line in logged(lines) if line["logger"] == "workq" and line["level"] == "ERROR"]
+    assert [(line["job_name"], line["job_id"], line["attempt"]) for line in failures] == [
+        ("sync", job.id, 1),
+        ("sync", job.id, 2),
+    ]
+    assert "retrying in 5 s" in str(failures[0]["message"])
+    assert "moved to the dead queue" in str(failures[1]["message"])
+    assert all("ConnectionError: upstream down" in str(line["exception"]) for line in failures)
 
 
 def test_a_traceback_is_one_field_of_one_line(lines: io.StringIO) -> None:

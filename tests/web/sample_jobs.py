@@ -10,7 +10,9 @@ from typing import Any
 
 import redis
 
-from workq import DeadJob, Enqueuer, Job, RetryJob, ScheduledJob
+from workq import Client, DeadJob, Enqueuer, Job, RetryJob, ScheduledJob
+from workq.keys import Keys
+from workq.throughput import MINUTES_KEPT
 
 CSRF = "test-csrf-token"
 SCRIPT = "<script>alert(1)</script>"
@@ -33,6 +35,20 @@ class Placed:
 def file_job(redis_client: redis.Redis, namespace: str, zset: str, job: Job, score: int) -> None:
     """Put `job` in the `retry`, `dead` or `scheduled` sorted set."""
     redis_client.zadd(f"{namespace}:{zset}", {job.to_json(): score})
+
+
+def file_minute(
+    redis_client: redis.Redis, namespace: str, name: str, at: float, *, processed: int, failed: int, latency: int = 0
+) -> None:
+    """Counts of one past minute of `name`, written as pools' tallies write them (workq.throughput's layout)."""
+    key = Keys(namespace).minutes(name, at)
+    minute = time.strftime("%M", time.gmtime(at))
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.hincrby(key, f"processed:{minute}", processed)
+    pipe.hincrby(key, f"failed:{minute}", failed)
+    pipe.hset(key, f"latency:{minute}", latency)
+    pipe.expire(key, MINUTES_KEPT)
+    pipe.execute()
 
 
 def failed_job(name: str, now: int, fails: int, args: dict[str, Any] | None = None) -> Job:
@@ -65,6 +81,12 @@ def place_every_state(redis_client: redis.Redis, namespace: str) -> Placed:
         retry=retry.as_view(RetryJob, retry_at=now + 120),
         dead=dead.as_view(DeadJob, died_at=now - 5),
     )
+
+
+def cancelled_dead(client: Client, job_id: str) -> bool:
+    """The pool acted on a cancel request already: the job is dead, "cancelled"."""
+    status = client.job_status(job_id)
+    return status is not None and status.state == "dead" and "cancelled" in status.last_err
 
 
 def day_of(epoch: int) -> str:

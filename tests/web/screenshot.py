@@ -2,6 +2,7 @@
 shown by `workq web` in Debian's chromium. Run from the repository root:
 
     PYTHONPATH=tests .venv/bin/python -m web.screenshot [docs/dashboard.png] [--page dead]
+    PYTHONPATH=tests .venv/bin/python -m web.screenshot docs/charts.png --page charts
 
 Needs the Redis of $WORKQ_REDIS_URL (default redis://127.0.0.1:6379/0); uses and then deletes namespace
 `workq-demo`."""
@@ -20,7 +21,9 @@ import redis
 
 from support import wait_until
 from web.harness import CHROMIUM, CHROMIUM_ARGS, ServedDashboard
+from web.sample_jobs import file_minute
 from workq import Client, Enqueuer, Job, WorkerPool
+from workq.throughput import read_totals
 
 NAMESPACE = "workq-demo"
 REDIS_URL = os.environ.get("WORKQ_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -95,6 +98,54 @@ def populate(demo: Demo, client: Client) -> None:
         enqueuer.enqueue_in("nightly_report", hours * 3600, {"date": "2026-11-23"})
 
 
+def backfill_history(redis_client: redis.Redis, client: Client) -> None:
+    """The hour and the week before the demo's own runs, written in the tallies' layout: a steady email load with a
+    burst of SMTP failures, image uploads in waves with a queue backing up, invoices at the top of the hour."""
+    now = int(redis_client.time()[0])
+    for back in range(1, 60):
+        at = now - back * 60
+        minute = at // 60 % 60
+        smtp_down = 20 <= back <= 26
+        file_minute(
+            redis_client,
+            NAMESPACE,
+            "send_email",
+            at,
+            processed=180 + (minute * 37) % 60 - (120 if smtp_down else 0),
+            failed=(45 + back % 9) if smtp_down else back % 4,
+            latency=(back - 19) * 20 if smtp_down else 1,
+        )
+        wave = abs(30 - (minute * 2) % 60)
+        file_minute(
+            redis_client,
+            NAMESPACE,
+            "resize_image",
+            at,
+            processed=40 + wave * 3,
+            failed=wave // 9,
+            latency=max(0, wave - 18) * 4,
+        )
+        file_minute(redis_client, NAMESPACE, "generate_invoice", at, processed=140 if minute in (0, 1) else 3, failed=0)
+    day = 86400
+    for back in range(7):
+        for name, processed, failed in (
+            ("send_email", 250_000 + back * 9_000, 800 + back * 130),
+            ("resize_image", 90_000 - back * 4_000, 1_200 - back * 90),
+            ("generate_invoice", 9_000 + (back % 3) * 2_500, 4 * back),
+            ("nightly_report", 1, 0),
+        ):
+            key = client.keys.stats(name, now - back * day)
+            share = (now % day) / day if back == 0 else 1.0  # today so far, on top of the demo's own runs
+            redis_client.hincrby(key, "processed", int(processed * share))
+            redis_client.hincrby(key, "failed", int(failed * share))
+            redis_client.expire(key, 8 * day)
+
+
+def tallies_written(client: Client) -> bool:
+    """The demo pools have written their tallies (every 5 s): the all-time totals, which the backfill leaves alone."""
+    return sum(read_totals(client.redis, client.keys).values()) > 0
+
+
 def shoot(out: Path, page_path: str) -> None:
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 (dev extra; this is a script)
 
@@ -104,6 +155,9 @@ def shoot(out: Path, page_path: str) -> None:
     client = Client(NAMESPACE, redis_client)
     try:
         populate(demo, client)
+        if page_path == "charts":
+            backfill_history(redis_client, client)
+            wait_until(lambda: tallies_written(client), timeout=30, what="the pools' tallies")
         with (
             tempfile.TemporaryDirectory() as scratch,
             ServedDashboard(REDIS_URL, NAMESPACE, Path(scratch) / "web.log") as served,
@@ -133,7 +187,9 @@ def _clean(redis_client: redis.Redis) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="docs/dashboard.png", type=Path)
-    parser.add_argument("--page", default="", help="page to shoot: '' (overview), workers, scheduled, retry, dead")
+    parser.add_argument(
+        "--page", default="", help="page to shoot: '' (overview), workers, scheduled, retry, dead, charts"
+    )
     args = parser.parse_args()
     logging.getLogger("workq").setLevel(logging.CRITICAL)  # the demo's failures are on purpose
     shoot(args.out, args.page)

@@ -4,6 +4,8 @@ in a subprocess and a WorkerPool running in this process. Skipped, with the reas
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import redis
 from support import wait_until
 from web.conftest import PoolStarter
 from web.harness import CHROMIUM, CHROMIUM_ARGS, REBIND_NAME, ServedDashboard, chromium_missing
-from web.sample_jobs import SCRIPT, failed_job, file_job
+from web.sample_jobs import SCRIPT, cancelled_dead, failed_job, file_job, file_minute
 from workq import Client, Enqueuer, Job, WorkerPool
 
 if TYPE_CHECKING:
@@ -272,6 +274,62 @@ def test_buttons_act_on_their_own_queue_and_job_whatever_the_name_or_id(
     assert page.problems == []
 
 
+COUNT_CSP_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+def test_the_charts_draw_the_runs_of_live_pools_and_past_minutes_under_the_strict_csp(
+    page: Watched, redis_client: redis.Redis, namespace: str, start_pool: PoolStarter
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    def refuse(job: Job) -> None:
+        raise RuntimeError("declined")
+
+    pool = start_pool({"charge": lambda job: None, "refund": refuse})
+    Enqueuer(namespace, redis_client).enqueue_many("charge", [{"n": n} for n in range(4)])
+    Enqueuer(namespace, redis_client).enqueue("refund", {"n": 1})
+    pool.drain(timeout=10)
+    pool.stop()  # writes its tally
+    now = int(redis_client.time()[0])
+    past = {now - back * 60: (10 + back % 7, back % 3) for back in range(2, 32)}
+    for minute, (processed, failed) in past.items():
+        file_minute(redis_client, namespace, "charge", minute, processed=processed, failed=failed)
+    file_minute(redis_client, namespace, "charge", now - 600, processed=0, failed=0, latency=42)
+
+    page.page.add_init_script(COUNT_CSP_VIOLATIONS)
+    page.page.goto("charts")
+    page.page.wait_for_selector("#live-status:has-text('updated')")  # one live refresh replaced the charts too
+
+    charge = page.page.locator('section[aria-label="charge"]')
+    expect(charge.locator("figure")).to_have_count(2)
+    hour = charge.locator("figure").first
+    expect(hour.locator("g.chart-bar")).to_have_count(60)
+    drawn = []
+    for bar in hour.locator("g.chart-bar").all():
+        processed, failed = map(
+            int, re.findall(r"(\d+) (?:processed|failed)", str(bar.locator("title").text_content()))
+        )
+        box = bar.locator("rect.processed").bounding_box()
+        drawn.append((processed, failed, box["height"] if box else 0))
+    assert sum(processed for processed, _, _ in drawn) == 4 + sum(processed for processed, _ in past.values())
+    assert sum(failed for _, failed, _ in drawn) == sum(failed for _, failed in past.values())
+    assert all((height > 0) == (processed > 0) for processed, _, height in drawn), "each run drawn at its height"
+    assert hour.locator("svg rect.failed").count() == sum(1 for _, failed in past.values() if failed)
+    assert hour.locator("svg polyline.latency").is_visible()
+    fill = hour.locator("svg rect.processed").last.evaluate("rect => getComputedStyle(rect).fill")
+    assert fill not in ("", "rgb(0, 0, 0)"), "the stylesheet (served from 'self') colours the bars"
+    refund = page.page.locator('section[aria-label="refund"] figure').first
+    assert refund.locator("g.chart-bar title").last.text_content().endswith("0 processed, 1 failed")
+    expect(page.page.locator('section[aria-label="All jobs"]')).to_have_count(1)
+    assert page.page.evaluate("window.cspViolations") == []
+    assert page.problems == []
+
+
 @pytest.fixture
 def placed_dead(redis_client: redis.Redis, namespace: str) -> list[Job]:
     """Two dead email jobs (and the email queue known, as a pool or enqueue would make it)."""
@@ -281,6 +339,62 @@ def placed_dead(redis_client: redis.Redis, namespace: str) -> list[Job]:
         file_job(redis_client, namespace, "dead", job, now - 10 - n)
     redis_client.sadd(f"{namespace}:known_jobs", "email")
     return jobs
+
+
+def test_a_hostile_queue_s_page_deletes_and_purges_that_queue_only(
+    page: Watched, client: Client, redis_client: redis.Redis, namespace: str, placed_dead: list[Job]
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    name = "x/../../delete_all_dead_jobs"
+    jobs = Enqueuer(namespace, redis_client).enqueue_many(name, [{"n": n} for n in range(3)])
+    Enqueuer(namespace, redis_client).enqueue("email", {})
+    page.page.goto("")
+    page.page.locator(f'tr[data-queue="{name}"]').get_by_role("link", name=name).click()
+    expect(page.page).to_have_url(f"{page.base_url}queue?job_name=x%2F..%2F..%2Fdelete_all_dead_jobs")
+    rows = page.page.locator("tr[data-job-id]")
+    expect(rows).to_have_count(3)
+    rows.and_(page.page.locator(f'[data-job-id="{jobs[1].id}"]')).get_by_role("button", name="Delete").click()
+    expect(page.page.locator("#toast")).to_have_text(f"Deleted {name} {jobs[1].id}")
+    expect(rows).to_have_count(2)
+    page.page.get_by_role("button", name="Purge").click()
+    dialog = page.page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text(f"Delete all 2 queued {name} jobs?")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(page.page.locator("#toast")).to_have_text("Purged 2 queued jobs")
+    expect(page.page.locator("main")).to_contain_text("Nothing queued.")
+    assert client.queued_jobs(name)[1] == 0 and client.queued_jobs("email")[1] == 1
+    assert client.dead_jobs()[1] == 2, "no dead job was deleted"
+    assert page.problems == []
+
+
+def test_cancel_a_running_job_from_the_workers_page(
+    page: Watched,
+    client: Client,
+    namespace: str,
+    *,
+    redis_client: redis.Redis,
+    start_pool: PoolStarter,
+    release: threading.Event,
+) -> None:
+    from playwright.sync_api import expect  # noqa: PLC0415 (installed: the browser fixture checked)
+
+    running = threading.Event()
+
+    def slow(job: Job) -> None:
+        running.set()
+        release.wait(30)
+
+    start_pool({"slow": slow})
+    job = Enqueuer(namespace, redis_client).enqueue("slow", {})
+    assert running.wait(20)
+    page.page.goto("workers")
+    row = page.page.locator(f'tr[data-job-id="{job.id}"]')
+    expect(row).to_have_count(1, timeout=20_000)  # once the worker's observation is written and the page refreshed
+    row.get_by_role("button", name="Cancel").click()
+    page.page.locator("#confirm-dialog").get_by_role("button", name="Confirm").click()
+    expect(page.page.locator("#toast")).to_have_text(f"Cancel requested for slow {job.id}")
+    assert redis_client.exists(client.keys.cancel_request(job.id)) or cancelled_dead(client, job.id)
 
 
 def test_schedules_page_and_cron_ticks_apart_from_one_off_jobs(

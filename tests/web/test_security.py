@@ -35,15 +35,21 @@ POST_ROUTES = post_routes()
 
 def test_every_state_change_of_gocraft_work_s_ui_is_a_post_route() -> None:
     assert POST_ROUTES == [
+        "/api/cancel",
+        "/api/cancel/abc",
         "/api/delete_all_dead_jobs",
         "/api/delete_dead_job",
         "/api/delete_dead_job/1/abc",
+        "/api/delete_queued_job",
+        "/api/delete_queued_job/email/abc",
         "/api/delete_retry_job",
         "/api/delete_retry_job/1/abc",
         "/api/delete_scheduled_job",
         "/api/delete_scheduled_job/1/abc",
         "/api/pause",
         "/api/pause/email",
+        "/api/purge",
+        "/api/purge/email",
         "/api/retry_all_dead_jobs",
         "/api/retry_dead_job",
         "/api/retry_dead_job/1/abc",
@@ -72,6 +78,7 @@ def test_every_post_without_the_csrf_token_is_refused_with_403(
     assert response.status_code == 403, response.get_data(as_text=True)
     assert "CSRF" in response.get_json()["error"]
     assert client.dead_jobs()[1] == 1 and not client.is_paused("email"), "nothing changed"
+    assert client.queued_jobs("email")[1] == 1, "nothing purged"
 
 
 def test_a_form_carrying_the_token_passes_the_csrf_check(web: FlaskClient, placed: Placed) -> None:

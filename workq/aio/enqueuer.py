@@ -122,8 +122,8 @@ class AsyncEnqueuer(ReconfigurableEnqueuer[AsyncRedis | AsyncRedisCluster]):
     ) -> Job | None:
         job = self._commands.new_unique_job(name, args, key_map)
         run_at = None if seconds is None else await self._run_at(seconds)
-        call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds, run_at=run_at)
         with self._commands.sending(self.redis, [job]):
+            call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds, run_at=run_at)
             enqueued = (await self._once.execute([call]))[0]
         if not enqueued:
             return None

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 
-from workq.cli import jobs, views, web, worker
+from workq.cli import control, jobs, views, web, worker
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options, installed_version
 from workq.cli.worker import load_pool
 from workq.errors import WorkqError
@@ -49,6 +49,6 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workq", description="Redis-backed background jobs.")
     parser.add_argument("--version", action="version", version=f"workq {installed_version()}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    for module in (worker, jobs, views, web):
+    for module in (worker, jobs, control, views, web):
         module.add_commands(commands, connection)
     return parser

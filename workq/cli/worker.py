@@ -144,8 +144,9 @@ def run_worker(args: argparse.Namespace) -> int:
         connection = pool.redis  # a URL is parsed here
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    if args.log_format == "json":
-        configure_logging(args.log_level, "json", pool_id=pool.pool_id, child=os.environ.get(CHILD_INDEX_ENV))
+    child = os.environ.get(CHILD_INDEX_ENV) if args.supervisor_fd is not None else None
+    if args.log_format == "json" or child is not None:
+        configure_logging(args.log_level, args.log_format, pool_id=pool.pool_id, child=child)
     with translated_faults(connection):
         connection.ping()
     if args.processes > 1:

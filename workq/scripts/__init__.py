@@ -94,6 +94,9 @@ class Scripts:
     expire_leases: LuaScript
     extend_lease: LuaScript
     release_lock: LuaScript
+    remove_job: LuaScript
+    cancel_running: LuaScript
+    purge_queue: LuaScript
     drop_ticks: LuaScript
 
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, NotFound
 
 from workq.job import check_job_name
 from workq.scheduled_split import KINDS
@@ -68,6 +68,23 @@ def retry_jobs() -> ResponseReturnValue:
 @blueprint.get("/dead_jobs")
 def dead_jobs() -> ResponseReturnValue:
     return _job_page(records.JOB_SETS["dead"])
+
+
+@blueprint.get("/queued_jobs")
+def queued_jobs() -> ResponseReturnValue:
+    """A page of `?job_name=`'s queue, next to run first."""
+    name = checked_job_name(request.args.get("job_name", ""))
+    jobs, total = dashboard().client.queued_jobs(name, parse_page(request.args.get("page")))
+    return jsonify({"count": total, "jobs": [records.job_record(job, "enqueued_at") for job in jobs]})
+
+
+@blueprint.get("/job_status/<path:job_id>")
+def job_status(job_id: str) -> ResponseReturnValue:
+    """Where a job is (`Client.job_status`); 404 when Redis knows nothing of it."""
+    status = dashboard().client.job_status(job_id)
+    if status is None:
+        raise NotFound(f"no job {job_id}: never enqueued, deleted, or finished without keep_result")
+    return jsonify(dataclasses.asdict(status))
 
 
 @blueprint.get("/stats")
@@ -139,17 +156,39 @@ def delete_scheduled_job(run_at: str | None = None, job_id: str | None = None) -
     return _done()
 
 
+@blueprint.post("/cancel")
+@blueprint.post("/cancel/<path:job_id>")
+def cancel(job_id: str | None = None) -> ResponseReturnValue:
+    """Cancel a job wherever it is; `was` says where it was (see `Client.cancel`)."""
+    return _done(was=dashboard().client.cancel(_value("job_id", job_id)))
+
+
+@blueprint.post("/delete_queued_job")
+@blueprint.post("/delete_queued_job/<job_name>/<path:job_id>")
+def delete_queued_job(job_name: str | None = None, job_id: str | None = None) -> ResponseReturnValue:
+    """A job name holding `/` cannot be told apart from its id in the path: send such a name in the form body."""
+    name = checked_job_name(_value("job_name", job_name))
+    dashboard().client.delete_queued_job(name, _value("job_id", job_id))
+    return _done()
+
+
+@blueprint.post("/purge")
+@blueprint.post("/purge/<path:job_name>")
+def purge(job_name: str | None = None) -> ResponseReturnValue:
+    return _done(count=dashboard().client.purge(checked_job_name(_value("job_name", job_name))))
+
+
 @blueprint.post("/pause")
 @blueprint.post("/pause/<path:job_name>")
 def pause(job_name: str | None = None) -> ResponseReturnValue:
-    dashboard().client.pause(_job_name(_value("job_name", job_name)))
+    dashboard().client.pause(checked_job_name(_value("job_name", job_name)))
     return _done()
 
 
 @blueprint.post("/unpause")
 @blueprint.post("/unpause/<path:job_name>")
 def unpause(job_name: str | None = None) -> ResponseReturnValue:
-    dashboard().client.unpause(_job_name(_value("job_name", job_name)))
+    dashboard().client.unpause(checked_job_name(_value("job_name", job_name)))
     return _done()
 
 
@@ -174,7 +213,8 @@ def _job_page(job_set: records.JobSet) -> ResponseReturnValue:
     return jsonify({"count": total, "jobs": [records.job_record(job, job_set.score_field) for job in jobs]})
 
 
-def _job_name(text: str) -> str:
+def checked_job_name(text: str) -> str:
+    """`text` as a job name; 400 saying what is wrong with it otherwise."""
     try:
         return check_job_name(text)
     except (TypeError, ValueError) as exc:

@@ -17,9 +17,11 @@ from workq.web.state import dashboard
 
 blueprint = Blueprint("charts", __name__)
 
-WIDTH, HEIGHT = 720, 140
-"""The SVG's user units; the CSS scales it to the card's width."""
+HOUR_WIDTH, DAYS_WIDTH, HEIGHT = 720, 360, 140
+"""The SVGs' user units, in the ratio of the page's two columns (2fr 1fr): the CSS scales each to its column's
+width, so text inside keeps its shape."""
 AXIS_LABELS = 5
+"""Labels under a chart of more bars than this: evenly spaced, the first and the last included."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,14 @@ class Drawing:
     peak: int
     latency_points: str
     latency_peak: int
-    axis: list[tuple[float, str]]
+    axis: list[tuple[float, str, str]]
+    """(x, text, SVG text-anchor) of each label under the bars; the end ones are anchored inside the chart."""
+    width: int
 
 
-def draw(series: Series) -> Drawing:
+def draw(series: Series, width: int) -> Drawing:
     count = len(series.labels)
-    slot = WIDTH / max(1, count)
+    slot = width / max(1, count)
     peak = max([p + f for p, f in zip(series.processed, series.failed, strict=True)] or [0])
     scale = HEIGHT / max(1, peak)
     bars = []
@@ -71,9 +75,25 @@ def draw(series: Series) -> Drawing:
         f"{round(index * slot + slot / 2, 2)},{round(HEIGHT - value * latency_scale, 2)}"
         for index, value in enumerate(series.latency)
     )
-    step = max(1, (count - 1) // (AXIS_LABELS - 1)) if count > 1 else 1
-    axis = [(round(index * slot + slot / 2, 2), series.labels[index]) for index in range(0, count, step)]
-    return Drawing(bars, peak, points if latency_peak else "", latency_peak, axis)
+    return Drawing(bars, peak, points if latency_peak else "", latency_peak, _axis(series.labels, slot), width)
+
+
+def _axis(labels: list[str], slot: float) -> list[tuple[float, str, str]]:
+    count = len(labels)
+    if count <= AXIS_LABELS + 3:
+        shown = list(range(count))
+    else:
+        shown = sorted({round(step * (count - 1) / (AXIS_LABELS - 1)) for step in range(AXIS_LABELS)})
+    axis = []
+    for index in shown:
+        text = labels[index][5:] if len(labels[index]) == 10 else labels[index]  # a day as MM-DD
+        if index == 0 and count > 1:
+            axis.append((0.0, text, "start"))
+        elif index == count - 1 and count > 1:
+            axis.append((round(count * slot, 2), text, "end"))
+        else:
+            axis.append((round(index * slot + slot / 2, 2), text, "middle"))
+    return axis
 
 
 @blueprint.get("/charts")
@@ -88,9 +108,8 @@ def charts_page() -> str:
         back=url_for("charts.charts_page"),
         now=state.now(),
         total=TOTAL,
-        minutes={name: draw(series) for name, series in charts.minutes.items()},
-        days={name: draw(series) for name, series in charts.days.items()},
-        width=WIDTH,
+        minutes={name: draw(series, HOUR_WIDTH) for name, series in charts.minutes.items()},
+        days={name: draw(series, DAYS_WIDTH) for name, series in charts.days.items()},
         height=HEIGHT,
     )
 

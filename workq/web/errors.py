@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from flask import Flask, Response, jsonify, make_response, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from workq.errors import ConnectionFailed, NotDeleted, NotRetried
+from workq.errors import ConnectionFailed, JobNotFound, NotDeleted, NotRetried
 from workq.web.security import is_return_path
 
 logger = logging.getLogger("workq.web")
@@ -27,7 +27,8 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(NotDeleted)
     @app.errorhandler(NotRetried)
-    def gone(error: NotDeleted | NotRetried) -> Response:
+    @app.errorhandler(JobNotFound)
+    def gone(error: NotDeleted | NotRetried | JobNotFound) -> Response:
         return _respond(404, "Not Found", f"{error}: it may have been retried, deleted or requeued meanwhile")
 
     @app.errorhandler(ConnectionFailed)

@@ -1,15 +1,17 @@
-"""The HTML pages: overview, workers, and the scheduled / retry / dead sets, rendered on the server (the JS in
-static/ only refreshes them and sends their forms without a reload)."""
+"""The HTML pages: overview, workers, one page per queue, and the scheduled / retry / dead sets, rendered on the
+server (the JS in static/ only refreshes them and sends their forms without a reload)."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, render_template, request, url_for
 
 from workq.client import Client
 from workq.tick_pruner import UNREGISTERED_GRACE
 from workq.web import records
+from workq.web.api import checked_job_name
 from workq.web.paging import Pagination, parse_page
 from workq.web.state import dashboard
 
@@ -38,6 +40,39 @@ def workers() -> str:
         pools=records.pool_rows(state.client, busy, now),
         busy=busy,
     )
+
+
+@blueprint.get("/queue")
+def queue() -> str:
+    """The jobs queued for `?job_name=`, next to run first, with Delete per job and Purge."""
+    state = dashboard()
+    name = checked_job_name(request.args.get("job_name", ""))
+    page = parse_page(request.args.get("page"))
+    jobs, total = state.client.queued_jobs(name, page)
+    return _render(
+        "queue.html",
+        "queue",
+        f"Queue {name}",
+        records.counts(state.client),
+        now=state.now(),
+        job_name=name,
+        paused=state.client.is_paused(name),
+        jobs=jobs,
+        pagination=Pagination(page, total),
+        page_query=_query(job_name=name),
+        back=queue_url(name, page),
+    )
+
+
+@blueprint.app_template_global()
+def queue_url(job_name: str, page: int = 1) -> str:
+    """The page of queue `job_name`. Its name travels in the query, percent-encoded with nothing left as is, so
+    no name (`..`, `a/b`, `x?y#z`) can become part of the path that a browser would resolve."""
+    return url_for("pages.queue") + "?" + _query(job_name=job_name, **({"page": str(page)} if page > 1 else {}))
+
+
+def _query(**values: str) -> str:
+    return urlencode(values, quote_via=quote, safe="")
 
 
 @blueprint.get("/scheduled")

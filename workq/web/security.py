@@ -22,7 +22,8 @@ CSRF_COOKIE_PREFIX = "workq_csrf_"
 """The SameSite=Strict cookie a browser must send back with the token; named after the token, so dashboards on
 other ports of the same host (which share cookies) do not overwrite each other's."""
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-RETURN_PATH = re.compile(r"/(?!/)[\w/-]*(\?page=[0-9]+)?")
+RETURN_PATH = re.compile(r"/(?!/)[\w/-]*(\?page=[0-9]+|\?job_name=[\w%.~-]+(&page=[0-9]+)?)?")
+"""A path of this dashboard with, at most, a page number and a percent-encoded queue name (`/queue?job_name=a%2Fb`)."""
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -140,8 +141,8 @@ def same_secret(sent: str, expected: str) -> bool:
 
 
 def is_return_path(text: str) -> bool:
-    """True for a path of this site, optionally with `?page=N`: never another host (`//evil`) or a scheme, so a
-    form's `next` cannot turn the dashboard into an open redirect."""
+    """True for a path of this site, optionally with `?page=N` or a queue page's `?job_name=…&page=N`: never
+    another host (`//evil`) or a scheme, so a form's `next` cannot turn the dashboard into an open redirect."""
     return RETURN_PATH.fullmatch(text) is not None
 
 
