@@ -279,8 +279,9 @@ class Dispatcher:
                 keys.append(ack.relock[0])
         args.append(ack.relock[1] if ack.relock is not None else "")
         if ack.extra is not None:
-            keys.append(ack.extra[1])
-            args.extend((ack.extra[0], *ack.extra[2:]))
+            kind, extra_keys, record, lifetime_ms = ack.extra
+            keys.extend(extra_keys)
+            args.extend((kind, record, lifetime_ms))
         return keys, args
 
     def _persist(self, call: Callable[[], _T], what: str) -> _T | None:

@@ -17,7 +17,8 @@ from workq.errors import ArgsMismatch, Cancelled, JobTimeout, Retry
 from workq.failures import refile_failed, refiled
 from workq.handler import JobOptions
 from workq.job import Job
-from workq.kept_result import done_record
+from workq.job_control import CANCELLED_KEPT
+from workq.kept_result import cancelled_record, done_record
 from workq.keys import Keys
 from workq.log_format import job_context
 from workq.registration import Registration
@@ -64,8 +65,8 @@ class Ack:
     counted: str = ""
     relock: tuple[str, str | bytes] | None = None
     outcome: Outcome = "processed"
-    extra: tuple[str, str] | tuple[str, str, str, int] | None = None
-    """("result", result key, record JSON, lifetime ms) or ("cancel", cancel request key): see ack.lua."""
+    extra: tuple[str, tuple[str, ...], str, int] | None = None
+    """("result" or "cancel", its keys, the result record's JSON, its lifetime in ms): see ack.lua."""
 
 
 @dataclass(frozen=True)
@@ -120,17 +121,20 @@ class Outcomes:
         except TypeError as exc:
             with job_context(job):
                 return self._failed(job, run.registration.options, exc, describe(exc))
-        return Ack(counted=PROCESSED, extra=("result", self._keys.result(job.id), record, max(1, round(keep * 1000))))
+        return Ack(
+            counted=PROCESSED, extra=("result", (self._keys.result(job.id),), record, max(1, round(keep * 1000)))
+        )
 
     def _cancelled(self, job: Job, outcome: Cancelled) -> Ack:
-        """Dead at once, `err` starting with "cancelled" (not a failure: `fails` unchanged); the cancel request is
-        deleted by the same ack."""
+        """Dead at once, `err` starting with "cancelled" (not a failure: `fails` unchanged); the same ack deletes
+        the cancel request and records the job as "cancelled" for a day, as `Client.cancel` does for a waiting one."""
         message = str(outcome) or "cancelled"
         job.last_err = message if message.startswith("cancelled") else f"cancelled: {message}"
         job.failed_at = int(self._clock.wall())
         logger.warning("job %s %s cancelled while running: moved to the dead queue", job.name, job.id)
-        cancel_request = ("cancel", self._keys.cancel_request(job.id))
-        return Ack(self._keys.dead, 0, refiled(job), outcome="dead", extra=cancel_request)
+        keys = (self._keys.cancel_request(job.id), self._keys.result(job.id))
+        record = ("cancel", keys, cancelled_record(job, self._clock.wall()), CANCELLED_KEPT * 1000)
+        return Ack(self._keys.dead, 0, refiled(job), outcome="dead", extra=record)
 
     def _failed(self, job: Job, options: JobOptions, exc: BaseException, err: str) -> Ack:
         retryable = not isinstance(exc, ArgsMismatch)  # retrying cannot fix a job's args

@@ -8,12 +8,13 @@ import asyncio
 import threading
 import time
 
+import pytest
 import redis
 
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
-from workq import Enqueuer, Job, WorkerPool
+from workq import Client, Enqueuer, Job, JobFailed, WorkerPool
 from workq.keys import Keys
 
 CANCEL_DEADLINE = 5.0
@@ -151,3 +152,32 @@ def test_a_cancel_reaches_an_async_run_too(
     [dead] = wait_until(view.dead, timeout=CANCEL_DEADLINE, what="the cancelled async job in the dead set")
     assert dead.fields["err"].startswith("cancelled") and saw_cancelled == [True]
     assert redis_client.exists(Keys(namespace).cancel_request(job.id)) == 0
+
+
+def test_client_cancel_and_wait_result_work_end_to_end_with_the_pool(
+    make_pool: PoolFactory, enqueuer: Enqueuer, redis_client: redis.Redis, namespace: str
+) -> None:
+    """The Client side of the contract against this worker side: cancel of a running job, a kept result, a
+    timed-out job's status."""
+    handler = Interruptible()
+    pool = make_pool(concurrency=3)
+    pool.job("long", handler)
+    pool.job("answer", lambda job: {"answer": 42}, keep_result=60)
+    pool.job("late", lambda job: time.sleep(0.5) or time.sleep(30), timeout=0.2, max_fails=1)
+    pool.start()
+    client = Client(namespace, redis_client)
+    running, answer, late = (enqueuer.enqueue(name, {}) for name in ("long", "answer", "late"))
+    assert client.wait_result(answer.id, timeout=10) == {"answer": 42}
+    status = client.job_status(answer.id)
+    assert status is not None and (status.state, status.result) == ("done", {"answer": 42})
+
+    assert handler.started.wait(10)
+    assert client.cancel(running.id) == "running"
+    assert handler.ended.wait(CANCEL_DEADLINE) and handler.raised == "Cancelled"
+    with pytest.raises(JobFailed, match="cancelled"):
+        client.wait_result(running.id, timeout=10)
+    cancelled = client.job_status(running.id)
+    assert cancelled is not None and cancelled.state == "cancelled"
+
+    with pytest.raises(JobFailed, match="timed out"):
+        client.wait_result(late.id, timeout=20)
