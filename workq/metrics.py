@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 from workq.client import Client
+from workq.distribution import install_hint
 from workq.errors import WorkqError
 from workq.job import Job
 from workq.middleware import Around
@@ -36,7 +37,7 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 def require_prometheus() -> None:
     """Raise a clear error at the call when the extra is missing, not an ImportError deep in a worker."""
     if importlib.util.find_spec("prometheus_client") is None:
-        raise WorkqError("metrics need prometheus_client: pip install 'workq[metrics]'")
+        raise WorkqError(f"metrics need prometheus_client: {install_hint('metrics')}")
 
 
 class JobMetrics:

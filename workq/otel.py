@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from workq import instrumentation
+from workq.distribution import install_hint
 from workq.errors import Retry, WorkqError
 from workq.job import Job
 
@@ -22,7 +23,7 @@ try:
     from opentelemetry import propagate, trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError as missing:
-    raise WorkqError(f"tracing needs opentelemetry-api: pip install 'workq[otel]' ({missing})") from None
+    raise WorkqError(f"tracing needs opentelemetry-api: {install_hint('otel')} ({missing})") from None
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer, TracerProvider

@@ -91,4 +91,4 @@ except ImportError as exc:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False, env=os.environ
     )
     assert result.returncode == 0, result.stderr
-    assert message in result.stdout and "pip install 'workq[testing]'" in result.stdout
+    assert message in result.stdout and "pip install 'workq-redis[testing]'" in result.stdout

@@ -12,4 +12,4 @@ def test_importing_it_without_opentelemetry_says_what_to_install() -> None:
         [sys.executable, "-c", hide_opentelemetry], check=False, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1
-    assert "workq.errors.WorkqError: tracing needs opentelemetry-api: pip install 'workq[otel]'" in result.stderr
+    assert "workq.errors.WorkqError: tracing needs opentelemetry-api: pip install 'workq-redis[otel]'" in result.stderr

@@ -92,7 +92,7 @@ def chromium_missing() -> str | None:
     try:
         import playwright.sync_api  # noqa: F401, PLC0415 (only asking whether it is installed)
     except ImportError:
-        return "Playwright for Python is not installed: pip install 'workq[dev]'"
+        return "Playwright for Python is not installed: pip install -e '.[dev]'"
     if not os.access(CHROMIUM, os.X_OK):
         return f"{CHROMIUM} is missing: apt-get install chromium"
     return None

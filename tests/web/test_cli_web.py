@@ -58,7 +58,7 @@ def test_bad_port_is_a_usage_error() -> None:
 def test_without_flask_workq_web_says_what_to_install_and_the_rest_still_works() -> None:
     result = run("web", "--redis-url", UNREACHABLE, code=WITHOUT_FLASK)
     assert (result.returncode, result.stderr.strip()) == (1, MISSING_EXTRA)
-    assert "pip install 'workq[web]'" in MISSING_EXTRA
+    assert "pip install 'workq-redis[web]'" in MISSING_EXTRA
     helped = run("--help", code=WITHOUT_FLASK)
     assert helped.returncode == 0 and "web" in helped.stdout
     queues = run("queues", "--redis-url", UNREACHABLE, code=WITHOUT_FLASK)

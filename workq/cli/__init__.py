@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 import redis
 
 from workq.cli import control, jobs, views, web, worker
-from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options, installed_version
+from workq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, connection_options
 from workq.cli.worker import load_pool
+from workq.distribution import installed_version
 from workq.errors import WorkqError
 from workq.log_format import configure_logging
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 
 from workq.client import Client
 from workq.job import check_job_name
@@ -46,14 +45,3 @@ def checked_name(name: str) -> str:
         return check_job_name(name)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-
-
-def installed_version() -> str:
-    """The version of the installed distribution that provides the `workq` package, read from its metadata
-    whatever the distribution is called."""
-    for distribution in metadata.packages_distributions().get("workq", ["workq"]):
-        try:
-            return metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            continue
-    return "(version unknown: the workq package is not installed, only on the path)"

@@ -19,6 +19,7 @@ import redis
 
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, client_for
 from workq.connection import describe
+from workq.distribution import install_hint
 from workq.errors import ConnectionFailed, WorkqError
 
 logger = logging.getLogger("workq.web")
@@ -26,7 +27,7 @@ logger = logging.getLogger("workq.web")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5040
 TOKEN_ENV = "WORKQ_WEB_TOKEN"
-MISSING_EXTRA = "workq: the dashboard needs Flask and waitress: pip install 'workq[web]'"
+MISSING_EXTRA = f"workq: the dashboard needs Flask and waitress: {install_hint('web')}"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 

@@ -60,7 +60,7 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=int,
         metavar="PORT",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (needs workq[metrics]; summed over --processes)",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (needs the metrics extra; summed over --processes)",
     )
     worker.add_argument(
         "--metrics-host",

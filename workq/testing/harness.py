@@ -20,6 +20,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from workq.aio import AsyncEnqueuer
 from workq.client import Client
+from workq.distribution import install_hint
 from workq.enqueuer import Enqueuer
 from workq.errors import WorkqError
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob
@@ -34,7 +35,7 @@ MAX_RUNS_PER_DRAIN = 10_000
 """A drain that runs this many jobs and still finds some due is looping (a job rescheduling itself with no
 delay, say): it raises instead of hanging the test."""
 
-INSTALL_HINT = "pip install 'workq[testing]' (it brings fakeredis with Lua)"
+INSTALL_HINT = f"{install_hint('testing')} (it brings fakeredis with Lua)"
 
 _Listed = TypeVar("_Listed", ScheduledJob, RetryJob, DeadJob)
 
@@ -276,7 +277,7 @@ def _raise_first_failure(runs: list[Finished]) -> None:
 
 def _import_fakeredis() -> Any:
     try:
-        import fakeredis  # noqa: PLC0415 - an optional dependency: workq[testing]
+        import fakeredis  # noqa: PLC0415 - an optional dependency: the testing extra
     except ImportError as exc:
         raise ImportError(f"workq.testing needs fakeredis: {INSTALL_HINT}", name="fakeredis") from exc
     return fakeredis

@@ -2,7 +2,7 @@
 
     pytest examples/quickstart/tests
 
-`workq_harness` comes with workq (`pip install 'workq[testing]'`): call it with your pool and get a harness on an
+`workq_harness` comes with workq (`pip install 'workq-redis[testing]'`): call it with your pool and get a harness on an
 in-memory Redis with a fake clock, closed after the test.
 """
 
