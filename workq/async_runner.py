@@ -70,7 +70,7 @@ class _Ended:
 
 _WAKE = "wake"
 _CLOSE = "close"
-Mail = _Ended | Callable[[Dispatcher], None] | str
+Mail = _Ended | Callable[[Dispatcher], object] | str
 
 
 class Inbox(Wakeup):
@@ -243,7 +243,7 @@ class AsyncRunner:
             self._idle.notify_all()
         self._context.in_flight.remove()
 
-    def _do(self, dispatcher: Dispatcher, work: Callable[[Dispatcher], None]) -> None:
+    def _do(self, dispatcher: Dispatcher, work: Callable[[Dispatcher], object]) -> None:
         try:
             work(dispatcher)
         except Exception as exc:
@@ -281,12 +281,14 @@ class AsyncRunner:
             return
         timeout = async_run.run.registration.options.timeout
         async_run.interrupt = JobTimeout(f"timed out after {timeout:g} s")
+        async_run.job._cancelled = True
         logger.warning("job %s %s timed out after %g s: cancelling it", async_run.job.name, async_run.job.id, timeout)
         task.cancel()
 
     def _interrupt(self, async_run: AsyncRun, reason: BaseException) -> None:
-        if async_run.interrupt is None:
+        if async_run.interrupt is None or isinstance(reason, Cancelled):  # a cancel wins over a time-out
             async_run.interrupt = reason
+        async_run.job._cancelled = True
         if async_run.task is not None:
             async_run.task.cancel()
 
@@ -308,6 +310,10 @@ class AsyncRunner:
         for async_run in chosen:
             self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, Cancelled("cancelled"))
         return bool(chosen)
+
+    def running_job_ids(self) -> set[str]:
+        with self._idle:
+            return {async_run.job.id for async_run in self._running.values()}
 
     def held_payloads(self) -> Counter[bytes]:
         with self._idle:

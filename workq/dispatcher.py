@@ -16,11 +16,13 @@ from workq import unique
 from workq.connection import dedicated_client, is_redis_fault
 from workq.errors import MalformedJob
 from workq.job import Job, malformed_job_record
+from workq.keys import STATS_LIFETIME
 from workq.pool_context import FetchOrder, WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Finished, Run
 from workq.scripts import ScriptCall, call_many
+from workq.time_limits import lease_seconds
 
 logger = logging.getLogger("workq")
 _T = TypeVar("_T")
@@ -28,9 +30,6 @@ _T = TypeVar("_T")
 IDLE_POLL = 1.0
 """Seconds an idle worker waits before looking again when no wake-up comes (jobs pushed by gocraft/work
 enqueuers, or a wake-up lost to a dropped connection)."""
-
-STATS_LIFETIME = 8 * 86400
-"""Seconds a day's processed/failed counters are kept: a week of history for the dashboard."""
 
 ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
@@ -131,7 +130,7 @@ class Dispatcher:
         keys = [key for registration in order for key in context.fetch_keys[registration.name]]
         token = f"{context.rng.getrandbits(64):016x}"
         args: list[str | float] = [context.pool_id, context.clock.script_now(), token]
-        args.extend(registration.options.timeout for registration in order)
+        args.extend(lease_seconds(registration.options.timeout) for registration in order)
         return order, token, keys, args
 
     def _run_of(self, order: list[Registration], token: str, result: Any) -> Run | None:
@@ -197,22 +196,23 @@ class Dispatcher:
         self.acknowledge(run, Ack(self._context.keys.dead, 0, dead.to_json(), counted=FAILED, outcome="dead"))
         return Finished(dead, "dead", exc)
 
-    def extend_lease(self, run: Run, job: Job) -> None:
-        """For a job with a time-out, push its lease `timeout` seconds ahead — only while this run still holds it
-        (after a time-out, a newer run owns it)."""
+    def extend_lease(self, run: Run, job: Job) -> bool:
+        """For a job with a time-out, push its lease as far ahead as a new one reaches — only while this run still
+        holds it. False when it no longer does: the lease expired (this pool stalled) and the job was recovered."""
         if not run.lease:
-            return
+            return True
         context, registration = self._context, run.registration
         extended = self._persist(
             lambda: context.scripts.extend_lease(
                 keys=[registration.leases_key],
-                args=[run.lease, registration.options.timeout, context.clock.script_now()],
+                args=[run.lease, lease_seconds(registration.options.timeout), context.clock.script_now()],
                 client=self._redis,
             ),
             f"extend the lease of job {job.id}",
         )
         if not extended:
-            logger.warning("job %s %s checked in after its timeout: another run of it has started", job.name, job.id)
+            logger.error("job %s %s checked in after its lease expired: it was recovered elsewhere", job.name, job.id)
+        return bool(extended)
 
     # --- ending a run --------------------------------------------------------------------------------------
 
@@ -267,7 +267,11 @@ class Dispatcher:
             keys.append(ack.destination)
             if ack.relock is not None:
                 keys.append(ack.relock[0])
-                args.append(ack.relock[1])
+        args.append(ack.relock[1] if ack.relock is not None else "")
+        if ack.extra is not None:
+            kind, extra_keys, record, lifetime_ms = ack.extra
+            keys.extend(extra_keys)
+            args.extend((kind, record, lifetime_ms))
         return keys, args
 
     def _persist(self, call: Callable[[], _T], what: str) -> _T | None:

@@ -31,6 +31,9 @@ class JobOptions:
     max_concurrency: int = 0
     backoff: Backoff | None = None
     timeout: float = 0
+    """Time limit of a run in seconds (0 = none): the run is interrupted with `JobTimeout` and counts as failed."""
+    keep_result: float = 0
+    """Seconds to keep a successful run's JSON return value at `result:<id>` (0 = keep nothing)."""
 
     def __post_init__(self) -> None:
         _check_int("priority", self.priority, 1, MAX_PRIORITY)
@@ -40,13 +43,13 @@ class JobOptions:
             raise TypeError(f"skip_dead must be a bool, got {type(self.skip_dead).__name__}")
         if self.backoff is not None and not callable(self.backoff):
             raise TypeError("backoff must be a callable taking the job and returning seconds")
-        if (
-            isinstance(self.timeout, bool)
-            or not isinstance(self.timeout, (int, float))
-            or not math.isfinite(self.timeout)
-            or self.timeout < 0
-        ):
-            raise ValueError(f"timeout must be a number of seconds >= 0 (0 = none), got {self.timeout!r}")
+        _check_seconds("timeout", self.timeout)
+        _check_seconds("keep_result", self.keep_result)
+
+
+def _check_seconds(option: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{option} must be a number of seconds >= 0 (0 = none), got {value!r}")
 
 
 def _check_int(option: str, value: object, low: int, high: int | None) -> None:

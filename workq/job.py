@@ -54,6 +54,9 @@ class Job:
     args_null: bool = field(default=False, repr=False)
     _arg_problem: ArgError | None = field(default=None, init=False, repr=False, compare=False)
     _checkin_hook: Callable[[str], None] | None = field(default=None, init=False, repr=False, compare=False)
+    _cancelled: bool = field(default=False, init=False, repr=False, compare=False)
+    _returned: Any = field(default=None, init=False, repr=False, compare=False)
+    """What the handler returned (the chain's middlewares need not pass it on); kept with `keep_result`."""
 
     # --- wire format ---------------------------------------------------------------------------------------
 
@@ -178,9 +181,17 @@ class Job:
     # --- progress ------------------------------------------------------------------------------------------
 
     def checkin(self, message: str = "") -> None:
-        """Record progress of a running job; shown in worker observations."""
+        """Record progress of a running job (shown in worker observations) and give it its whole `timeout` again.
+
+        In a run already stopped (timed out or cancelled) it raises `JobTimeout` or `Cancelled` again.
+        """
         if self._checkin_hook is not None:
             self._checkin_hook(message)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this run was cancelled or passed its time limit: loops check it between steps and stop."""
+        return self._cancelled
 
 
 _MAX_JOB_DEPTH = gojson.MAX_DEPTH + 1  # the job object holds args

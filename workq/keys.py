@@ -8,6 +8,9 @@ from typing import Any
 
 from workq import gojson
 
+STATS_LIFETIME = 8 * 86400
+"""Seconds a day's processed/failed counters (`Keys.stats`) are kept: a week of history for the dashboard."""
+
 
 def key_prefix(namespace: str) -> str:
     """`ns` → `ns:`; an empty namespace or one already ending in `:` is used as is."""

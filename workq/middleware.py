@@ -82,14 +82,15 @@ def is_async_chain(chain: JobChain | AsyncJobChain) -> bool:
 
 def _call_handler(handler: Handler) -> JobChain:
     def run(job: Job) -> None:
-        refuse_awaitable(handler(job), handler, "handler")
+        job._returned = handler(job)  # beside the chain (middlewares return None), for keep_result
+        refuse_awaitable(job._returned, handler, "handler")
 
     return run
 
 
 def _call_async_handler(handler: Handler) -> AsyncJobChain:
     async def run(job: Job) -> None:
-        await cast(Awaitable[object], handler(job))
+        job._returned = await cast(Awaitable[object], handler(job))
 
     return run
 

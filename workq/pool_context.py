@@ -17,6 +17,7 @@ from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.run import Outcomes
 from workq.scripts import Scripts
+from workq.time_limits import Watchdog
 from workq.wakeup import WakeSignal, Wakeup
 
 
@@ -64,6 +65,8 @@ class WorkerContext:
     observer: Observer
     complaints: Complaints
     outcomes: Outcomes
+    watchdog: Watchdog
+    """Time limits and cancels of the runs of thread workers (the asyncio runner keeps its own, on the loop)."""
 
 
 @dataclass(frozen=True)

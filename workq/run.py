@@ -7,25 +7,23 @@ time-out or a cancel is filed the same way whichever kind of handler ran; the di
 from __future__ import annotations
 
 import logging
-import math
 import random
 import traceback
 from dataclasses import dataclass
 from typing import Literal
 
-from workq.backoff import default_backoff
 from workq.clock import Clock
-from workq.errors import ArgsMismatch, Cancelled, Retry
+from workq.errors import ArgsMismatch, Cancelled, JobTimeout, Retry
+from workq.failures import refile_failed, refiled
 from workq.handler import JobOptions
 from workq.job import Job
+from workq.job_control import CANCELLED_KEPT
+from workq.kept_result import cancelled_record, done_record
 from workq.keys import Keys
 from workq.log_format import job_context
 from workq.registration import Registration
 
 logger = logging.getLogger("workq")
-
-MAX_BACKOFF = 10 * 365 * 86400
-"""Longest delay a custom backoff may ask for (ten years); anything else falls back to the default curve."""
 
 PROCESSED, FAILED = "processed", "failed"
 
@@ -67,6 +65,8 @@ class Ack:
     counted: str = ""
     relock: tuple[str, str | bytes] | None = None
     outcome: Outcome = "processed"
+    extra: tuple[str, tuple[str, ...], str, int] | None = None
+    """("result" or "cancel", its keys, the result record's JSON, its lifetime in ms): see ack.lua."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,9 @@ class Finished:
 
 
 class Outcomes:
-    """Turns what a run ended with into its `Ack`: None (returned), `Retry`, `Cancelled`, or any other exception
-    (a failure: retry with backoff, then dead or discarded after `max_fails`)."""
+    """Turns what a run ended with into its `Ack`: None (returned; its value kept under `keep_result`), `Retry`,
+    `Cancelled` (dead, not retried), `JobTimeout` or any other exception (a failure: retry with backoff, then dead
+    or discarded after `max_fails`)."""
 
     def __init__(self, keys: Keys, clock: Clock, rng: random.Random) -> None:
         self._keys = keys
@@ -89,13 +90,13 @@ class Outcomes:
 
     def ack_for(self, run: Run, job: Job, outcome: BaseException | None) -> Ack:
         if outcome is None:
-            return Ack(counted=PROCESSED)
+            return self._succeeded(run, job)
         with job_context(job):  # the lines logged here, after the chain returned, still carry the job
             return self._ack_for_raised(run, job, outcome)
 
     def _ack_for_raised(self, run: Run, job: Job, outcome: BaseException) -> Ack:
         if isinstance(outcome, Retry):
-            return Ack(self._keys.scheduled, outcome.in_seconds, _refiled(job), outcome="rescheduled")
+            return Ack(self._keys.scheduled, outcome.in_seconds, refiled(job), outcome="rescheduled")
         if isinstance(outcome, STOPPING_OUTCOMES):
             logger.error(
                 "job %s %s raised %s: returning it to its queue and stopping the pool",
@@ -104,47 +105,55 @@ class Outcomes:
                 type(outcome).__name__,
             )
             return run.hand_back()
-        return self._failed(job, run.registration.options, outcome)
+        if isinstance(outcome, Cancelled):
+            return self._cancelled(job, outcome)
+        err = str(outcome) if isinstance(outcome, JobTimeout) and str(outcome) else describe(outcome)
+        return self._failed(job, run.registration.options, outcome, err)
 
-    def _failed(self, job: Job, options: JobOptions, exc: BaseException) -> Ack:
-        job.fails += 1
-        job.last_err = describe(exc)
-        job.failed_at = int(self._clock.wall())
-        attempt = f"job {job.name} {job.id} failed (fails={job.fails}, max_fails={options.max_fails})"
-        if isinstance(exc, Cancelled):
-            logger.warning("job %s %s cancelled while running: moved to the dead queue", job.name, job.id)
-            return Ack(self._keys.dead, 0, _refiled(job), counted=FAILED, outcome="dead")
-        retryable = not isinstance(exc, ArgsMismatch)  # retrying cannot fix a job's args
-        ending = "out of retries" if retryable else "its args do not fit its task, not retried"
-        if retryable and job.fails < options.max_fails:
-            delay = self._backoff(job, options)
-            logger.error("%s; retrying in %d s", attempt, delay, exc_info=exc)
-            return Ack(self._keys.retry, delay, _refiled(job), counted=FAILED, outcome="retry")
-        if options.skip_dead:
-            logger.error("%s; %s, discarded (skip_dead)", attempt, ending, exc_info=exc)
-            return Ack(counted=FAILED, outcome="discarded")
-        logger.error("%s; %s, moved to the dead queue", attempt, ending, exc_info=exc)
-        return Ack(self._keys.dead, 0, _refiled(job), counted=FAILED, outcome="dead")
-
-    def _backoff(self, job: Job, options: JobOptions) -> int:
-        if options.backoff is None:
-            return default_backoff(job, self._rng)
+    def _succeeded(self, run: Run, job: Job) -> Ack:
+        """Done; with `keep_result`, the return value is stored by the same ack (one that JSON cannot hold fails
+        the run instead)."""
+        keep = run.registration.options.keep_result
+        if not keep:
+            return Ack(counted=PROCESSED)
         try:
-            delay = options.backoff(job)
-            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_BACKOFF:
-                raise TypeError(f"backoff returned {delay!r}, not seconds between 0 and {MAX_BACKOFF}")
-            return math.ceil(delay)
-        except Exception:
-            logger.exception("backoff for job %s failed; using the default", job.name)
-            return default_backoff(job, self._rng)
+            record = done_record(job, job._returned, self._clock.wall())
+        except TypeError as exc:
+            with job_context(job):
+                return self._failed(job, run.registration.options, exc, describe(exc))
+        return Ack(
+            counted=PROCESSED, extra=("result", (self._keys.result(job.id),), record, max(1, round(keep * 1000)))
+        )
 
+    def _cancelled(self, job: Job, outcome: Cancelled) -> Ack:
+        """Dead at once, `err` starting with "cancelled" (not a failure: `fails` unchanged); the same ack deletes
+        the cancel request and records the job as "cancelled" for a day, as `Client.cancel` does for a waiting one."""
+        message = str(outcome) or "cancelled"
+        job.last_err = message if message.startswith("cancelled") else f"cancelled: {message}"
+        job.failed_at = int(self._clock.wall())
+        logger.warning("job %s %s cancelled while running: moved to the dead queue", job.name, job.id)
+        keys = (self._keys.cancel_request(job.id), self._keys.result(job.id))
+        record = ("cancel", keys, cancelled_record(job, self._clock.wall()), CANCELLED_KEPT * 1000)
+        return Ack(self._keys.dead, 0, refiled(job), outcome="dead", extra=record)
 
-def _refiled(job: Job) -> str:
-    """The JSON of a job filed again after its run started (retry, rescheduled, dead): its unique lock, if it had
-    one, was released when the run started, so this copy holds none and must release none (gocraft/work workers
-    read `unique` the same way)."""
-    job.unique = False
-    return job.to_json()
+    def _failed(self, job: Job, options: JobOptions, exc: BaseException, err: str) -> Ack:
+        retryable = not isinstance(exc, ArgsMismatch)  # retrying cannot fix a job's args
+        refiling = refile_failed(
+            job, options, self._keys, self._rng, err=err, now=self._clock.wall(), retryable=retryable
+        )
+        logger.error(
+            "job %s %s failed (fails=%d, max_fails=%d): %s; %s",
+            job.name,
+            job.id,
+            job.fails,
+            options.max_fails,
+            err,
+            refiling.verdict,
+            exc_info=exc,
+        )
+        if refiling.destination is None:
+            return Ack(counted=FAILED, outcome=refiling.outcome)
+        return Ack(refiling.destination, refiling.delay, refiling.filed, counted=FAILED, outcome=refiling.outcome)
 
 
 def describe(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from workq.async_runner import AsyncRunner, Inbox
 from workq.background import BackgroundLoop
+from workq.cancels import CancelListener
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient
@@ -32,6 +33,7 @@ from workq.throughput import FLUSH_INTERVAL as THROUGHPUT_FLUSH_INTERVAL
 from workq.throughput import RunTally
 from workq.tick_pruner import INTERVAL as TICK_PRUNE_INTERVAL
 from workq.tick_pruner import TickPruner
+from workq.time_limits import Watchdog
 from workq.timeouts import LeaseKeeper
 from workq.wakeup import WakeSignal, Wakeup
 from workq.worker import Worker
@@ -81,6 +83,8 @@ class RunningPool:
         self._wake_signal = WakeSignal(
             client, keys, {r.name: async_wakeup if r.on_loop else wakeup for r in registrations.values()}
         )
+        self._watchdog = Watchdog()
+        self._cancel_listener = CancelListener(client, keys, self.cancel_running, self._running_job_ids)
         context = WorkerContext(
             client=client,
             keys=keys,
@@ -96,6 +100,7 @@ class RunningPool:
             observer=self._observer,
             complaints=Complaints(),
             outcomes=Outcomes(keys, clock, rng),
+            watchdog=self._watchdog,
         )
         self._workers: list[Worker] = []
         if on_threads:
@@ -172,7 +177,7 @@ class RunningPool:
         if schedules:
             self._periodic = periodic = PeriodicEnqueuer(client, keys, scripts, schedules, clock)
             self._loops.append(BackgroundLoop("periodic-enqueuer", PERIODIC_INTERVAL, periodic.enqueue_coming, rng=rng))
-        lease_keeper = LeaseKeeper(client, keys, scripts, list(registrations.values()), clock)
+        lease_keeper = LeaseKeeper(client, keys, scripts, list(registrations.values()), clock, rng=rng)
         if any(registration.options.timeout for registration in registrations.values()):
             self._loops.append(BackgroundLoop("timeouts", LEASE_CHECK_INTERVAL, lease_keeper.expire_due, rng=rng))
 
@@ -187,8 +192,22 @@ class RunningPool:
         return held
 
     def cancel_running(self, job_id: str) -> bool:
-        """Interrupt job `job_id` if an async handler of this pool runs it (`Client.cancel`)."""
-        return self._async_runner is not None and self._async_runner.cancel(job_id)
+        """Interrupt job `job_id` if this pool runs it (`Client.cancel`): a thread's run gets `Cancelled` raised in
+        it, an async run's task is cancelled."""
+        found = self._watchdog.cancel(job_id)
+        if self._async_runner is not None:
+            found = self._async_runner.cancel(job_id) or found
+        return found
+
+    def _running_job_ids(self) -> set[str]:
+        running = self._watchdog.running_job_ids()
+        if self._async_runner is not None:
+            running |= self._async_runner.running_job_ids()
+        return running
+
+    @property
+    def stuck_runs(self) -> int:
+        return self._watchdog.stuck
 
     def _held_leases(self) -> set[bytes]:
         held = {lease for worker in self._workers if (lease := worker.held_lease)}
@@ -200,6 +219,8 @@ class RunningPool:
         """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
         self._heartbeater.beat()
         self._wake_signal.start()
+        self._watchdog.start()
+        self._cancel_listener.start()
         if self._event_loop is not None:
             self._event_loop.start()
         if self._async_runner is not None:
@@ -276,6 +297,8 @@ class RunningPool:
             for loop in self._loops:
                 loop.stop()
             self._wake_signal.stop()
+            self._cancel_listener.stop()
+            self._watchdog.stop()
             if any(worker.fetching for worker in self._workers) or (runner is not None and runner.fetching):
                 logger.warning("a fetch is still in flight: the pool stays registered; the reaper will remove it")
             else:

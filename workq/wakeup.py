@@ -7,20 +7,14 @@ pool starts a new job within a round trip or two instead of its next poll, and a
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import threading
 from collections.abc import Mapping
 
-from redis.client import PubSub
-
-from workq.connection import REDIS_FAULTS, RedisClient, is_redis_fault
+from workq.channel_listener import ChannelListener
+from workq.connection import RedisClient
 from workq.keys import Keys
 
-logger = logging.getLogger("workq")
-
 WAITING_MARK_LIFETIME_MS = 10_000
-RECONNECT_WAIT = 1.0
 
 
 class Wakeup:
@@ -68,8 +62,10 @@ class WakeSignal:
         self._keys = keys
         self._job_names = frozenset(wakeups)
         self._wakeups = dict(wakeups)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Once subscribed again after a failure, wake everyone (idle workers polled meanwhile; wake-ups were lost).
+        self._listener = ChannelListener(
+            client, keys.wake_channel, "wake-listener", self._relay, on_resubscribed=self._wake_all
+        )
 
     def mark_waiting(self) -> None:
         """Called by an idle worker before its last fetch: any enqueue from now on publishes."""
@@ -79,51 +75,16 @@ class WakeSignal:
         pipe.execute()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._listen, name="workq-wake-listener", daemon=True)
-        self._thread.start()
+        self._listener.start()
 
     def stop(self) -> None:
-        """Stop listening; a message on the channel ends the listener's wait at once (else within a second)."""
-        self._stopping.set()
-        with contextlib.suppress(*REDIS_FAULTS):
-            self._client.publish(self._keys.wake_channel, "")
-        if self._thread is not None:
-            self._thread.join()
+        self._listener.stop()
 
-    def _listen(self) -> None:
-        """Subscribe and relay; on a dropped connection, log once, resubscribe, and wake everyone (messages sent
-        meanwhile were lost)."""
-        failing = False
-        while not self._stopping.is_set():
-            pubsub: PubSub | None = None
-            try:
-                pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-                pubsub.subscribe(self._keys.wake_channel)
-                if failing:
-                    logger.info("wake-up listener: subscribed again")
-                    failing = False
-                    for wakeup in set(self._wakeups.values()):
-                        wakeup.notify()
-                self._relay(pubsub)
-            except Exception as exc:  # the listener outlives any failure: idle workers poll meanwhile
-                if not failing:
-                    if is_redis_fault(exc):
-                        logger.warning("wake-up listener: Redis unavailable (%s); idle workers poll meanwhile", exc)
-                    else:
-                        logger.exception("wake-up listener failed; idle workers poll meanwhile")
-                failing = True
-                self._stopping.wait(RECONNECT_WAIT)
-            finally:
-                if pubsub is not None:
-                    pubsub.close()
+    def _wake_all(self) -> None:
+        for wakeup in set(self._wakeups.values()):
+            wakeup.notify()
 
-    def _relay(self, pubsub: PubSub) -> None:
-        while not self._stopping.is_set():
-            message = pubsub.get_message(timeout=1.0)
-            if message is None:
-                continue
-            data = message.get("data")
-            name = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
-            wakeup = self._wakeups.get(name)
-            if wakeup is not None:
-                wakeup.notify_one()
+    def _relay(self, name: str) -> None:
+        wakeup = self._wakeups.get(name)
+        if wakeup is not None:
+            wakeup.notify_one()

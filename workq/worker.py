@@ -7,13 +7,16 @@ for its next job as soon as a run ends, so the ack is not delayed, and a worker 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import cast
 
 from workq.dispatcher import IDLE_POLL, Dispatcher
+from workq.errors import JobTimeout
 from workq.job import Job
 from workq.middleware import JobChain
 from workq.pool_context import FetchOrder, WorkerContext
 from workq.run import Ack, Finished, Run
+from workq.time_limits import CANCELLED, RunControl, ThreadInterrupter
 
 logger = logging.getLogger("workq")
 
@@ -76,22 +79,41 @@ class Worker:
         self._current = run
         try:
             job = self._dispatcher.begin(run, self.worker_id)
-            if isinstance(job, Finished):
-                return job
-            job._checkin_hook = lambda message: self._checkin(job, run, message)
-            error: BaseException | None = None
-            try:
-                cast(JobChain, run.registration.chain)(job)
-            except BaseException as exc:
-                error = exc
-            ack, finished = self._dispatcher.ending(run, job, error)
-            self._ended = (run, ack)
-            return finished
+            return job if isinstance(job, Finished) else self._run_job(run, job)
         finally:
             self._current = None
             self._context.observer.done(self.worker_id)
             if self._ended is None:  # nothing left to acknowledge for this run
                 self._context.in_flight.remove()
+
+    def _run_job(self, run: Run, job: Job) -> Finished:
+        """Run the chain under the pool's watchdog (time limit, cancels) and keep its ack — unless the watchdog
+        abandoned the run meanwhile and filed it itself (see workq.time_limits)."""
+        watchdog = self._context.watchdog
+        control = watchdog.watch(
+            job,
+            run.registration.options.timeout,
+            ThreadInterrupter(threading.get_ident()),
+            lambda abandoned: self._file_abandoned(run, job, abandoned),
+        )
+        job._checkin_hook = lambda message: self._checkin(job, run, control, message)
+        error = watchdog.run(control, lambda: cast(JobChain, run.registration.chain)(job))
+        if control.abandoned:
+            logger.warning("job %s %s returned after it was abandoned: this late outcome is dropped", job.name, job.id)
+            return Finished(job, "dead" if control.reason == CANCELLED else "retry", error)
+        ack, finished = self._dispatcher.ending(run, job, control.outcome(error))
+        self._ended = (run, ack)
+        return finished
+
+    def _file_abandoned(self, run: Run, job: Job, control: RunControl) -> None:
+        """On the watchdog's abandoning thread: file the run over a connection of its own (this worker's thread
+        is stuck in the handler)."""
+        dispatcher = Dispatcher(f"abandoned run of job {job.id}", self._context)
+        try:
+            ack, _ = dispatcher.ending(run, job, control.outcome(None))
+            dispatcher.acknowledge(run, ack)
+        finally:
+            dispatcher.close()
 
     @property
     def fetching(self) -> bool:
@@ -110,10 +132,14 @@ class Worker:
         self._ack_and_fetch(woken=False, fetch=False)
         return finished
 
-    def _checkin(self, job: Job, run: Run, message: str) -> None:
-        """Record progress; for a job with a time-out, also push its deadline `timeout` seconds ahead."""
+    def _checkin(self, job: Job, run: Run, control: RunControl, message: str) -> None:
+        """Record progress; give the run its whole time limit again, and push its lease as far — only while this
+        run still holds the lease. A run that was stopped, or whose lease another run took over, is told so."""
+        control.raise_if_stopped()
         self._context.observer.checkin(self.worker_id, job, message)
-        self._dispatcher.extend_lease(run, job)
+        if not self._dispatcher.extend_lease(run, job):
+            raise JobTimeout(f"job {job.id}: its lease expired (this pool stalled); it runs again elsewhere")
+        self._context.watchdog.extend(control)
 
     @property
     def held_payload(self) -> bytes | None:

@@ -183,6 +183,7 @@ class WorkerPool:
         max_concurrency: int = ...,
         backoff: Backoff | None = ...,
         timeout: float = ...,
+        keep_result: float = ...,
     ) -> Callable[[HandlerFn], JobHandler]: ...
 
     @overload
@@ -197,6 +198,7 @@ class WorkerPool:
         max_concurrency: int = ...,
         backoff: Backoff | None = ...,
         timeout: float = ...,
+        keep_result: float = ...,
     ) -> JobHandler: ...
 
     def job(
@@ -210,8 +212,13 @@ class WorkerPool:
         max_concurrency: int = 0,
         backoff: Backoff | None = None,
         timeout: float = 0,
+        keep_result: float = 0,
     ) -> JobHandler | Callable[[HandlerFn], JobHandler]:
-        """Register `fn` as the handler of `name`, or return a decorator that does when `fn` is omitted."""
+        """Register `fn` as the handler of `name`, or return a decorator that does when `fn` is omitted.
+
+        `timeout` is a time limit in seconds: a run past it is interrupted and counts as failed (see README, "Time
+        limits"). `keep_result` keeps a successful run's JSON return value that many seconds (`Client.job_status`).
+        """
         check_job_name(name)
         options = JobOptions(
             priority=priority,
@@ -220,6 +227,7 @@ class WorkerPool:
             max_concurrency=max_concurrency,
             backoff=backoff,
             timeout=timeout,
+            keep_result=keep_result,
         )
 
         def register(handler_fn: HandlerFn) -> JobHandler:
@@ -367,6 +375,12 @@ class WorkerPool:
         """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""
         self._stopping.set()
         self._wakeup.notify()
+
+    @property
+    def stuck_runs(self) -> int:
+        """Runs abandoned past their time limit whose threads have not returned (a C call that does not give control
+        back); `workq worker --processes` replaces a process that has any."""
+        return 0 if self._running is None else self._running.stuck_runs
 
     @property
     def stopping(self) -> bool:

@@ -105,10 +105,10 @@ def test_cancel_stops_a_job_running_in_another_process(
     done = workq("cancel", job.id, *common)
     assert done.returncode == 0 and f"cancelled job {job.id} (running)" in done.stdout, done.stderr
 
-    def dead() -> dict[str, object] | None:
+    def cancelled() -> dict[str, object] | None:
         status = json.loads(workq("status", job.id, "--json", *common).stdout)
-        return status if status["state"] == "dead" else None
+        return status if status["state"] == "cancelled" else None
 
-    status = wait_until(dead, timeout=20, interval=0.2, what="the job to be filed dead")
+    status = wait_until(cancelled, timeout=20, interval=0.2, what="the job to be recorded cancelled")
     assert "cancelled" in str(status["last_err"])
     assert not redis_client.exists(f"{namespace}:test:finished:{job.id}"), "the handler was interrupted"

@@ -73,3 +73,40 @@ def test_two_processes_share_the_work_and_a_killed_one_is_replaced(
     assert supervisor.wait(timeout=30) == 0
     live = {pool.pid for pool in client.worker_pool_heartbeats()}
     assert live <= {victim}, "every child stopped cleanly (only the killed one's heartbeat may linger)"
+
+
+def test_a_process_holding_a_run_stuck_past_its_time_limit_is_replaced(
+    redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    """The hard limit: time.sleep(600) under a 1 s limit cannot be interrupted; the run is abandoned and counted
+    (dead, max_fails=1) 5 s after its interrupt, and the supervisor replaces the process whose thread it holds."""
+    workq_args = ["worker", "worker_app:pool", "--processes", "2", "--grace", "1", "--log-level", "WARNING"]
+    workq_args += ["--redis-url", redis_url, "--namespace", namespace]
+    process = subprocess.Popen([sys.executable, "-m", "workq", *workq_args], cwd=APP_DIR)
+    try:
+        client = Client(namespace, redis_client)
+        wait_until(lambda: len(client.worker_pool_heartbeats()) == 2, timeout=20, what="two worker processes")
+        job = Enqueuer(namespace, redis_url).enqueue("stuck_in_c", {})
+        stuck_pid = int(
+            wait_until(lambda: redis_client.get(f"{namespace}:test:started:{job.id}"), timeout=20, what="the run")
+        )
+        [dead] = wait_until(lambda: client.dead_jobs()[0], timeout=20, what="the abandoned run to be counted")
+        assert dead.id == job.id and "timed out" in dead.last_err
+        wait_until(lambda: not Path(f"/proc/{stuck_pid}").exists(), timeout=30, what="the stuck process to be gone")
+        live = wait_until(
+            lambda: (
+                len(client.worker_pool_heartbeats()) == 2 and {pool.pid for pool in client.worker_pool_heartbeats()}
+            ),
+            timeout=30,
+            what="a replacement process",
+        )
+        assert stuck_pid not in live
+        quick = Enqueuer(namespace, redis_url).enqueue_many("quick", [{"n": n} for n in range(20)])
+        wait_until(
+            lambda: all(redis_client.exists(f"{namespace}:test:finished:{job.id}") for job in quick),
+            timeout=20,
+            what="the replaced fleet to work",
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0

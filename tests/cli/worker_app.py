@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from workq import Job, WorkerPool
@@ -26,3 +27,10 @@ def blocking(job: Job) -> None:
 @pool.job("quick")
 def quick(job: Job) -> None:
     pool.redis.incr(_marker(job, "finished"))
+
+
+@pool.job("stuck_in_c", timeout=1, max_fails=1)
+def stuck_in_c(job: Job) -> None:
+    """A C call that ignores its time limit (time.sleep gives no bytecode boundary until it returns)."""
+    pool.redis.set(_marker(job, "started"), os.getpid())
+    time.sleep(600)

@@ -371,12 +371,13 @@ def test_cancel_of_a_running_job_interrupts_it_and_files_it_dead_cancelled(
     print(f"cancel latency (request to handler interrupted): {1000 * (handler.ended_at - requested_at):.1f} ms")
     assert handler.raised == "Cancelled"
 
-    def dead() -> JobStatus | None:
+    def cancelled() -> JobStatus | None:
         status = client.job_status(job.id)
-        return status if status is not None and status.state == "dead" else None
+        return status if status is not None and status.state == "cancelled" else None
 
-    status = wait_until(dead, timeout=10, what="the job to be filed dead")
+    status = wait_until(cancelled, timeout=10, what="the job to be recorded cancelled")
     assert "cancelled" in status.last_err and status.fails <= 1
+    assert [dead.id for dead in client.dead_jobs()[0]] == [job.id], "filed in the dead set, where it can be retried"
     with pytest.raises(JobFailed, match="cancelled"):
         client.wait_result(job.id, timeout=10)
     assert not redis_client.exists(client.keys.cancel_request(job.id)), "the request is cleared once acted on"

@@ -3,6 +3,7 @@ time-outs and checkins, and stop(grace) handing back the jobs of handlers that o
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -11,13 +12,14 @@ import threading
 import time
 from typing import cast
 
+import pytest
 import redis
 
 from integration.job_log import JobLog
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import SteppedClock, wait_until
-from workq import Client, Enqueuer, Job
+from workq import Client, Enqueuer, Job, time_limits
 from workq.keys import Keys
 from workq.reaper import Reaper
 from workq.scripts import Scripts
@@ -191,74 +193,56 @@ def test_reaper_on_real_redis_waits_out_a_crashed_reapers_lock_then_recovers(
 # --- time-outs -----------------------------------------------------------------------------------------------
 
 
-def test_a_job_past_its_timeout_is_redelivered_and_the_late_run_changes_nothing(
-    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
+def test_a_stalled_runs_expired_lease_counts_a_failure_and_its_late_outcome_changes_nothing(
+    make_pool: PoolFactory,
+    enqueuer: Enqueuer,
+    view: NamespaceView,
+    release: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    runs: list[tuple[str, str]] = []
-    redelivered = threading.Event()
+    """A pool too stalled to end its own run in time (here: a lease shorter than the abandon grace, so the lease
+    expires while the run still holds its thread) loses the job to the lease keeper: a failed run, retried; the
+    stalled run's late outcome must then neither file anything nor finish the run that replaced it."""
+    monkeypatch.setattr(time_limits, "ABANDON_AFTER", 30.0)
+    monkeypatch.setattr(time_limits, "LEASE_MARGIN", -29.5)  # lease = time limit + 0.5 s
+    runs: list[Job] = []
+    first_returned, replaced, marker_ran = threading.Event(), threading.Event(), threading.Event()
+    second_may_end = threading.Event()
     pool = make_pool(concurrency=2)
 
-    @pool.job("slow", timeout=1)
+    @pool.job("slow", timeout=1, backoff=lambda job: 0)
     def slow(job: Job) -> None:
-        runs.append((threading.current_thread().name, job.id))
+        runs.append(copy.copy(job))
         if len(runs) == 1:
-            release.wait(10)
-            raise RuntimeError("failed after its time-out")
-        redelivered.set()
+            try:
+                release.wait(10)
+            finally:
+                first_returned.set()
+        replaced.set()
+        second_may_end.wait(10)
 
+    pool.job("marker", lambda job: marker_ran.set())
     job = enqueuer.enqueue("slow")
     pool.start()
 
-    assert redelivered.wait(5), "the job was not made available again after its 1 s time-out"
-    assert runs[0][0] != runs[1][0], "redelivered to the other worker thread while the first still runs"
-    wait_until(
-        lambda: view.in_progress("slow", pool.pool_id) == [] and view.lock("slow") == 0,
-        timeout=5,
-        what="the second run to be acknowledged",
-    )
+    assert replaced.wait(10), "the job whose lease expired did not run again"
+    assert (runs[1].id, runs[1].fails) == (job.id, 1) and "lease expired" in runs[1].last_err
+    [running] = view.in_progress("slow", pool.pool_id)
 
-    release.set()
-    pool.drain(timeout=5)
-
-    assert [job_id for _, job_id in runs] == [job.id, job.id], "at-least-once: the same job ran twice, no more"
-    assert view.retry() == [] and view.dead() == [], "the late failure of the timed-out run was filed"
-    assert view.idle_problems("slow", pool.pool_id) == []
-    assert view.client.zcard(view.key("jobs:slow:leases")) == 0
-
-
-def test_a_timed_out_runs_late_failure_does_not_finish_the_run_that_replaced_it(
-    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
-) -> None:
-    runs: list[str] = []
-    first_may_fail, replaced, marker_ran = threading.Event(), threading.Event(), threading.Event()
-    pool = make_pool(concurrency=2)
-
-    @pool.job("slow", timeout=1)
-    def slow(job: Job) -> None:
-        runs.append(job.id)
-        if len(runs) == 1:
-            first_may_fail.wait(10)
-            raise RuntimeError("failed after its time-out")
-        replaced.set()
-        release.wait(10)
-
-    pool.job("marker", lambda job: marker_ran.set())
-    enqueuer.enqueue("slow")
-    [payload] = view.queued("slow")
-    pool.start()
-    assert replaced.wait(5), "the job was not made available again after its 1 s time-out"
-
-    enqueuer.enqueue("marker")  # only the first run's thread can take it, once that run is acknowledged
-    first_may_fail.set()
+    release.set()  # the stalled run returns: its late time-out files nothing and leaves the new run alone
+    assert first_returned.wait(5)
+    enqueuer.enqueue("marker")  # only the first run's thread can take it, once that run is finished
     assert marker_ran.wait(5)
-
-    assert view.retry() == [], "the timed-out run's failure was filed while the job still runs"
-    assert view.in_progress("slow", pool.pool_id) == [payload], "the running job must stay recoverable"
+    assert view.retry() == [] and view.dead() == [], "the stalled run's late outcome was filed"
+    assert view.in_progress("slow", pool.pool_id) == [running], "the replacing run must stay recoverable"
     assert view.lock("slow") == 1
-    release.set()
+
+    second_may_end.set()
     pool.drain(timeout=5)
+    assert [ran.id for ran in runs] == [job.id, job.id]
     assert view.retry() == [] and view.dead() == []
     assert view.idle_problems("slow", pool.pool_id) == []
+    assert view.client.zcard(view.key("jobs:slow:leases")) == 0
 
 
 def test_a_job_that_checks_in_within_its_timeout_runs_once_and_shows_its_checkins(

@@ -23,6 +23,8 @@ DEAD_AFTER_ENV = "WORKQ_TEST_DEAD_AFTER"
 LEASED_TIMEOUT = 3.0
 """Time-out of `work_leased` jobs: far above a healthy run of a few milliseconds."""
 HANG_TIMEOUT = 1.0
+HANG_LONG_TIMEOUT = 10.0
+"""Time limit of `hang_long`: long enough for a test to kill the process running it first."""
 LONG_LEASE_TIMEOUT = 8.0
 """Time-out of `work_leased_long` jobs: twice a 4 s run, so only hosts whose clocks disagree could expire it early."""
 CRON_ENV = "WORKQ_TEST_CRON"
@@ -104,12 +106,17 @@ class Handlers:
         self._recorder.done(job, token)
 
     def hold(self, job: Job) -> None:
-        """A job's first run holds until the test sets `test:release` (or `seconds` pass); later runs finish at once."""
+        """A job's first run holds until the test sets `test:release` (or `seconds` pass); later runs finish at once.
+        Runs of one name at once are counted (`max_running:<name>`)."""
         token = self._recorder.started(job)
-        if self._recorder.is_first_run(job, token):
-            deadline = time.monotonic() + float(job.args.get("seconds", 60))
-            while not self._recorder.released() and time.monotonic() < deadline:
-                time.sleep(0.02)
+        self._recorder.track_running(job.name, 1)
+        try:
+            if self._recorder.is_first_run(job, token):
+                deadline = time.monotonic() + float(job.args.get("seconds", 60))
+                while not self._recorder.released() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+        finally:
+            self._recorder.track_running(job.name, -1)
         self._recorder.done(job, token)
 
     def checkin_long(self, job: Job) -> None:
@@ -156,6 +163,7 @@ def make_pool() -> WorkerPool:
     register("work_leased", handlers.work, timeout=LEASED_TIMEOUT)
     register("hold", handlers.hold)
     register("hang", handlers.hold, timeout=HANG_TIMEOUT)
+    register("hang_long", handlers.hold, timeout=HANG_LONG_TIMEOUT)
     register("checkin_long", handlers.checkin_long, timeout=HANG_TIMEOUT)
     register("exclusive", handlers.exclusive, max_concurrency=1)
     register("work_leased_long", handlers.work, timeout=LONG_LEASE_TIMEOUT)

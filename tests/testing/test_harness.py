@@ -11,6 +11,7 @@ import pytest
 from testing.conftest import START
 from workq import Job, Retry, WorkerPool, WorkqError
 from workq.testing import DrainResult, TestHarness
+from workq.time_limits import lease_seconds
 
 
 def test_drain_runs_due_jobs_through_the_middleware_chain_in_the_calling_thread(pool: WorkerPool) -> None:
@@ -245,4 +246,4 @@ def test_scripts_take_now_from_the_fake_clock_not_redis_time(pool: WorkerPool) -
         h.drain()
         assert h.redis.zcard(h.client.keys.leases("slow")) == 0  # ack.lua removed it
     [[(_, deadline)]] = leases
-    assert deadline == START + 5 + 30  # fetch.lua's lease deadline: its `now` argument, not Redis TIME
+    assert deadline == START + 5 + lease_seconds(30)  # fetch.lua's lease deadline: its `now` argument, not Redis TIME

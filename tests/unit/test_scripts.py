@@ -249,15 +249,13 @@ def test_requeue_leaves_a_member_in_place_when_its_destination_has_the_wrong_typ
     assert fake_redis.get(destination) == b"garbage"
 
 
-def test_an_expired_lease_whose_queue_has_the_wrong_type_stays_with_its_job(
+def test_an_expired_lease_whose_retry_set_has_the_wrong_type_stays_with_its_job(
     scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"job")
     fetch(scripts, keys, "a", timeout=30)
-    fake_redis.set(keys.queue("a"), "garbage")
-    lease_keys = [keys.leases("a"), keys.queue("a"), keys.lock("a"), keys.lock_info("a"), keys.in_progress("a", POOL)]
-    moved = scripts.expire_leases(keys=lease_keys, args=[NOW + 31, lease(b"job"), b"job", POOL])
-    assert moved == [0, keys.queue("a").encode()]
+    fake_redis.set(keys.retry, "garbage")
+    assert expire_reply(scripts, keys, NOW + 31) == [0, keys.retry.encode()]
     assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"job"]
     assert fake_redis.zcard(keys.leases("a")) == 1
 
@@ -272,25 +270,48 @@ def test_scripts_read_redis_time_when_no_clock_is_given(
     assert seconds + 29 <= deadline <= seconds + 31
 
 
-def expire(scripts: Scripts, keys: Keys, now: float, token: str = "run1") -> object:
-    lease_keys = [keys.leases("a"), keys.queue("a"), keys.lock("a"), keys.lock_info("a"), keys.in_progress("a", POOL)]
-    moved, broken = scripts.expire_leases(keys=lease_keys, args=[now, lease(b"job", token), b"job", POOL])
+def expire_reply(scripts: Scripts, keys: Keys, now: float, token: str = "run1", where: str = "retry") -> Any:
+    """expire_leases for the run of b"job" holding lease `token`, filing b"failed" in `where` 10 s from `now`."""
+    lease_keys = [
+        *(keys.leases("a"), keys.lock("a"), keys.lock_info("a"), keys.retry, keys.dead, STATS),
+        keys.in_progress("a", POOL),
+    ]
+    return scripts.expire_leases(
+        keys=lease_keys, args=[now, 3600, lease(b"job", token), b"job", POOL, where, 10, b"failed"]
+    )
+
+
+def expire(scripts: Scripts, keys: Keys, now: float, token: str = "run1", where: str = "retry") -> object:
+    moved, broken = expire_reply(scripts, keys, now, token, where)
     assert broken == b""
     return moved
 
 
-def test_an_expired_lease_puts_the_job_back_on_its_queue(
+def test_an_expired_lease_counts_a_failure_and_files_the_job_where_it_was_told(
     scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
 ) -> None:
     fake_redis.lpush(keys.queue("a"), b"job")
     fetch(scripts, keys, "a", timeout=30)
     assert expire(scripts, keys, NOW + 29) == 0, "not before its deadline"
     assert expire(scripts, keys, NOW + 30) == 1
-    assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"job"]
+    assert fake_redis.zrange(keys.retry, 0, -1, withscores=True) == [(b"failed", NOW + 40)]
+    assert fake_redis.exists(keys.queue("a")) == 0
     assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
     assert fake_redis.get(keys.lock("a")) == b"0"
+    assert fake_redis.hgetall(STATS) == {b"failed": b"1"}
     assert ack(scripts, keys, "a", b"job", held=lease(b"job")) == 0, "the late ack of the timed-out run changes nothing"
-    assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"job"]
+    assert fake_redis.zcard(keys.retry) == 1
+
+
+@pytest.mark.parametrize(("where", "dead"), [("dead", 1), ("", 0)])
+def test_an_expired_lease_out_of_retries_files_the_job_dead_or_drops_it(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis, where: str, dead: int
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"job")
+    fetch(scripts, keys, "a", timeout=30)
+    assert expire(scripts, keys, NOW + 30, where=where) == 1
+    assert (fake_redis.zcard(keys.dead), fake_redis.zcard(keys.retry)) == (dead, 0)
+    assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
 
 
 def test_a_lease_extended_since_it_was_read_is_left_alone(
@@ -323,6 +344,7 @@ def test_ack_of_a_run_whose_lease_was_taken_over_changes_nothing(
     fake_redis.lpush(keys.queue("a"), b"job")
     fetch(scripts, keys, "a", timeout=30, token="first")
     assert expire(scripts, keys, NOW + 30, token="first") == 1
+    fake_redis.lpush(keys.queue("a"), b"job")  # due again: the requeuer moved it back (same bytes, for this test)
     fetch(scripts, keys, "a", timeout=30, token="second", now=NOW + 31)
     assert ack(scripts, keys, "a", b"job", held=lease(b"job", "first")) == 0
     assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"job"], "the new run still holds the job"

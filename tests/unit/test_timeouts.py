@@ -1,8 +1,9 @@
-"""LeaseKeeper on fakeredis with a stepped clock: a job past its time-out goes back to its queue; a job that checked
-in, a job already acknowledged and a job without a time-out stay as they are."""
+"""LeaseKeeper on fakeredis with a stepped clock: a job whose lease expired counts a failed run (retry, then dead);
+a job that checked in, a job already acknowledged and a job without a time-out stay as they are."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 import fakeredis
@@ -38,17 +39,31 @@ def scripts(fake_redis: fakeredis.FakeRedis) -> Scripts:
     return Scripts.register(fake_redis)
 
 
-def registration(keys: Keys, name: str, timeout: float, pool_id: str = POOL) -> Registration:
+def registration(keys: Keys, name: str, timeout: float, pool_id: str = POOL, max_fails: int = 4) -> Registration:
     def never_called(job: Job) -> None:
         raise AssertionError("the lease keeper runs no handler")
 
-    return Registration.build(keys, pool_id, name, never_called, JobOptions(timeout=timeout))
+    options = JobOptions(timeout=timeout, max_fails=max_fails, backoff=lambda job: 10)
+    return Registration.build(keys, pool_id, name, never_called, options)
 
 
 @pytest.fixture
 def keeper(fake_redis: fakeredis.FakeRedis, keys: Keys, scripts: Scripts, clock: SteppedClock) -> LeaseKeeper:
-    registrations = [registration(keys, "timed", TIMEOUT), registration(keys, "untimed", 0)]
+    registrations = [
+        registration(keys, "timed", TIMEOUT),
+        registration(keys, "untimed", 0),
+        registration(keys, "once", TIMEOUT, max_fails=1),
+    ]
     return LeaseKeeper(fake_redis, keys, scripts, registrations, clock)
+
+
+def job_bytes(job_id: str, name: str = "timed") -> bytes:
+    return Job(name=name, id=job_id, enqueued_at=NOW).to_json().encode()
+
+
+def retrying(client: fakeredis.FakeRedis, keys: Keys) -> list[tuple[dict[str, Any], float]]:
+    """The retry set's jobs (parsed) and scores."""
+    return [(json.loads(member), score) for member, score in client.zrange(keys.retry, 0, -1, withscores=True)]
 
 
 def fetch(
@@ -75,21 +90,37 @@ def lease(payload: bytes, pool_id: str = POOL) -> bytes:
     return f"{pool_id}:{TOKEN}:".encode() + payload
 
 
-def test_a_job_past_its_timeout_goes_back_to_the_fetching_end_of_its_queue(
+def test_a_job_whose_lease_expired_counts_a_failed_run_and_retries_after_its_backoff(
     keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
 ) -> None:
-    fake_redis.lpush(keys.queue("timed"), b'{"id":"old"}')
-    payload = fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
-    fake_redis.lpush(keys.queue("timed"), b'{"id":"new"}')
+    fake_redis.lpush(keys.queue("timed"), job_bytes("old"))
+    fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
+    fake_redis.lpush(keys.queue("timed"), job_bytes("new"))
 
     clock.now = NOW + TIMEOUT
     assert keeper.expire_due() == 1
 
-    assert fake_redis.rpop(keys.queue("timed")) == payload, "the timed-out job runs next, with its exact bytes"
+    [(failed, retry_at)] = retrying(fake_redis, keys)
+    assert (failed["id"], failed["fails"], retry_at) == ("old", 1, NOW + TIMEOUT + 10)
+    assert "timed out" in failed["err"] and failed["failed_at"] == NOW + TIMEOUT
+    assert fake_redis.lrange(keys.queue("timed"), 0, -1) == [job_bytes("new")]
     assert fake_redis.exists(keys.in_progress("timed", POOL)) == 0
     assert fake_redis.get(keys.lock("timed")) == b"0"
     assert fake_redis.hgetall(keys.lock_info("timed")) == {}
     assert fake_redis.zcard(keys.leases("timed")) == 0
+    assert fake_redis.hget(keys.stats("timed", NOW + TIMEOUT), "failed") == b"1"
+
+
+def test_a_job_whose_lease_expired_on_its_last_allowed_failure_goes_dead(
+    keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
+) -> None:
+    fake_redis.lpush(keys.queue("once"), job_bytes("last", "once"))
+    fetch(fake_redis, scripts, keys, "once", timeout=TIMEOUT)
+    clock.now = NOW + TIMEOUT
+    assert keeper.expire_due() == 1
+    [(member, died_at)] = fake_redis.zrange(keys.dead, 0, -1, withscores=True)
+    assert (json.loads(member)["fails"], died_at) == (1, NOW + TIMEOUT)
+    assert fake_redis.zcard(keys.retry) == 0
 
 
 def test_a_job_within_its_timeout_stays_in_progress(
@@ -142,14 +173,14 @@ def test_a_lease_of_a_job_already_acknowledged_is_dropped_and_nothing_else_chang
 def test_leases_of_jobs_held_by_other_pools_are_expired_too(
     keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
 ) -> None:
-    fake_redis.lpush(keys.queue("timed"), b"theirs", b"ours")
+    fake_redis.lpush(keys.queue("timed"), job_bytes("theirs"), job_bytes("ours"))
     fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT, pool_id=OTHER_POOL)
     fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
 
     clock.now = NOW + TIMEOUT
     assert keeper.expire_due() == 2
 
-    assert sorted(fake_redis.lrange(keys.queue("timed"), 0, -1)) == [b"ours", b"theirs"]
+    assert sorted(job["id"] for job, _ in retrying(fake_redis, keys)) == ["ours", "theirs"]
     assert fake_redis.exists(keys.in_progress("timed", OTHER_POOL), keys.in_progress("timed", POOL)) == 0
     assert fake_redis.hgetall(keys.lock_info("timed")) == {}
     assert fake_redis.get(keys.lock("timed")) == b"0"
@@ -174,14 +205,14 @@ def test_a_job_payload_containing_colons_is_matched_exactly(
     fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
     clock.now = NOW + TIMEOUT
     assert keeper.expire_due() == 1
-    assert fake_redis.lrange(keys.queue("timed"), 0, -1) == [payload]
+    assert [job["id"] for job, _ in retrying(fake_redis, keys)] == ["periodic:timed:*/5 * * * * *:1700000000"]
 
 
 def test_more_expired_leases_than_one_batch_are_all_expired_over_successive_passes(
     keeper: LeaseKeeper, fake_redis: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, clock: SteppedClock
 ) -> None:
     jobs = BATCH + 5
-    fake_redis.lpush(keys.queue("timed"), *[f"job{i}".encode() for i in range(jobs)])
+    fake_redis.lpush(keys.queue("timed"), *[job_bytes(f"job{i}") for i in range(jobs)])
     for _ in range(jobs):
         fetch(fake_redis, scripts, keys, "timed", timeout=TIMEOUT)
     clock.now = NOW + TIMEOUT
@@ -189,7 +220,7 @@ def test_more_expired_leases_than_one_batch_are_all_expired_over_successive_pass
     moved = [keeper.expire_due() for _ in range(3)]
 
     assert sum(moved) == jobs and moved[-1] == 0
-    assert fake_redis.llen(keys.queue("timed")) == jobs
+    assert fake_redis.zcard(keys.retry) == jobs
     assert fake_redis.get(keys.lock("timed")) == b"0"
 
 
@@ -201,4 +232,4 @@ def test_a_lease_written_before_run_tokens_still_expires(
     fake_redis.rpush(keys.in_progress("timed", POOL), payload)
     fake_redis.zadd(keys.leases("timed"), {POOL.encode() + b":" + payload: NOW})
     assert keeper.expire_due() == 1
-    assert fake_redis.lrange(keys.queue("timed"), 0, -1) == [payload]
+    assert [job["id"] for job, _ in retrying(fake_redis, keys)] == ["old-format"]

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from workq.cli.child_health import REPORT_FD_OPTION, ChildHealth
 from workq.cli.common import EXIT_FAILURE, EXIT_OK
 from workq.log_format import CHILD_INDEX_ENV
 
@@ -40,6 +41,8 @@ SUPERVISOR_GONE_SIGNAL = signal.SIGHUP
 """The parent-death signal children ask the Linux kernel for: SIGHUP, not SIGTERM, so that it never counts as a
 second SIGTERM (which means "exit at once")."""
 _PR_SET_PDEATHSIG = 1
+RETIRE_MARGIN = 10.0
+"""Seconds past its grace a replaced child has to exit before it is killed."""
 
 
 def child_argv(args: argparse.Namespace) -> list[str]:
@@ -76,9 +79,13 @@ class Supervisor:
     gets it too, and nothing that takes a lock runs inside the handler.
     """
 
-    def __init__(self, argv: list[str], processes: int) -> None:
+    def __init__(self, argv: list[str], processes: int, *, grace: float) -> None:
         self._argv = argv
+        self._grace = grace
         self._children: list[subprocess.Popen[bytes] | None] = [None] * processes
+        self._health = ChildHealth(processes)
+        self._retiring: list[tuple[subprocess.Popen[bytes], float]] = []
+        """Replaced children still stopping, with when they get killed."""
         self._started_at = [0.0] * processes
         self._crashes = [0] * processes
         self._forwarded = [0] * processes
@@ -103,6 +110,10 @@ class Supervisor:
             for slot, child in enumerate(self._children):
                 if child is not None and child.poll() is not None and not self._received:
                     self._restart(slot, child.returncode)
+            for slot, why in self._health.unhealthy():
+                if not self._received:
+                    self._replace(slot, why)
+            self._retire()
             self._wait_for_signal(0.5)
         codes = self._stop_children()
         logger.info("supervisor: all worker processes stopped (exit statuses %s)", codes)
@@ -110,11 +121,44 @@ class Supervisor:
         return EXIT_OK if all(code in stopped_as_asked for code in codes) else EXIT_FAILURE
 
     def _spawn(self, slot: int) -> None:
-        argv = [*self._argv, SUPERVISOR_FD_OPTION, str(self._lifeline_read)]
+        report_fd = self._health.open(slot)
+        argv = [*self._argv, SUPERVISOR_FD_OPTION, str(self._lifeline_read), REPORT_FD_OPTION, str(report_fd)]
         self._forwarded[slot] = 0
         env = {**os.environ, CHILD_INDEX_ENV: str(slot)}
-        self._children[slot] = subprocess.Popen(argv, start_new_session=True, pass_fds=(self._lifeline_read,), env=env)
+        try:
+            self._children[slot] = subprocess.Popen(
+                argv, start_new_session=True, pass_fds=(self._lifeline_read, report_fd), env=env
+            )
+        finally:
+            os.close(report_fd)
         self._started_at[slot] = time.monotonic()
+
+    def _replace(self, slot: int, why: str) -> None:
+        """The hard limit: start a new child in `slot` now; the old one stops gracefully (its other jobs get the
+        grace period) and is killed if it has not exited `RETIRE_MARGIN` s after it — at once if it is silent."""
+        child = self._children[slot]
+        if child is None or child.poll() is not None:
+            return
+        silent = "no report" in why
+        logger.error("supervisor: worker process %d (pid %d) %s: replacing it", slot, child.pid, why)
+        if silent:
+            child.kill()
+        else:
+            child.send_signal(signal.SIGTERM)
+        self._retiring.append((child, time.monotonic() + self._grace + RETIRE_MARGIN))
+        self._spawn(slot)
+
+    def _retire(self) -> None:
+        """Forget replaced children that exited; kill the ones past their deadline."""
+        still = []
+        for child, kill_at in self._retiring:
+            if child.poll() is not None:
+                continue
+            if time.monotonic() >= kill_at:
+                logger.error("supervisor: replaced worker process (pid %d) did not exit: killing it", child.pid)
+                child.kill()
+            still.append((child, kill_at))
+        self._retiring = still
 
     def _restart(self, slot: int, returncode: int) -> None:
         ran_for = time.monotonic() - self._started_at[slot]
@@ -137,7 +181,8 @@ class Supervisor:
         """Forward every signal received to every child until all have exited; returns their exit statuses."""
         while True:
             self._forward_signals()
-            if all(child is None or child.poll() is not None for child in self._children):
+            self._retire()
+            if not self._retiring and all(child is None or child.poll() is not None for child in self._children):
                 return [child.returncode for child in self._children if child is not None]
             self._wait_for_signal(0.1)
 
@@ -153,7 +198,8 @@ class Supervisor:
             self._forwarded[slot] = len(self._received)
 
     def _wait_for_signal(self, seconds: float) -> None:
-        if select.select([self._wakeup_read], [], [], max(0.0, seconds))[0]:
+        """Wait until a signal, a child's health report, or `seconds` (reports are read by the main loop)."""
+        if self._wakeup_read in select.select([self._wakeup_read, *self._health.fds], [], [], max(0.0, seconds))[0]:
             os.read(self._wakeup_read, 512)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:

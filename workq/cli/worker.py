@@ -14,6 +14,7 @@ import tempfile
 from types import FrameType
 from typing import Any
 
+from workq.cli.child_health import REPORT_FD_OPTION, report_health
 from workq.cli.common import EXIT_FAILURE, EXIT_OK, UsageError
 from workq.cli.supervisor import SUPERVISOR_FD_OPTION, Supervisor, child_argv, follow_supervisor
 from workq.client import Client
@@ -68,6 +69,7 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         help="address the metrics server binds to (default 127.0.0.1; 0.0.0.0 for a remote Prometheus)",
     )
     worker.add_argument(SUPERVISOR_FD_OPTION, type=int, help=argparse.SUPPRESS)  # set by the supervisor
+    worker.add_argument(REPORT_FD_OPTION, type=int, help=argparse.SUPPRESS)  # set by the supervisor
     worker.add_argument(METRICS_DIR_OPTION, help=argparse.SUPPRESS)  # set by the supervisor
     worker.set_defaults(command=run_worker)
 
@@ -130,9 +132,13 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     _check_options(args)
+    loaded: list[WorkerPool] = []
+    if args.supervisor_report_fd is not None:  # from the start: importing the app may be slow, and silence fatal
+        report_health(args.supervisor_report_fd, lambda: loaded[0].stuck_runs if loaded else 0)
     if args.metrics_dir:  # before the app's module is imported: prometheus_client reads it at its own import
         os.environ[MULTIPROCESS_DIR_ENV] = args.metrics_dir
     pool = load_pool(args.target)
+    loaded.append(pool)
     try:
         pool.configure(namespace=args.namespace, redis=args.redis_url, concurrency=args.concurrency)
         connection = pool.redis  # a URL is parsed here
@@ -171,11 +177,11 @@ def _count_runs(args: argparse.Namespace, pool: WorkerPool) -> None:
 def _supervise(args: argparse.Namespace, pool: WorkerPool) -> int:
     """`--processes N`: the children's metrics are summed from files in a directory that lives as long as this."""
     if args.metrics_port is None:
-        return Supervisor(child_argv(args), args.processes).run()
+        return Supervisor(child_argv(args), args.processes, grace=args.grace).run()
     with tempfile.TemporaryDirectory(prefix="workq-metrics-") as directory:
         registry = children_registry(Client(pool.namespace, pool.redis), pool.job_names, directory)
         serve(registry, args.metrics_port, args.metrics_host)
-        return Supervisor([*child_argv(args), METRICS_DIR_OPTION, directory], args.processes).run()
+        return Supervisor([*child_argv(args), METRICS_DIR_OPTION, directory], args.processes, grace=args.grace).run()
 
 
 def _stop_on_signals(pool: WorkerPool) -> list[int]:
