@@ -10,22 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from cli.command import workq
 
 from support import wait_until
 from workq import Client, Enqueuer, Job
 
 APP_DIR = Path(__file__).parent
-
-
-def workq(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "workq", *argv], check=False, capture_output=True, text=True, timeout=60
-    )
-
-
-@pytest.fixture
-def common(redis_url: str, namespace: str) -> list[str]:
-    return ["--redis-url", redis_url, "--namespace", namespace]
 
 
 @pytest.fixture

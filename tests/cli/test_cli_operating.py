@@ -5,31 +5,19 @@ jobs, and a retried job's original enqueue time."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from importlib import metadata
 
 import pytest
 import redis
+from cli.command import workq
 
 from support import wait_until
 from workq import Enqueuer, Job, WorkerPool
 from workq.distribution import DISTRIBUTION_NAME
 
 EVERY_10S = "*/10 * * * * *"
-
-
-def workq(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "workq", *argv], check=False, capture_output=True, text=True, timeout=60
-    )
-
-
-@pytest.fixture
-def common(redis_url: str, namespace: str) -> list[str]:
-    return ["--redis-url", redis_url, "--namespace", namespace]
 
 
 @pytest.fixture

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+from cli.command import workq
 from web.sample_jobs import BadEntries, place_bad_entries
 
 from support import wait_until
 from workq import Enqueuer, Job, WorkerPool
-
-
-def workq(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "workq", *argv], check=False, capture_output=True, text=True, timeout=60
-    )
-
-
-@pytest.fixture
-def common(redis_url: str, namespace: str) -> list[str]:
-    return ["--redis-url", redis_url, "--namespace", namespace]
 
 
 @pytest.fixture
