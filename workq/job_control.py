@@ -17,7 +17,7 @@ from workq.connection import RedisClient
 from workq.errors import JobNotFound, NotDeleted, WorkqError
 from workq.job import Job
 from workq.job_lookup import CHUNK, Location, decode_member, find_in_queue, find_job
-from workq.job_status import FINAL_RECORDS, read_result
+from workq.job_status import REMOVED_FIELD, read_result
 from workq.keys import Keys
 from workq.scripts import Arg, Scripts
 
@@ -39,8 +39,9 @@ def cancel(client: RedisClient, scripts: Scripts, keys: Keys, job_id: str, now: 
     if not isinstance(job_id, str) or not job_id:
         raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
     record = read_result(client, keys, job_id)
-    if record is not None and record.state in FINAL_RECORDS:  # no need to look through the queues
-        raise JobNotFound(f"job {job_id} ({record.job_name}) is already {record.state}: nothing left to cancel")
+    if record is not None and record.final:  # no need to look through the queues
+        status = record.status
+        raise JobNotFound(f"job {job_id} ({status.job_name}) is already {status.state}: nothing left to cancel")
     for _ in range(MOVE_ATTEMPTS):
         found = find_job(client, keys, job_id)
         if found is None:
@@ -56,9 +57,10 @@ def cancel(client: RedisClient, scripts: Scripts, keys: Keys, job_id: str, now: 
             return found.state
     else:
         raise WorkqError(f"job {job_id} moved {MOVE_ATTEMPTS} times while being cancelled; try again")
-    record = read_result(client, keys, job_id)
+    record = read_result(client, keys, job_id)  # written meanwhile, perhaps
     if record is not None:
-        raise JobNotFound(f"job {job_id} ({record.job_name}) is already {record.state}: nothing left to cancel")
+        status = record.status
+        raise JobNotFound(f"job {job_id} ({status.job_name}) is already {status.state}: nothing left to cancel")
     raise JobNotFound(f"no job {job_id} is queued, scheduled, retrying, running or dead in {keys.namespace!r}")
 
 
@@ -111,6 +113,7 @@ def _tombstone(found: Location, now: int) -> str:
             "fails": found.job.fails,
             "last_err": f"cancelled while {found.state}",
             "updated_at": now,
+            REMOVED_FIELD: True,
         }
     )
 

@@ -85,6 +85,10 @@ def find_job(client: RedisClient, keys: Keys, job_id: str) -> Location | None:
     return None
 
 
+def find_dead(client: RedisClient, keys: Keys, job_id: str) -> Location | None:
+    return _dead(client, keys, job_id)
+
+
 def find_in_queue(client: RedisClient, keys: Keys, job_name: str, job_id: str) -> Location | None:
     return _in_list(client, keys.queue(job_name), job_id, "queued")
 

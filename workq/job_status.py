@@ -15,16 +15,16 @@ from typing import Any, cast
 
 from workq.connection import RedisClient, reply_text
 from workq.errors import JobFailed, JobNotFound
-from workq.job_lookup import CHUNK, Location, find_job, matching
+from workq.job_lookup import CHUNK, Location, find_dead, find_job, matching
 from workq.keys import Keys
 
 logger = logging.getLogger("workq")
 
 STATES = ("queued", "scheduled", "running", "retry", "dead", "done", "cancelled")
 FINAL_STATES = ("done", "dead", "cancelled")
-FINAL_RECORDS = ("done", "cancelled")
-"""Records no later event outdates: a job done, or removed by `Client.cancel` (it never runs again). A "dead"
-record, should a writer keep one, may be: the dead job can be retried."""
+REMOVED_FIELD = "removed"
+"""Set in the "cancelled" record `Client.cancel` writes for a waiting job it removed: that job never comes back, so
+the record is final. The "cancelled" record of a run (the job filed dead) is not: the dead job can be retried."""
 FIRST_POLL = 0.05
 MAX_POLL = 1.0
 POLL_GROWTH = 1.5
@@ -54,18 +54,31 @@ class JobStatus:
 
 
 def job_status(client: RedisClient, keys: Keys, job_id: str) -> JobStatus | None:
-    """The status of `job_id`, or None when Redis knows nothing of it. A final record (done, cancelled) answers at
-    once; any other is older than the job's current place (a dead job may have been retried since)."""
+    """The status of `job_id`, or None when Redis knows nothing of it. A final record (done, or a waiting job
+    removed by `cancel`) answers at once. A run's "cancelled" record stands while the job is still in the dead set
+    (looked for there first); any other record is older than the job's current place (a dead job may have been
+    retried since)."""
     record = read_result(client, keys, job_id)
-    if record is not None and record.state in FINAL_RECORDS:
-        return record
-    found = find_job(client, keys, job_id)
+    if record is not None and record.final:
+        return record.status
+    cancelled_run = record is not None and record.status.state == "cancelled"
+    found = (find_dead(client, keys, job_id) if cancelled_run else None) or find_job(client, keys, job_id)
     if found is None:
-        return record
+        return None if record is None else record.status
+    if record is not None and cancelled_run and found.state == "dead":
+        return record.status
     return _status_at(client, keys, found)
 
 
-def read_result(client: RedisClient, keys: Keys, job_id: str) -> JobStatus | None:
+@dataclass(frozen=True)
+class Record:
+    """A result record as read: the status it gives, and whether no later event can outdate it."""
+
+    status: JobStatus
+    final: bool
+
+
+def read_result(client: RedisClient, keys: Keys, job_id: str) -> Record | None:
     """The result record of `job_id`, or None when there is none (or it is unreadable: logged)."""
     raw = client.get(keys.result(job_id))
     if raw is None:
@@ -78,7 +91,7 @@ def read_result(client: RedisClient, keys: Keys, job_id: str) -> JobStatus | Non
     if not isinstance(record, dict) or record.get("state") not in STATES:
         logger.warning("result record of job %s has no known state; ignoring it: %.200r", job_id, raw)
         return None
-    return JobStatus(
+    status = JobStatus(
         job_id=job_id,
         job_name=str(record.get("job_name") or ""),
         state=record["state"],
@@ -87,6 +100,7 @@ def read_result(client: RedisClient, keys: Keys, job_id: str) -> JobStatus | Non
         result=record.get("result"),
         updated_at=_whole(record.get("updated_at")),
     )
+    return Record(status, status.state == "done" or (status.state == "cancelled" and record.get(REMOVED_FIELD) is True))
 
 
 def wait_result(
@@ -144,8 +158,8 @@ def _timed_status(
 def _news(client: RedisClient, keys: Keys, job_id: str, since: int) -> JobStatus | None:
     """A final status found cheaply: the result record, or the job among those that died since `since`."""
     record = read_result(client, keys, job_id)
-    if record is not None:
-        return record
+    if record is not None and record.status.updated_at >= since:  # an older one was there when the wait began
+        return record.status
     offset = 0
     while True:
         page = cast(

@@ -383,6 +383,13 @@ def test_cancel_of_a_running_job_interrupts_it_and_files_it_dead_cancelled(
     assert not redis_client.exists(client.keys.cancel_request(job.id)), "the request is cleared once acted on"
     assert client.retry_jobs() == ([], 0), "a cancelled job is never retried"
 
+    client.pause("long")  # the retried job stays queued
+    [dead] = client.dead_jobs()[0]
+    client.retry_dead_job(dead.died_at, job.id)
+    again = client.job_status(job.id)
+    assert again is not None and again.state == "queued", "the run's cancelled record no longer stands"
+    assert client.cancel(job.id) == "queued", "a retried job can be cancelled again"
+
 
 @WORKER_SIDE
 def test_wait_result_returns_what_a_keep_result_handler_returned(
