@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -10,7 +9,8 @@ from collections.abc import Callable
 
 from redis.client import PubSub
 
-from workq.connection import REDIS_FAULTS, RedisClient, is_redis_fault, reply_text
+from workq.complaints import Complaints
+from workq.connection import RedisClient, is_redis_fault, reply_text
 
 logger = logging.getLogger("workq")
 
@@ -42,6 +42,7 @@ class ChannelListener:
         self._tick_interval = tick_interval
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._complaints = Complaints()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._listen, name=f"workq-{self._name}", daemon=True)
@@ -50,8 +51,10 @@ class ChannelListener:
     def stop(self) -> None:
         """Stop listening; a message on the channel ends the listener's wait at once (else within a second)."""
         self._stopping.set()
-        with contextlib.suppress(*REDIS_FAULTS):
+        try:
             self._client.publish(self._channel, "")
+        except Exception as exc:  # the listener then notices within a second; a stop must never fail
+            logger.debug("%s: could not publish its stop (%s)", self._name, exc)
         if self._thread is not None:
             self._thread.join()
 
@@ -69,12 +72,19 @@ class ChannelListener:
                         self._on_resubscribed()
                 self._relay(pubsub)
             except Exception as exc:  # the listener outlives any failure
-                if not failing:
-                    if is_redis_fault(exc):
-                        logger.warning("%s: Redis unavailable (%s); retrying", self._name, exc)
-                    else:
-                        logger.exception("%s failed; retrying", self._name)
-                failing = True
+                if not is_redis_fault(exc):  # e.g. NOPERM: an ACL without this channel; said once a minute
+                    self._complaints.report(
+                        self._name,
+                        "%s: %s on %s (%s); retrying. An ACL user needs the channel: &%s",
+                        self._name,
+                        type(exc).__name__,
+                        self._channel,
+                        exc,
+                        self._channel,
+                    )
+                elif not failing:
+                    logger.warning("%s: Redis unavailable (%s); retrying", self._name, exc)
+                    failing = True
                 self._stopping.wait(RECONNECT_WAIT)
             finally:
                 if pubsub is not None:

@@ -43,6 +43,7 @@ ACL_RULES = [
     f"~{NAMESPACE}:*",
     "resetchannels",
     f"&{NAMESPACE}:wake",
+    f"&{NAMESPACE}:cancel",
     "-@all",
     *(f"+{command}" for command in WORKQ_COMMANDS),
 ]
@@ -183,7 +184,7 @@ def _register_every_kind_of_job(pool: WorkerPool, ran: Ran) -> None:
         raise RuntimeError("card declined")
 
     pool.job("work", ran.record)
-    pool.job("leased", ran.checking_in, timeout=30)
+    pool.job("leased", ran.checking_in, timeout=30, backoff=lambda job: 0)  # an expired lease is a failure
     pool.job("capped", ran.record, max_concurrency=1)
     pool.job("later", ran.not_yet)
     pool.job("declined", fail, max_fails=2, backoff=lambda job: 0)
