@@ -44,8 +44,10 @@ from workq.wakeup import Wakeup
 logger = logging.getLogger("workq")
 
 DRAIN_POLL = 0.05
+CONNECTIONS_PER_WORKER = 2
+"""A worker thread holds a connection of its own, and its pipelined ack-and-fetch takes a second from the pool."""
 SHARED_CONNECTIONS = 32
-"""Connections a started pool may hold besides one per worker thread: background loops, listeners, the async
+"""Connections a started pool may hold besides its worker threads': background loops, listeners, the async
 dispatchers, and the app's own calls on `pool.redis` (a generous bound; idle connections cost Redis little)."""
 
 DEAD_AFTER_BEATS = 3
@@ -315,7 +317,9 @@ class WorkerPool:
             ",".join(self.job_names),
         )
         try:
-            fit_connection_pool(self.redis, self.concurrency + SHARED_CONNECTIONS, self._redis_arg)
+            fit_connection_pool(
+                self.redis, CONNECTIONS_PER_WORKER * self.concurrency + SHARED_CONNECTIONS, self._redis_arg
+            )
         except ValueError as exc:
             raise WorkqError(str(exc)) from None
         with translated_faults(self.redis):

@@ -263,5 +263,5 @@ def test_a_given_client_too_small_for_the_pool_is_refused_at_start(namespace: st
     pool = WorkerPool(namespace, client, concurrency=30)
     pool.job("work", lambda job: None)
 
-    with pytest.raises(WorkqError, match="may open 20 connections, but this pool needs up to 62"):
+    with pytest.raises(WorkqError, match="may open 20 connections, but this pool needs up to 92"):
         pool.start()

@@ -78,4 +78,4 @@ def test_the_wake_listener_survives_an_error_that_is_not_a_lost_connection(
     finally:
         signal.stop()
     assert refusing.refused == 1
-    assert "wake-listener failed" in caplog.text
+    assert "NOPERM" in caplog.text and f"An ACL user needs the channel: &{keys.wake_channel}" in caplog.text
