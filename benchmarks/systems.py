@@ -45,12 +45,10 @@ class System:
 
 
 def workq_worker_of(pool: str, concurrency: int) -> WorkerCommand:
-    """`workq worker POOL` (module:attribute) with `concurrency` threads. redis-py 8 caps a client's connection pool
-    at 100 by default, and every worker thread holds a connection of its own: many threads get a bigger pool."""
+    """`workq worker POOL` (module:attribute) with `concurrency` threads (the pool sizes its own connection pool
+    from its thread count when the URL sets no `max_connections`)."""
 
     def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
-        if concurrency > CONCURRENCY:
-            redis_url += ("&" if "?" in redis_url else "?") + f"max_connections={2 * concurrency}"
         argv = [
             str(interpreter.python),
             "-m",
