@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workq.client import Client
-from workq.entry_checks import PROBLEM_FIELD
+from workq.entry_checks import listed_record, other_fields
 from workq.job import FIRST_ENQUEUED_FIELD, DeadJob, Job
 from workq.pool_views import WorkerObservation, WorkerPoolHeartbeat
 from workq.queue_rows import QueueRow, failure_rate, queue_rows
@@ -146,41 +146,25 @@ def overview(client: Client, now: int) -> Overview:
     )
 
 
-def problem(job: Job) -> str:
-    """What is wrong with a listed job's entry in Redis (see `Client.dead_jobs`), or "" when nothing."""
-    return str(job.extra.get(PROBLEM_FIELD, ""))
-
-
-def other_fields(job: Job) -> dict[str, Any]:
-    """Fields other writers added to a job (such as a malformed payload), without the Client's problem mark."""
-    return {key: value for key, value in job.extra.items() if key != PROBLEM_FIELD}
-
-
 def unshown_fields(job: Job) -> dict[str, Any]:
     """The other fields a page lists as such: those it does not already show in its own columns."""
     return {key: value for key, value in other_fields(job).items() if key != FIRST_ENQUEUED_FIELD}
 
 
 def job_record(job: Job, score_field: str) -> dict[str, Any]:
-    """A job as gocraft/work's web UI returns it: the score, then the wire fields (`t` is when it was enqueued).
-    Fields other writers added (such as a malformed payload) come first, so they cannot hide ours; an entry
-    that is wrong in Redis ends with `problem` saying what is wrong."""
-    record: dict[str, Any] = other_fields(job)
-    record.update(
-        {
-            score_field: getattr(job, score_field),
-            "name": job.name,
-            "id": job.id,
-            "t": job.enqueued_at,
-            "args": None if job.args_null and not job.args else job.args,
-            "unique": job.unique,
-            "fails": job.fails,
-            "err": job.last_err,
-            "failed_at": job.failed_at,
-        }
-    )
+    """A job as gocraft/work's web UI returns it: the score, then the wire fields (`t` is when it was enqueued),
+    framed as `listed_record` frames it (others' fields first, `problem` last)."""
+    fields: dict[str, Any] = {
+        score_field: getattr(job, score_field),
+        "name": job.name,
+        "id": job.id,
+        "t": job.enqueued_at,
+        "args": None if job.args_null and not job.args else job.args,
+        "unique": job.unique,
+        "fails": job.fails,
+        "err": job.last_err,
+        "failed_at": job.failed_at,
+    }
     if job.unique_key:
-        record["unique_key"] = job.unique_key
-    if problem(job):
-        record["problem"] = problem(job)
-    return record
+        fields["unique_key"] = job.unique_key
+    return listed_record(job, fields)
