@@ -8,7 +8,7 @@ Variants, each round in a rotated order so that a drift of the shared machine's 
 
 - `before a946619` and `before a946619 (A/A)`: that commit (a temporary worktree), the job without options, twice:
   how far two identical variants land apart is the noise floor of the run;
-- `main b91c968`: the tree this branch started from (the watchdog before it was made cheap), for reference;
+- `main <commit>`: the branch main as it is (the watchdog before it was made cheap, until this branch is merged);
 - `no options`, `keep_result=60`, `timeout=30`: this checkout's HEAD (a worktree too: edits made while it runs
   change nothing), the job without options and with each option.
 
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.observability_cost import Measured, Variant, chosen, interleaved, worktree
+from benchmarks.observability_cost import ROOT, Measured, Variant, chosen, interleaved, worktree
 
 BEFORE_ISSUE_13 = "a946619"
-BRANCH_START = "b91c968"
+MAIN = "main"
 BASE = f"before {BEFORE_ISSUE_13}"
 OPTIONS_ENV = "WORKQ_BENCH_NOOP_OPTIONS"
 
@@ -44,11 +44,17 @@ def variants(trees: dict[str, Path]) -> list[Variant]:
     return [
         Variant(BASE, trees[BEFORE_ISSUE_13]),
         Variant(f"{BASE} (A/A)", trees[BEFORE_ISSUE_13]),
-        Variant(f"main {BRANCH_START}", trees[BRANCH_START]),
+        Variant(f"main {_short(MAIN)}", trees[MAIN]),
         Variant("no options", trees["HEAD"]),
         Variant("keep_result=60", trees["HEAD"], environment=((OPTIONS_ENV, '{"keep_result": 60}'),)),
         Variant("timeout=30", trees["HEAD"], environment=((OPTIONS_ENV, '{"timeout": 30}'),)),
     ]
+
+
+def _short(ref: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @contextmanager
@@ -90,7 +96,7 @@ def main() -> None:
     options = parser.parse_args()
     load_before = os.getloadavg()
     with ExitStack() as stack:
-        trees = {commit: stack.enter_context(worktree(commit)) for commit in (BEFORE_ISSUE_13, BRANCH_START, "HEAD")}
+        trees = {commit: stack.enter_context(worktree(commit)) for commit in (BEFORE_ISSUE_13, MAIN, "HEAD")}
         url = options.redis_url or stack.enter_context(private_redis())
         measured = interleaved(chosen(variants(trees), options.variants), options.jobs, options.rounds, url)
     text = section(
