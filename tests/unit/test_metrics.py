@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -31,10 +32,21 @@ for _ in range({runs}):
 """
 
 
-def child_runs(directory: Path, runs: int) -> None:
-    """A worker process of the supervisor: it counts `runs` runs of `ok` in its files in `directory`, and exits."""
+@pytest.fixture(scope="module")
+def child_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The sample files of a worker process of the supervisor that counted 3 runs of `ok` and exited (one child
+    for the module: a fresh interpreter importing workq takes seconds on a loaded machine)."""
+    directory = tmp_path_factory.mktemp("child")
     env = {**os.environ, MULTIPROCESS_DIR_ENV: str(directory)}
-    subprocess.run([sys.executable, "-c", CHILD.format(runs=runs)], env=env, check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", CHILD.format(runs=3)], env=env, check=True, timeout=60)
+    return sorted(directory.glob("*.db"))
+
+
+def add_child(directory: Path, child_files: list[Path], pid: int) -> None:
+    """That child's files in `directory`, as if its pid had been `pid`."""
+    for path in child_files:
+        kind = path.name.rsplit("_", 1)[0]
+        shutil.copyfile(path, directory / f"{kind}_{pid}.db")
 
 
 def registry_over(directory: Path, fake_redis: fakeredis.FakeRedis, namespace: str) -> CollectorRegistry:
@@ -52,25 +64,31 @@ def processed(registry: CollectorRegistry) -> float:
     )
 
 
-def test_the_children_s_runs_are_summed(tmp_path: Path, fake_redis: fakeredis.FakeRedis, namespace: str) -> None:
-    child_runs(tmp_path, 3)
-    child_runs(tmp_path, 4)
-    assert processed(registry_over(tmp_path, fake_redis, namespace)) == 7
+def test_the_children_s_runs_are_summed(
+    tmp_path: Path, child_files: list[Path], fake_redis: fakeredis.FakeRedis, namespace: str
+) -> None:
+    add_child(tmp_path, child_files, 101)
+    add_child(tmp_path, child_files, 102)
+    assert processed(registry_over(tmp_path, fake_redis, namespace)) == 6
 
 
 def test_a_file_a_child_has_created_but_not_yet_sized_is_skipped(
-    tmp_path: Path, fake_redis: fakeredis.FakeRedis, namespace: str
+    tmp_path: Path, child_files: list[Path], fake_redis: fakeredis.FakeRedis, namespace: str
 ) -> None:
     """A child opens its new file (empty) and sizes it a moment later: a scrape in between served HTTP 500."""
-    child_runs(tmp_path, 3)
+    add_child(tmp_path, child_files, 101)
     (tmp_path / "counter_4242.db").touch()
     assert processed(registry_over(tmp_path, fake_redis, namespace)) == 3
 
 
 def test_a_garbage_file_is_logged_and_the_others_are_served(
-    tmp_path: Path, fake_redis: fakeredis.FakeRedis, namespace: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    child_files: list[Path],
+    fake_redis: fakeredis.FakeRedis,
+    namespace: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    child_runs(tmp_path, 3)
+    add_child(tmp_path, child_files, 101)
     garbage = tmp_path / "counter_4243.db"
     garbage.write_bytes((4096).to_bytes(4, "little") + b"\xff" * 100)
     registry = registry_over(tmp_path, fake_redis, namespace)
