@@ -7,7 +7,6 @@ for its next job as soon as a run ends, so the ack is not delayed, and a worker 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import cast
 
 from workq.dispatcher import IDLE_POLL, Dispatcher
@@ -16,7 +15,7 @@ from workq.job import Job
 from workq.middleware import JobChain
 from workq.pool_context import FetchOrder, WorkerContext
 from workq.run import Ack, Finished, Run
-from workq.time_limits import CANCELLED, RunControl, ThreadInterrupter
+from workq.time_limits import CANCELLED, RunControl
 
 logger = logging.getLogger("workq")
 
@@ -88,16 +87,11 @@ class Worker:
 
     def _run_job(self, run: Run, job: Job) -> Finished:
         """Run the chain under the pool's watchdog (time limit, cancels) and keep its ack — unless the watchdog
-        abandoned the run meanwhile and filed it itself (see workq.time_limits)."""
+        abandoned the run meanwhile and had it filed by `on_abandoned` (see workq.time_limits)."""
         watchdog = self._context.watchdog
-        control = watchdog.watch(
-            job,
-            run.registration.options.timeout,
-            ThreadInterrupter(threading.get_ident()),
-            lambda abandoned: self._file_abandoned(run, job, abandoned),
-        )
-        job._checkin_hook = lambda message: self._checkin(job, run, control, message)
-        error = watchdog.run(control, lambda: cast(JobChain, run.registration.chain)(job))
+        control = watchdog.watch(job, run.registration.options.timeout, self, run)
+        job._checkin_hook = control
+        error = watchdog.run(control, cast(JobChain, run.registration.chain))
         if control.abandoned:
             logger.warning("job %s %s returned after it was abandoned: this late outcome is dropped", job.name, job.id)
             return Finished(job, "dead" if control.reason == CANCELLED else "retry", error)
@@ -105,9 +99,10 @@ class Worker:
         self._ended = (run, ack)
         return finished
 
-    def _file_abandoned(self, run: Run, job: Job, control: RunControl) -> None:
+    def on_abandoned(self, control: RunControl) -> None:
         """On the watchdog's abandoning thread: file the run over a connection of its own (this worker's thread
         is stuck in the handler)."""
+        run, job = cast(Run, control.run), control.job
         dispatcher = Dispatcher(f"abandoned run of job {job.id}", self._context)
         try:
             ack, _ = dispatcher.ending(run, job, control.outcome(None))
@@ -132,12 +127,17 @@ class Worker:
         self._ack_and_fetch(woken=False, fetch=False)
         return finished
 
-    def _checkin(self, job: Job, run: Run, control: RunControl, message: str) -> None:
-        """Record progress; give the run its whole time limit again, and push its lease as far — only while this
-        run still holds the lease. A run that was stopped, or whose lease another run took over, is told so."""
+    def on_checkin(self, control: RunControl, message: str) -> None:
+        """`job.checkin()`: record progress; give the run its whole time limit again, and push its lease as far —
+        only while this run still holds the lease. A run that was stopped, or whose lease another run took over,
+        is told so; a checkin of a run that ended changes nothing."""
+        job = control.job
+        if control.finished:
+            logger.warning("job %s %s checked in after its run ended: ignored", job.name, job.id)
+            return
         control.raise_if_stopped()
         self._context.observer.checkin(self.worker_id, job, message)
-        if not self._dispatcher.extend_lease(run, job):
+        if not self._dispatcher.extend_lease(cast(Run, control.run), job):
             raise JobTimeout(f"job {job.id}: its lease expired (this pool stalled); it runs again elsewhere")
         self._context.watchdog.extend(control)
 
