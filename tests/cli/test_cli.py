@@ -122,7 +122,9 @@ def test_unreachable_redis_is_one_clear_line_and_exit_1(argv: list[str]) -> None
 def test_worker_runs_enqueued_jobs(worker: Worker, redis_url: str, namespace: str, redis_client: redis.Redis) -> None:
     jobs = Enqueuer(namespace, redis_url).enqueue_many("quick", [{"n": n} for n in range(20)])
     for job in jobs:
-        wait_until(lambda job=job: redis_client.get(f"{namespace}:test:finished:{job.id}"), what=f"job {job.id}")
+        wait_until(
+            lambda job=job: redis_client.get(f"{namespace}:test:finished:{job.id}"), timeout=30, what=f"job {job.id}"
+        )
     assert all(redis_client.get(f"{namespace}:test:finished:{job.id}") == b"1" for job in jobs)
 
 
@@ -132,7 +134,7 @@ def test_signal_mid_job_finishes_that_job_and_exits_0(
 ) -> None:
     enqueuer = Enqueuer(namespace, redis_url)
     job = enqueuer.enqueue("blocking")
-    wait_until(lambda: redis_client.exists(f"{namespace}:test:started:{job.id}"), what="the job to start")
+    wait_until(lambda: redis_client.exists(f"{namespace}:test:started:{job.id}"), timeout=30, what="the job to start")
     worker.process.send_signal(signum)
     wait_until(lambda: f"received {signal.Signals(signum).name}" in worker.log, what="the signal to be handled")
     later = enqueuer.enqueue("quick")
@@ -151,7 +153,7 @@ def test_worker_logs_start_and_stop_but_not_each_successful_job(
     worker: Worker, redis_url: str, namespace: str, redis_client: redis.Redis
 ) -> None:
     job = Enqueuer(namespace, redis_url).enqueue("quick")
-    wait_until(lambda: redis_client.get(f"{namespace}:test:finished:{job.id}"), what="the job to run")
+    wait_until(lambda: redis_client.get(f"{namespace}:test:finished:{job.id}"), timeout=30, what="the job to run")
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=20) == 0
     log = worker.log
