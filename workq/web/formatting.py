@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from workq.client import LAST_EPOCH
+from workq.entry_checks import LAST_EPOCH
 
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 INLINE_WIDTH = 48

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from werkzeug.exceptions import BadRequest
 
-from workq.client import PAGE_SIZE
+from workq.entry_checks import PAGE_SIZE
 
 MAX_PAGE = 1_000_000_000
 """Beyond any real set, and small enough that the Redis range offset stays a 64-bit integer."""

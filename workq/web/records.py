@@ -8,8 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workq.client import PROBLEM_FIELD, Client, JobStats, WorkerObservation, WorkerPoolHeartbeat
+from workq.client import Client
+from workq.entry_checks import PROBLEM_FIELD
 from workq.job import FIRST_ENQUEUED_FIELD, DeadJob, Job
+from workq.pool_views import WorkerObservation, WorkerPoolHeartbeat
+from workq.queue_views import JobStats
 
 STALE_HEARTBEAT = 60
 """Seconds without a heartbeat after which a pool is shown as late (WorkerPool's default `dead_after`)."""
