@@ -1,10 +1,9 @@
 """Runs the jobs of `async def` handlers on the pool's event loop, at most `async_concurrency` at once.
 
-The loop never waits on Redis: dispatch threads talk to Redis for it, each through a `Dispatcher` (the same fetches
-and acknowledgements as thread workers). Whenever runs end or slots are free, one of them files what ended and
-fetches into every free slot in one round trip, then hands the new jobs to the loop, which runs each chain as a
-task. Each slot
-has a worker id of its own, so observations show every async run like a thread worker's job.
+The loop never waits on Redis: its dispatch loop (`workq.dispatch_loop`, the same one that feeds thread workers)
+files what ended and fetches into free slots in one round trip, then hands the new jobs to the loop, which runs each
+chain as a task. Each slot has a worker id of its own, so observations show every async run like a thread worker's
+job.
 
 Time-outs and cancels cancel the task; the run then ends as `JobTimeout` / `Cancelled` would in a thread. At
 `stop(grace)`, tasks still running after the grace period are handed back to their queues and cancelled.
@@ -15,113 +14,31 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import queue
 import secrets
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from workq.dispatcher import IDLE_POLL, Dispatcher
+from workq.dispatch_loop import DispatchLoop, Inbox, Started
 from workq.errors import Cancelled, JobTimeout
 from workq.event_loop import EventLoopThread
-from workq.job import Job
 from workq.middleware import AsyncJobChain
-from workq.pool_context import FetchOrder, WorkerContext
-from workq.run import STOPPING_OUTCOMES, Finished, Run
-from workq.wakeup import Wakeup
+from workq.pool_context import WorkerContext
+from workq.priority_sampler import PrioritySampler
+from workq.registration import Registration
 
 logger = logging.getLogger("workq")
 
-FETCH_BATCH = 100
-"""Most jobs one round trip fetches (as many as slots are free)."""
-ACK_BATCH = 200
-"""Most ended runs one round trip files."""
-DISPATCH_THREADS = 2
-"""Dispatch threads per pool: while one waits for Redis, the other files and fetches (a loaded host or a distant
-Redis makes each round trip slow; two keep the slots busy)."""
-
 
 @dataclass(eq=False)
-class AsyncRun:
+class AsyncRun(Started):
     """A run on the loop: its slot, its task and, once something interrupts it, why."""
 
-    run: Run
-    job: Job
-    slot: str
     task: asyncio.Task[None] | None = None
     deadline: float = 0.0
     """`time.monotonic()` after which the task is cancelled as timed out (0: no time limit)."""
     interrupt: BaseException | None = None
     """What the run ends with once its task was cancelled on purpose: JobTimeout, Cancelled."""
-    handed_back: bool = False
-    released: bool = False
-
-
-@dataclass(frozen=True)
-class _Ended:
-    """A run whose task ended, with what it ended with (None: the handler returned)."""
-
-    async_run: AsyncRun
-    outcome: BaseException | None
-
-
-_WAKE = "wake"
-_CLOSE = "close"
-Mail = _Ended | Callable[[Dispatcher], object] | str
-
-
-class Inbox(Wakeup):
-    """What the dispatch thread waits on: ended runs, other Redis work (lease extensions, hand-backs) and, as the
-    `Wakeup` of the async job names, word that jobs may be waiting."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._mail: queue.SimpleQueue[Mail] = queue.SimpleQueue()
-
-    def notify_one(self) -> None:
-        self._mail.put(_WAKE)
-
-    def notify(self) -> None:
-        self._mail.put(_WAKE)
-
-    def put(self, mail: Mail) -> None:
-        self._mail.put(mail)
-
-    def take(self, timeout: float | None, limit: int) -> list[Mail]:
-        """What is waiting (at most `limit`), after waiting up to `timeout` s for the first (0: do not wait)."""
-        try:
-            taken = [self._mail.get(timeout=timeout) if timeout != 0 else self._mail.get_nowait()]
-        except queue.Empty:
-            return []
-        while len(taken) < limit and taken[-1] != _CLOSE:  # one close per dispatch thread
-            try:
-                taken.append(self._mail.get_nowait())
-            except queue.Empty:
-                break
-        return taken
-
-
-class _Slots:
-    """The free async slots (worker ids), shared by the dispatch threads: each reserves the slots it fetches for."""
-
-    def __init__(self, ids: list[str]) -> None:
-        self._free = list(ids)
-        self._lock = threading.Lock()
-
-    def __bool__(self) -> bool:
-        return bool(self._free)
-
-    def reserve(self, most: int) -> list[str]:
-        with self._lock:
-            taken, self._free = self._free[:most], self._free[most:]
-            return taken
-
-    def give_back(self, slots: list[str]) -> None:
-        with self._lock:
-            self._free.extend(slots)
 
 
 class AsyncRunner:
@@ -129,125 +46,33 @@ class AsyncRunner:
     `wait_idle()` / `abandon()`, then `close()`."""
 
     def __init__(
-        self, context: WorkerContext, order: FetchOrder, inbox: Inbox, loop: EventLoopThread, concurrency: int
+        self,
+        context: WorkerContext,
+        order: PrioritySampler[Registration],
+        inbox: Inbox,
+        loop: EventLoopThread,
+        concurrency: int,
     ) -> None:
         self._context = context
-        self._order = order
-        self._inbox = inbox
         self._loop = loop
         self.worker_ids = [secrets.token_hex(12) for _ in range(concurrency)]
-        self._free_slots = _Slots(self.worker_ids)
-        self._running: dict[str, AsyncRun] = {}
-        self._idle = threading.Condition()
-        self._dispatchers = [Dispatcher(f"async dispatcher {n}", context) for n in range(DISPATCH_THREADS)]
-        self._threads = [
-            threading.Thread(target=self._dispatch, args=(dispatcher,), name=f"workq-async-dispatcher-{n}", daemon=True)
-            for n, dispatcher in enumerate(self._dispatchers)
-        ]
+        self.dispatch: DispatchLoop[AsyncRun] = DispatchLoop(
+            "async", context, order=order, inbox=inbox, slots=self.worker_ids, make=AsyncRun, launch=self._launch
+        )
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        self.dispatch.start()
 
-    # --- the dispatch thread -------------------------------------------------------------------------------
-
-    def _dispatch(self, dispatcher: Dispatcher) -> None:
-        stopping = self._context.stopping
-        idle = woken = closing = False
-        try:
-            while not closing:
-                can_fetch = bool(self._free_slots) and not idle and not stopping.is_set()
-                mail = self._inbox.take(0 if can_fetch else (IDLE_POLL if idle else None), ACK_BATCH)
-                if _CLOSE in mail:
-                    closing = True
-                    mail = mail[: mail.index(_CLOSE)]
-                if idle and (not mail or _WAKE in mail):  # woken, or time for the idle poll
-                    idle, woken = False, bool(mail)
-                ended = [item for item in mail if isinstance(item, _Ended)]
-                # Fetch with every ack, idle or not: the runs that ended may have freed a max_concurrency cap.
-                fetching = not stopping.is_set() and (not idle or bool(ended))
-                slots = [end.async_run.slot for end in ended]  # theirs to reuse, or to give back
-                if fetching:
-                    slots += self._free_slots.reserve(max(0, FETCH_BATCH - len(slots)))
-                started = self._exchange(dispatcher, ended, slots, woken if fetching else None)
-                if fetching and slots:
-                    idle = not started
-                woken = False
-                for item in mail:
-                    if callable(item):
-                        self._do(dispatcher, item)
-        finally:
-            dispatcher.close()
-
-    def _exchange(
-        self, dispatcher: Dispatcher, ended: list[_Ended], slots: list[str], woken: bool | None
-    ) -> list[AsyncRun]:
-        """File `ended` and, unless `woken` is None, fetch into `slots` in one round trip; start the jobs on the
-        loop. Slots left over are free again."""
-        context = self._context
-        wanted = 0 if woken is None else min(FETCH_BATCH, len(slots))
-        for _ in range(wanted):
-            context.in_flight.add()  # before the fetch: drain() must not miss a job on its way
-        runs: list[Run] = []
-        try:
-            acks = [
-                (end.async_run.run, context.outcomes.ack_for(end.async_run.run, end.async_run.job, end.outcome))
-                for end in ended
-                if not end.async_run.handed_back
-            ]
-            runs = dispatcher.exchange(acks, self._order, wanted, bool(woken))
-            if any(isinstance(end.outcome, STOPPING_OUTCOMES) for end in ended):
-                context.stopping.set()
-        except Exception as exc:
-            dispatcher.note_fault(exc)
-        finally:
-            for end in ended:
-                self._release(end.async_run)
-        started = []
-        try:
-            for run in runs:
-                slot = slots.pop()
-                job = dispatcher.begin(run, slot)
-                if isinstance(job, Finished):  # not a job: filed dead already
-                    slots.append(slot)
-                else:
-                    started.append(AsyncRun(run, job, slot))
-        except Exception as exc:
-            dispatcher.note_fault(exc)
-        finally:
-            if started:
-                self._launch(started)
-            self._free_slots.give_back(slots)
-            for _ in range(wanted - len(started)):
-                context.in_flight.remove()
-        return started
-
-    def _launch(self, async_runs: list[AsyncRun]) -> None:
+    def _launch(self, async_runs: list[AsyncRun]) -> list[AsyncRun]:
+        """On a dispatch thread: the new runs go to the loop (it refuses none: one handed back meanwhile ends at
+        once, see `_create_tasks`)."""
         for async_run in async_runs:
             timeout = async_run.run.registration.options.timeout
             if timeout:
                 async_run.deadline = time.monotonic() + timeout
             async_run.job._checkin_hook = functools.partial(self._checkin, async_run)
-        with self._idle:
-            self._running.update((async_run.slot, async_run) for async_run in async_runs)
         self._loop.loop.call_soon_threadsafe(self._create_tasks, async_runs)
-
-    def _release(self, async_run: AsyncRun) -> None:
-        """The run is over and filed (its slot goes on with the exchange that filed it)."""
-        if async_run.released:
-            return
-        async_run.released = True
-        self._context.observer.done(async_run.slot)
-        with self._idle:
-            self._running.pop(async_run.slot, None)
-            self._idle.notify_all()
-        self._context.in_flight.remove()
-
-    def _do(self, dispatcher: Dispatcher, work: Callable[[Dispatcher], object]) -> None:
-        try:
-            work(dispatcher)
-        except Exception as exc:
-            dispatcher.note_fault(exc)
+        return []
 
     # --- on the loop ---------------------------------------------------------------------------------------
 
@@ -255,7 +80,7 @@ class AsyncRunner:
         loop = self._loop.loop
         for async_run in async_runs:
             if async_run.handed_back:  # abandoned before it started
-                self._inbox.put(_Ended(async_run, None))
+                self.dispatch.end(async_run, None)
                 continue
             async_run.task = loop.create_task(self._execute(async_run), name=f"workq {async_run.job.name}")
             if async_run.deadline:
@@ -269,7 +94,7 @@ class AsyncRunner:
             outcome = exc
         if async_run.interrupt is not None:  # cancelled on purpose, whether or not the handler let it through
             outcome = async_run.interrupt
-        self._inbox.put(_Ended(async_run, outcome))
+        self.dispatch.end(async_run, outcome)
 
     def _check_deadline(self, async_run: AsyncRun) -> None:
         task = async_run.task
@@ -299,62 +124,36 @@ class AsyncRunner:
         if timeout:
             async_run.deadline = time.monotonic() + timeout
         if async_run.run.lease:
-            self._inbox.put(lambda dispatcher: dispatcher.extend_lease(async_run.run, async_run.job))
+            self.dispatch.later(lambda dispatcher: dispatcher.extend_lease(async_run.run, async_run.job))
 
     # --- control -------------------------------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> bool:
         """Interrupt the running job `job_id` (`Client.cancel`): it ends as `Cancelled`. False if not running here."""
-        with self._idle:
-            chosen = [async_run for async_run in self._running.values() if async_run.job.id == job_id]
+        chosen = [async_run for async_run in self.dispatch.held() if async_run.job.id == job_id]
         for async_run in chosen:
             self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, Cancelled("cancelled"))
         return bool(chosen)
 
     def running_job_ids(self) -> set[str]:
-        with self._idle:
-            return {async_run.job.id for async_run in self._running.values()}
-
-    def held_payloads(self) -> Counter[bytes]:
-        with self._idle:
-            return Counter(async_run.run.payload for async_run in self._running.values())
-
-    def held_leases(self) -> set[bytes]:
-        with self._idle:
-            return {async_run.run.lease for async_run in self._running.values() if async_run.run.lease}
-
-    @property
-    def fetching(self) -> bool:
-        return any(dispatcher.fetching for dispatcher in self._dispatchers)
+        return {async_run.job.id for async_run in self.dispatch.held()}
 
     def stop_fetching(self) -> None:
-        """The pool is stopping (its `stopping` event is set): wake the dispatch thread if it waits."""
-        self._inbox.notify()
+        """The pool is stopping (its `stopping` event is set): wake the dispatch threads if they wait."""
+        self.dispatch.stop_fetching()
 
     def wait_idle(self, timeout: float | None) -> bool:
         """Wait for every run to be acknowledged; False if some still run after `timeout` seconds."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._running, timeout)
+        return self.dispatch.wait_idle(timeout)
 
     def abandon(self) -> int:
         """Hand the jobs still running back to their queues and cancel their tasks (the stop grace ran out)."""
-        with self._idle:
-            stragglers = [async_run for async_run in self._running.values() if not async_run.handed_back]
+        stragglers = self.dispatch.running()
+        self.dispatch.hand_back(stragglers, release=False)  # each slot is released when its cancelled task ends
         for async_run in stragglers:
-            async_run.handed_back = True
-            self._inbox.put(functools.partial(self._hand_back, async_run=async_run))
             self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, asyncio.CancelledError())
         return len(stragglers)
 
-    def _hand_back(self, dispatcher: Dispatcher, *, async_run: AsyncRun) -> None:
-        """The slot itself is released when the cancelled task ends."""
-        dispatcher.acknowledge(async_run.run, async_run.run.hand_back())
-        self._context.observer.done(async_run.slot)
-
     def close(self, timeout: float | None = None) -> None:
         """After `wait_idle` or `abandon`: file what is left to acknowledge, then end the dispatch threads."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for _ in self._threads:
-            self._inbox.put(_CLOSE)
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self.dispatch.close(timeout)

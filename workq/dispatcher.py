@@ -1,8 +1,9 @@
 """Fetching jobs and acknowledging their runs: the Redis side of running jobs, shared by both executors.
 
-A thread worker owns one `Dispatcher` (its own connection); the asyncio runner owns one to fetch and one to
-acknowledge. Executors never touch Redis for a job otherwise: they take a `Run` from `fetch_next`, hand the job to
-a handler, and give the outcome to `finish`.
+Each dispatch thread of a pool (`workq.dispatch_loop`) owns one `Dispatcher` and its connection: one round trip files
+the runs that ended (one ack.lua call) and fetches up to K jobs (one fetch.lua call). Executors never touch Redis for
+a job otherwise, except through a shared `Dispatcher` for single runs (lease extensions, runs the watchdog
+abandoned).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -18,7 +20,7 @@ from workq import unique
 from workq.connection import dedicated_client, is_redis_fault
 from workq.errors import MalformedJob
 from workq.job import Job, malformed_job_record
-from workq.pool_context import FetchOrder, WorkerContext
+from workq.pool_context import WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.run import FAILED, STOPPING_OUTCOMES, Ack, AckCall, Finished, Run
@@ -36,6 +38,16 @@ ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
 
 
+@dataclass(frozen=True)
+class _FetchShape:
+    """The KEYS of a fetch.lua call over some job names, their leases' lengths (ARGV), and each name's group number
+    (1-based, in KEYS order)."""
+
+    keys: list[str]
+    leases: list[float]
+    groups: dict[str, int]
+
+
 class Dispatcher:
     """Fetches and acknowledges jobs over one connection of its own, used by one thread at a time; or, not
     `dedicated`, over the pool's shared client, by any thread (the calls of single runs: checkins, hand-backs)."""
@@ -46,7 +58,7 @@ class Dispatcher:
         self._redis = dedicated_client(context.client) if dedicated else context.client
         self._fetching = False
         self._outage_since: float | None = None
-        self._group_numbers: dict[int, dict[str, int]] = {}
+        self._shapes: dict[int, _FetchShape] = {}
 
     def close(self) -> None:
         if self._redis is not self._context.client:
@@ -59,18 +71,18 @@ class Dispatcher:
 
     # --- fetching ------------------------------------------------------------------------------------------
 
-    def exchange(self, acks: Sequence[tuple[Run, Ack]], order: FetchOrder, count: int, woken: bool) -> list[Run]:
+    def exchange(self, acks: Sequence[tuple[Run, Ack]], order: PrioritySampler[Registration], count: int) -> list[Run]:
         """Finish runs and fetch up to `count` new ones in one round trip, acks first (so the slots and
-        max_concurrency counts they free are free for the fetches). The acks are sent until Redis answers; the
-        fetch is not sent again after a fault (a fetch whose reply was lost leaves its jobs in this pool's
-        in-progress list, where the orphan sweeper finds them). Call it with the jobs it may fetch counted in
-        `in_flight`; `woken`: this fetch follows a wake-up (then the next waiter is woken too)."""
+        max_concurrency counts they free are free for the fetches), each job's name tried in an `order` sample.
+        The acks are sent until Redis answers; the fetch is not sent again after a fault (a fetch whose reply was
+        lost leaves its jobs in this pool's in-progress list, where the orphan sweeper finds them). Call it with
+        the jobs it may fetch counted in `in_flight`."""
         context = self._context
         if count == 0:
             self.acknowledge_many(acks)
             return []
         try:
-            runs = self._fetch(order.sampler, count, acks)
+            runs = self._fetch(order, count, acks)
         except Exception as exc:
             if acks and is_redis_fault(exc):
                 self.acknowledge_many(acks)
@@ -79,15 +91,13 @@ class Dispatcher:
             # Mark the names as waited for, then look once more: an enqueue in between is either seen by this
             # fetch or publishes a wake-up.
             context.wake_signal.mark_waiting()
-            runs = self._fetch(order.sampler, count)
+            runs = self._fetch(order, count)
         self._note_redis_reachable()
         if runs and context.stopping.is_set():
             # The pool began stopping while this fetch was on its way: the jobs must not start now (the pool may
             # be deregistering, and a reaper would then run them elsewhere too).
             self.acknowledge_many([(run, run.hand_back()) for run in reversed(runs)])
             return []
-        if runs and woken:
-            order.wakeup.notify_one()  # woken for one job: there may be more
         return runs
 
     def _fetch(
@@ -121,25 +131,28 @@ class Dispatcher:
     ) -> tuple[list[str], list[str], list[str | float]]:
         """(each slot's run token, KEYS, ARGV) of one fetch.lua call taking up to `count` jobs."""
         context = self._context
-        groups = self._groups(sampler)
-        keys = [key for registration in sampler.items for key in context.fetch_keys[registration.name]]
-        args: list[str | float] = [context.pool_id, context.clock.script_now(), count]
-        args.extend(lease_seconds(registration.options.timeout) for registration in sampler.items)
+        shape = self._shape(sampler)
+        args: list[str | float] = [context.pool_id, context.clock.script_now(), count, *shape.leases]
         tokens = []
         for _ in range(count):
             token = f"{context.rng.getrandbits(64):016x}"
             tokens.append(token)
             args.append(token)
-            args.extend(groups[registration.name] for registration in sampler.sample())
-        return tokens, keys, args
+            args.extend(shape.groups[registration.name] for registration in sampler.sample())
+        return tokens, shape.keys, args
 
-    def _groups(self, sampler: PrioritySampler[Registration]) -> dict[str, int]:
-        """Each job name `sampler` orders, with its group number in fetch.lua's KEYS (1-based, in `items` order)."""
-        groups = self._group_numbers.get(id(sampler))
-        if groups is None:
-            groups = {registration.name: n for n, registration in enumerate(sampler.items, 1)}
-            self._group_numbers[id(sampler)] = groups
-        return groups
+    def _shape(self, sampler: PrioritySampler[Registration]) -> _FetchShape:
+        """What every fetch.lua call over `sampler`'s job names sends alike (worked out once)."""
+        shape = self._shapes.get(id(sampler))
+        if shape is None:
+            context, names = self._context, sampler.items
+            shape = _FetchShape(
+                keys=[key for registration in names for key in context.fetch_keys[registration.name]],
+                leases=[lease_seconds(registration.options.timeout) for registration in names],
+                groups={registration.name: n for n, registration in enumerate(names, 1)},
+            )
+            self._shapes[id(sampler)] = shape
+        return shape
 
     def _runs_of(self, sampler: PrioritySampler[Registration], tokens: list[str], reply: Any) -> list[Run]:
         """The runs of a fetch.lua reply, in the order fetched (each slot's token names its lease)."""

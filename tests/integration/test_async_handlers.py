@@ -15,7 +15,7 @@ import pytest
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
-from workq import Client, Enqueuer, Job, Retry, WorkerPool, async_runner
+from workq import Client, Enqueuer, Job, Retry, WorkerPool, dispatch_loop
 
 
 async def until(event: threading.Event) -> None:
@@ -524,7 +524,7 @@ def test_an_idle_async_pool_is_woken_by_an_enqueue_not_by_its_poll(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The enqueue's wake-up reaches the async dispatcher: with the idle poll an hour away, the job still runs."""
-    monkeypatch.setattr(async_runner, "IDLE_POLL", 3600.0)
+    monkeypatch.setattr(dispatch_loop, "IDLE_POLL", 3600.0)
     done = threading.Event()
     pool = make_pool(async_concurrency=4)
 

@@ -19,9 +19,10 @@
 -- Returns one reply per run, in order: 1; 0 when the job was no longer in progress here (a reaper or time-out took
 -- it back: it is already available again, so nothing changes); 2 when the unique lock was taken meanwhile by an
 -- identical pending job, which then stands in for this one; or a message (a string) saying why the run was left
--- in progress. No key's type is checked on the way: the job leaves in progress first, and a destination that
--- refuses it (garbage of the wrong type) puts it straight back, so no garbage can lose a job; a run whose
--- in-progress key is garbage is left alone. The counters (bookkeeping, not jobs) are updated with pcall.
+-- in progress. A write Redis refuses (READONLY, MISCONF, OOM) fails the whole call, having changed nothing.
+-- No key's type is checked on the way: the job leaves in progress first, and a destination that refuses it
+-- (garbage of the wrong type) puts it straight back, so no garbage can lose a job; a run whose in-progress key is
+-- garbage is left alone. The counters (bookkeeping, not jobs) are updated with pcall.
 local pool_id, lifetime = ARGV[1], ARGV[3]
 local replies = {}
 local released = {}   -- lock key -> runs finished; lock_info key -> runs finished (this pool's field)
@@ -63,7 +64,11 @@ local function finish(k, a)
   end
   local removed = redis.pcall('lrem', in_progress, 1, payload)
   if type(removed) == 'table' then
-    return 'ack: ' .. in_progress .. ': ' .. tostring(removed['err']) .. '; job left there'
+    local err = tostring(removed['err'])
+    if not string.find(err, 'WRONGTYPE', 1, true) then
+      return {refused = err}  -- Redis refuses writes (READONLY, MISCONF, OOM): nothing of this call was written
+    end
+    return 'ack: ' .. in_progress .. ' is not a list; job left there'
   end
   if removed == 0 then
     return 0
@@ -115,7 +120,13 @@ end
 
 local k, a = 1, 4
 while a <= #ARGV do
-  replies[#replies + 1] = finish(k, a)
+  local reply = finish(k, a)
+  if type(reply) == 'table' then
+    -- A write refused is refused from the first write of a call on, and only runs whose lease was gone (which
+    -- write nothing) can come before: the whole call is refused, to be sent again.
+    return redis.error_reply(reply['refused'])
+  end
+  replies[#replies + 1] = reply
   k = k + tonumber(ARGV[a])
   a = a + 10
 end

@@ -1,0 +1,109 @@
+"""Runs the jobs of sync handlers on `concurrency` worker threads, fed by one dispatch loop per pool.
+
+The worker threads never fetch: the dispatch loop (`workq.dispatch_loop`, the same one that feeds the event loop)
+fetches for every idle thread at once and files the runs that ended, in one round trip, then hands each new job to
+an idle thread. At `stop(grace)`, a job handed to a thread that has not started it goes straight back to its queue;
+runs still going after the grace period are handed back too.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+from workq.dispatch_loop import DispatchLoop, Inbox, Started
+from workq.dispatcher import Dispatcher
+from workq.pool_context import WorkerContext
+from workq.priority_sampler import PrioritySampler
+from workq.registration import Registration
+from workq.run import Finished
+from workq.worker import Worker
+
+
+class ThreadRunner:
+    """The thread executor of one started pool. `start()`; `stop_fetching()` when the pool stops, then `join()`,
+    `abandon()` if threads outlived the grace, then `close()`. Or, with no thread started, `work_one()`."""
+
+    def __init__(
+        self, context: WorkerContext, order: PrioritySampler[Registration], inbox: Inbox, concurrency: int
+    ) -> None:
+        self._context = context
+        self._order = order
+        self._runs = Dispatcher("thread runs", context, dedicated=False)
+        self._workers = {
+            worker_id: Worker(worker_id, context, self._runs, self._end)
+            for worker_id in (secrets.token_hex(12) for _ in range(concurrency))
+        }
+        self.worker_ids = list(self._workers)
+        self.dispatch: DispatchLoop[Started] = DispatchLoop(
+            "thread", context, order=order, inbox=inbox, slots=self.worker_ids, make=Started, launch=self._launch
+        )
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index, worker in enumerate(self._workers.values()):
+            thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.dispatch.start()
+
+    def _launch(self, started: list[Started]) -> list[Started]:
+        """On a dispatch thread: each new job to the idle worker of its slot; returns those refused (the pool is
+        stopping)."""
+        return [one for one in started if not self._workers[one.slot].offer(one)]
+
+    def _end(self, started: Started, outcome: BaseException | None, filed: bool) -> None:
+        self.dispatch.end(started, outcome, filed)
+
+    # --- stopping ------------------------------------------------------------------------------------------
+
+    def stop_fetching(self) -> None:
+        """The pool is stopping (its `stopping` event is set): no more jobs; those handed to a worker that has not
+        started them go back to their queues at once."""
+        unstarted = [one for worker in self._workers.values() if (one := worker.close()) is not None]
+        self.dispatch.hand_back(unstarted, release=True)
+        self.dispatch.stop_fetching()
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait for the worker threads to end their jobs in hand; False if some still run after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def abandon(self) -> int:
+        """Hand the jobs still running back to their queues (their handlers outran the stop grace period; the
+        daemon threads die with the process). Safe against a handler finishing at the same moment: ack.lua files
+        whichever comes first, once."""
+        stragglers = self.dispatch.running()
+        self.dispatch.hand_back(stragglers, release=False)
+        return len(stragglers)
+
+    def close(self, timeout: float | None = None) -> None:
+        """After `join` or `abandon`: file what is left to acknowledge, then end the dispatch threads."""
+        self.dispatch.close(timeout)
+
+    # --- driven step by step from the calling thread (workq.testing) ---------------------------------------
+
+    def work_one(self) -> Finished | None:
+        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched."""
+        context, dispatcher = self._context, self._runs
+        worker_id = self.worker_ids[0]
+        with context.in_flight:
+            runs = dispatcher.exchange([], self._order, 1)
+            if not runs:
+                return None
+            run = runs[0]
+            try:
+                job = dispatcher.begin(run, worker_id)
+                if isinstance(job, Finished):  # not a job: filed dead already
+                    return job
+                outcome, filed_as = self._workers[worker_id].execute(Started(run, job, worker_id))
+                if filed_as is not None:
+                    return Finished(job, filed_as, outcome)
+                ack, finished = dispatcher.ending(run, job, outcome)
+                dispatcher.acknowledge(run, ack)
+                return finished
+            finally:
+                context.observer.done(worker_id)
