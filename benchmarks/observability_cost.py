@@ -57,6 +57,9 @@ class Variant:
     label: str
     tree: Path
     options: tuple[str, ...] = ()
+    """`workq worker` options."""
+    environment: tuple[tuple[str, str], ...] = ()
+    """Extra environment of the worker process (e.g. the no-op job's options, see benchmarks/apps/noop_app.py)."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,16 @@ class Measured:
     """Jobs per second."""
     cpu_per_job: float
     """Worker CPU (user + system) per job, µs: less swayed by the other load of a shared machine than the rate."""
+    redis_cpu_per_job: float = 0.0
+    """Redis server CPU per job, µs (all of the server's work: meaningful on a server of the benchmark's own)."""
 
 
-def measure(variant: Variant, jobs: int) -> Measured:
+def measure(variant: Variant, jobs: int, redis_url: str = REDIS_URL) -> Measured:
     """One worker process draining `jobs` no-op jobs, between the 10% and the 100% mark."""
     namespace = f"bench-obs-{secrets.token_hex(4)}"
-    client = redis.Redis.from_url(REDIS_URL)
-    env = {**os.environ, "PYTHONPATH": f"{variant.tree}{os.pathsep}{APPS}"}
-    command = [sys.executable, "-m", "workq", "worker", "noop_app:pool", "--redis-url", REDIS_URL]
+    client = redis.Redis.from_url(redis_url)
+    env = {**os.environ, **dict(variant.environment), "PYTHONPATH": f"{variant.tree}{os.pathsep}{APPS}"}
+    command = [sys.executable, "-m", "workq", "worker", "noop_app:pool", "--redis-url", redis_url]
     try:
         Enqueuer(namespace, client).enqueue_many("noop", [{"n": n} for n in range(jobs)])
         stats_key = Keys(namespace).stats("noop", client.time()[0])
@@ -82,9 +87,10 @@ def measure(variant: Variant, jobs: int) -> Measured:
             )
             try:
                 started = _reach(client, stats_key, jobs // 10, worker)
-                cpu_started = cpu_seconds(worker.pid)
+                cpu_started, redis_cpu_started = cpu_seconds(worker.pid), _redis_cpu(client)
                 ended = _reach(client, stats_key, jobs, worker)
                 cpu_used = cpu_seconds(worker.pid) - cpu_started
+                redis_cpu_used = _redis_cpu(client) - redis_cpu_started
             finally:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(60)
@@ -93,7 +99,39 @@ def measure(variant: Variant, jobs: int) -> Measured:
         if keys:
             client.delete(*keys)
     counted = jobs - jobs // 10
-    return Measured(counted / (ended - started), cpu_used / counted * 1e6)
+    return Measured(counted / (ended - started), cpu_used / counted * 1e6, redis_cpu_used / counted * 1e6)
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def chosen(variants: list[Variant], labels: str | None) -> list[Variant]:
+    """The variants named in `labels` (comma-separated; None: all)."""
+    if not labels:
+        return variants
+    wanted = set(labels.split(","))
+    return [variant for variant in variants if variant.label in wanted]
+
+
+def interleaved(
+    variants: list[Variant], jobs: int, rounds: int, redis_url: str = REDIS_URL
+) -> dict[str, list[Measured]]:
+    """Measure each variant once per round, each round in a rotated order (a drift of the shared machine's load
+    spreads over all of them); prints each measurement as it is made."""
+    measured: dict[str, list[Measured]] = {variant.label: [] for variant in variants}
+    for round_number in range(rounds):
+        shift = round_number % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            result = measure(variant, jobs, redis_url)
+            measured[variant.label].append(result)
+            print(
+                f"round {round_number + 1}: {variant.label}: {result.rate:,.0f} jobs/s, "
+                f"{result.cpu_per_job:,.0f} µs worker CPU/job, {result.redis_cpu_per_job:,.0f} µs Redis CPU/job",
+                flush=True,
+            )
+    return measured
 
 
 def _reach(client: redis.Redis, stats_key: str, count: int, worker: subprocess.Popen[bytes]) -> float:
@@ -165,20 +203,7 @@ def main() -> None:
             Variant("no built-ins", bare),
             Variant(f"before {BEFORE_OBSERVABILITY[:-2]}", before),
         ]
-        if options.variants:
-            wanted = set(options.variants.split(","))
-            variants = [variant for variant in variants if variant.label in wanted]
-        measured: dict[str, list[Measured]] = {variant.label: [] for variant in variants}
-        for round_number in range(options.rounds):
-            shift = round_number % len(variants)
-            for variant in variants[shift:] + variants[:shift]:
-                result = measure(variant, options.jobs)
-                measured[variant.label].append(result)
-                print(
-                    f"round {round_number + 1}: {variant.label}: {result.rate:,.0f} jobs/s, "
-                    f"{result.cpu_per_job:,.0f} µs CPU/job",
-                    flush=True,
-                )
+        measured = interleaved(chosen(variants, options.variants), options.jobs, options.rounds)
     text = section(
         measured,
         chain_costs(),

@@ -37,7 +37,8 @@ VIEWS = {
     "gil": (["--gil"], "the thread holding the GIL (Python CPU)"),
     "wall": (["--idle"], "every worker thread, running or waiting (wall time)"),
 }
-WORKER_LOOP = "Worker.run"
+WORKER_LOOPS = ("Worker.run", "AsyncRunner._dispatch", "EventLoopThread._run")
+"""Frames of the threads that run jobs: thread workers, the async runner's dispatch threads and its event loop."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ def _split(frame: str) -> tuple[str, str]:
     return (match["function"], match["file"]) if match else (frame, "")
 
 
+def _runs_jobs(frame: str) -> bool:
+    return any(loop in frame for loop in WORKER_LOOPS)
+
+
 def _layer(file: str) -> str:
     for name, marker in LAYERS:
         if marker in file:
@@ -82,8 +87,8 @@ def _workq_function(frame: str) -> str | None:
 
 def summarise(profile: Profile, top: int = 12) -> str:
     stacks = profile.stacks
-    if profile.view == "wall":  # only the worker threads: the background loops idle by design
-        stacks = Counter({stack: n for stack, n in stacks.items() if any(WORKER_LOOP in frame for frame in stack)})
+    if profile.view == "wall":  # only the threads that run jobs: the background loops idle by design
+        stacks = Counter({stack: n for stack, n in stacks.items() if any(map(_runs_jobs, stack))})
     total = sum(stacks.values()) or 1
     by_layer: Counter[str] = Counter()
     by_workq: Counter[str] = Counter()

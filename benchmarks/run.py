@@ -1,4 +1,4 @@
-"""The benchmark suite: `python -m benchmarks.run [--jobs 20000] [--runs 3] [--quick] [--profile]`.
+"""The benchmark suite: `python -m benchmarks.run [--jobs 20000] [--runs 3] [--quick] [--profile] [--only asyncio]`.
 
 In one run, against the Redis at $WORKQ_REDIS_URL (default redis://127.0.0.1:6379/0), measures workq, RQ
 (SimpleWorker and the forking Worker), Dramatiq, arq, saq and Huey (each with its defaults and with the one setting a
@@ -7,6 +7,8 @@ from enqueue to handler start, idle CPU and workq's memory over a long run; and 
 I/O-bound job (`await asyncio.sleep(0.05)`, 100 in flight) on workq's async handlers, on workq's thread workers, on
 arq and on saq, and the no-op job as an async handler. Prints a markdown table and writes
 docs/benchmarks.md. The peers run from .bench-venv (arq and saq from .bench-venv-async), created on first use.
+`--only asyncio` measures issue 14's figures alone (and workq's sync no-op rate they are compared with): printed,
+and written only to an explicit `--output`.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Plan:
     peers: bool = True
     parser_variant: bool = True
     profile: bool = False
+    only_asyncio: bool = False
+    """Issue 14's figures and workq's sync no-op processing rate only (no enqueue, latency, idle, memory)."""
 
     @classmethod
     def quick(cls, jobs: int | None, runs: int, **flags: bool) -> Plan:
@@ -115,16 +119,20 @@ def run_suite(bench: Bench, plan: Plan, systems: dict[str, System], results: Res
         results.note("processing_2", WORKQ, "n/a: `workq worker` has no `--processes`")
     for run in range(1, plan.runs + 1):
         log(f"run {run}/{plan.runs}")
+        if plan.only_asyncio:
+            _processing_round(bench, plan, {WORKQ: workq}, results, two_processes=False)
+            _asyncio_round(bench, plan, systems, results)
+            continue
         _enqueue_round(bench, plan, systems, results)
         _processing_round(bench, plan, systems, results, two_processes)
         _asyncio_round(bench, plan, systems, results)
         _latency_round(bench, plan, systems, results)
         if plan.idle_seconds > 0:
             _idle_round(bench, plan, systems, results)
-    if plan.memory_jobs > 0:
+    if plan.memory_jobs > 0 and not plan.only_asyncio:
         _memory(bench, plan, workq, results)
     if plan.profile:
-        _profile(bench, plan, workq, results)
+        _profile(bench, plan, systems["io-workq"] if plan.only_asyncio else workq, results)
     return results
 
 
@@ -338,26 +346,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-parser-variant", action="store_true", help="skip workq with the other parser (hiredis or not)"
     )
     parser.add_argument("--redis-url", default=os.environ.get("WORKQ_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown file to write")
+    parser.add_argument("--only", choices=["asyncio"], help="issue 14's figures only (and workq's sync no-op rate)")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="markdown file to write (docs/benchmarks.md; none with --only)"
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    options = parse_args(argv)
-    started, date = time.monotonic(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    flags = {"peers": not options.no_peers, "parser_variant": not options.no_parser_variant, "profile": options.profile}
-    if options.quick:
-        plan = Plan.quick(options.jobs, options.runs, **flags)
-    else:
-        plan = Plan(jobs=options.jobs or Plan.jobs, runs=options.runs, **flags)
+def _systems(plan: Plan) -> dict[str, System]:
+    """The systems `plan` measures, setting up the peers' virtualenvs on first use."""
     venv = None
-    if plan.peers or plan.parser_variant or plan.profile:
+    if (plan.peers and not plan.only_asyncio) or plan.parser_variant or plan.profile:
         try:
             venv = ensure_peer_venv()
         except (OSError, subprocess.CalledProcessError) as exc:
             log(f"could not set up .bench-venv ({exc}): measuring workq and the ceiling only")
     systems = workq_systems(venv=venv if plan.parser_variant else None)
-    if venv is not None and plan.peers:
+    if venv is not None and plan.peers and not plan.only_asyncio:
         systems |= peer_systems(venv, hiredis=has_hiredis(systems[WORKQ].interpreter))
     async_venv = None
     if plan.peers:
@@ -368,6 +373,24 @@ def main(argv: list[str] | None = None) -> int:
     systems |= asyncio_systems(async_venv)
     if async_venv is not None:
         systems |= asyncio_peer_systems(async_venv)
+    return systems
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    started, date = time.monotonic(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    only_asyncio = options.only == "asyncio"
+    flags = {
+        "peers": not options.no_peers,
+        "parser_variant": not options.no_parser_variant and not only_asyncio,
+        "profile": options.profile,
+        "only_asyncio": only_asyncio,
+    }
+    if options.quick:
+        plan = Plan.quick(options.jobs, options.runs, **flags)
+    else:
+        plan = Plan(jobs=options.jobs or Plan.jobs, runs=options.runs, **flags)
+    systems = _systems(plan)
     workdir = Path(tempfile.mkdtemp(prefix="workq-bench-"))
     bench = Bench(options.redis_url, workdir, settle=plan.settle)
     interpreters = {"workq": systems[WORKQ].interpreter}
@@ -388,10 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     elapsed = time.monotonic() - started
     info = RunInfo(command.strip(), date, f"{elapsed / 60:.1f} min", machine, method(plan, options.redis_url))
-    options.output.parent.mkdir(parents=True, exist_ok=True)
-    options.output.write_text(document(results, info))
     print(summary(results))
-    log(f"wrote {options.output} ({elapsed:.0f} s)")
+    output = options.output or (None if plan.only_asyncio else DEFAULT_OUTPUT)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(document(results, info))
+        log(f"wrote {output} ({elapsed:.0f} s)")
     return 0
 
 

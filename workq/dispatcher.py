@@ -186,15 +186,21 @@ class Dispatcher:
     # --- starting a run ------------------------------------------------------------------------------------
 
     def begin(self, run: Run, worker_id: str) -> Job | Finished:
-        """The job to hand to the handler, observed as running on `worker_id`; or how the run already ended when
-        the payload is not a job (filed dead). A unique job's lock is released as it starts."""
+        """`prepare`, the job observed as running on `worker_id`."""
+        job = self.prepare(run)
+        if not isinstance(job, Finished):
+            self._context.observer.started(worker_id, job)
+        return job
+
+    def prepare(self, run: Run) -> Job | Finished:
+        """The job to hand to the handler (not yet observed); or how the run already ended when the payload is not
+        a job (filed dead). A unique job's lock is released as it starts."""
         try:
             job = Job.from_json(run.payload)
         except MalformedJob as exc:
             return self._bury_malformed(run, exc)
         if job.unique:
             job = self._claim_unique(job, run)
-        self._context.observer.started(worker_id, job)
         return job
 
     def _claim_unique(self, job: Job, run: Run) -> Job:

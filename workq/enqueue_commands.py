@@ -15,7 +15,7 @@ from workq import instrumentation, unique
 from workq.clock import Clock
 from workq.connection import REDIS_FAULTS, AnyRedisClient, translated_faults
 from workq.errors import MaybeEnqueued
-from workq.job import Job, check_args, check_job_name
+from workq.job import Job, ScheduledJob, check_args, check_job_name
 from workq.keys import Keys
 from workq.scripts import ScriptText
 from workq.send_rounds import Command, ReplyLost, ScriptCall
@@ -55,11 +55,16 @@ class EnqueueCommands:
         check_job_name(name)
         return Job(name=name, enqueued_at=int(self.clock.wall()), args=check_args(args), args_null=args is None)
 
-    def new_unique_job(self, name: str, args: dict[str, Any] | None, key_map: dict[str, Any] | None) -> Job:
-        """A job locked by `key_map` (its args, or a by-key enqueue's key)."""
+    def new_unique_job(
+        self, name: str, args: dict[str, Any] | None, key_map: dict[str, Any] | None, seconds: float | None
+    ) -> Job:
+        """A job locked by `key_map` (its args, or a by-key enqueue's key), due `seconds` from now if given; every
+        input is checked before Redis is touched."""
         job = self.new_job(name, args)
         if key_map is not None:
             check_args(key_map)
+        if seconds is not None:
+            check_delay(seconds)
         job.unique = True
         job.unique_key = self.keys.unique_for(name, key_map)
         return job
@@ -114,6 +119,14 @@ class EnqueueCommands:
                 *([unique.by_key_value_body(job_json)] if by_key else []),
             ],
         )
+
+    @staticmethod
+    def unique_enqueued(job: Job, reply: Any, seconds: float | None) -> Job | None:
+        """What an `enqueue_unique` call's `reply` means: None when an identical job was pending, else `job` (as a
+        `ScheduledJob` due at the reply's time when it was delayed)."""
+        if not reply:
+            return None
+        return job if seconds is None else job.as_view(ScheduledJob, run_at=int(reply))
 
     def wake(self, name: str) -> ScriptCall:
         """Wake pools idle on `name` (see `workq.wakeup`)."""

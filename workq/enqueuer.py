@@ -96,16 +96,13 @@ class Enqueuer(ReconfigurableEnqueuer[RedisClient]):
         by_key: bool,
         seconds: float | None,
     ) -> Job | None:
-        job = self._commands.new_unique_job(name, args, key_map)
-        if seconds is not None:
-            check_delay(seconds)
+        job = self._commands.new_unique_job(name, args, key_map, seconds)
         with self._commands.sending(self.redis, [job]):
-            call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)
-            (enqueued,) = self._once.execute([call])
-        if not enqueued:
-            return None
-        self._enqueued(name)
-        return job if seconds is None else job.as_view(ScheduledJob, run_at=int(enqueued))
+            (reply,) = self._once.execute([self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)])
+        enqueued = self._commands.unique_enqueued(job, reply, seconds)
+        if enqueued is not None:
+            self._enqueued(name)
+        return enqueued
 
     def enqueue_many(self, name: str, args_list: Iterable[dict[str, Any] | None]) -> list[Job]:
         """Enqueue one job per args dict, in order, in one pipelined round trip (LPUSH in chunks of 1000)."""

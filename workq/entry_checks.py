@@ -4,7 +4,7 @@ is wrong with one is named beside it instead of failing the whole page it is on.
 from __future__ import annotations
 
 import math
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from workq.connection import reply_text
 from workq.job import DeadJob, Job, RetryJob, ScheduledJob
@@ -80,3 +80,23 @@ def whole_number(value: bytes | str | None, name: str = "", problems: list[str] 
 def checked_time_field(value: bytes | None, name: str, problems: list[str]) -> int:
     """A hash field holding epoch seconds: a whole number that is a time, each failure noted under `name`."""
     return checked_time(whole_number(value, name, problems), name, problems)
+
+
+def problem_of(job: Job) -> str:
+    """What is wrong with a listed job's entry in Redis (noted by `listed` / `marked`), or "" when nothing."""
+    return str(job.extra.get(PROBLEM_FIELD, ""))
+
+
+def other_fields(job: Job) -> dict[str, Any]:
+    """Fields other writers added to a job (such as a malformed payload), without the problem note."""
+    return {key: value for key, value in job.extra.items() if key != PROBLEM_FIELD}
+
+
+def listed_record(job: Job, fields: dict[str, Any]) -> dict[str, Any]:
+    """A listed job as a JSON record of `fields`: the fields other writers added come first, so they cannot hide
+    ours, and an entry that is wrong in Redis ends with `problem` saying what is wrong."""
+    record = other_fields(job)
+    record.update(fields)
+    if problem_of(job):
+        record["problem"] = problem_of(job)
+    return record

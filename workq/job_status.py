@@ -64,6 +64,9 @@ def job_status(client: RedisClient, keys: Keys, job_id: str) -> JobStatus | None
     cancelled_run = record is not None and record.status.state == "cancelled"
     found = (find_dead(client, keys, job_id) if cancelled_run else None) or find_job(client, keys, job_id)
     if found is None:
+        # A run's ack takes the job out of progress and writes its record in one step: a job that finished while
+        # its places were read has a record newer than the one read first.
+        record = read_result(client, keys, job_id)
         return None if record is None else record.status
     if record is not None and cancelled_run and found.state == "dead":
         return record.status

@@ -11,13 +11,17 @@ Under `workq worker --processes N` the children write their samples to files in 
 
 from __future__ import annotations
 
+import glob
 import importlib.util
+import os
+import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 from workq.client import Client
+from workq.complaints import Complaints
 from workq.distribution import install_hint
 from workq.errors import WorkqError
 from workq.job import Job
@@ -32,6 +36,12 @@ if TYPE_CHECKING:
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client reads it when it is imported: set before any import of it in a child."""
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+SAMPLE_FILE_HEADER = 8
+"""Bytes before the first sample of a multiprocess file (how much of it is used, then padding): a shorter file is
+one a child has created and not yet sized, and holds no sample."""
+_UNREADABLE = (OSError, ValueError, RuntimeError, TypeError, struct.error)
+"""What reading a child's sample file can raise: it vanished (the directory is being removed), or its bytes are not
+samples (a child killed while writing, or anything else)."""
 
 
 def require_prometheus() -> None:
@@ -195,9 +205,53 @@ def children_registry(client: Client, job_names: Sequence[str], directory: str) 
     """A supervisor: the sum of its children's samples (their files in `directory`) and the queues' gauges."""
     require_prometheus()
     from prometheus_client import CollectorRegistry  # noqa: PLC0415 (optional extra)
-    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415 (optional extra)
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    registry.register(ChildrenCollector(directory))
     registry.register(QueueCollector(client, job_names))
     return registry
+
+
+class ChildrenCollector:
+    """The sum of the samples that the children of `workq worker --processes N` write to files in `directory`
+    (prometheus_client's multiprocess mode), from every file that can be read: a scrape never fails for one.
+
+    Children come and go while the supervisor serves: a child creates its file empty and sizes it a moment later
+    (a file in between holds no sample and is skipped), and a file that cannot be read is logged (once a minute)
+    and left out, the others' samples served. A dead child's file stays: its counts are part of the totals."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._complaints = Complaints()
+
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415 (optional extra)
+
+        files = sorted(path for path in glob.glob(os.path.join(self._directory, "*.db")) if _sized(path))
+        try:
+            return MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
+        except _UNREADABLE:
+            readable = [path for path in files if self._readable(path)]
+        try:
+            return MultiProcessCollector.merge(readable, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
+        except _UNREADABLE as exc:  # a file that went bad between the two reads: serve the queue gauges only
+            self._complaints.report(self._directory, "metrics: cannot read the worker processes' samples: %r", exc)
+            return []
+
+    def _readable(self, path: str) -> bool:
+        from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415 (optional extra)
+
+        try:
+            MultiProcessCollector.merge([path], accumulate=True)  # type: ignore[no-untyped-call]
+        except _UNREADABLE as exc:
+            self._complaints.report(path, "metrics: skipping %s, a worker process's samples file: %r", path, exc)
+            return False
+        return True
+
+
+def _sized(path: str) -> bool:
+    """Whether the file holds at least its header (False also once it is gone)."""
+    try:
+        return os.path.getsize(path) >= SAMPLE_FILE_HEADER
+    except OSError:
+        return False

@@ -1,9 +1,10 @@
-"""Runs the jobs of sync handlers on `concurrency` worker threads, fed by one dispatch loop per pool.
+"""Runs the jobs of sync handlers on `concurrency` worker threads, fed by one dispatch loop.
 
 The worker threads never fetch: the dispatch loop (`workq.dispatch_loop`, the same one that feeds the event loop)
 fetches for every idle thread at once and files the runs that ended, in one round trip, then hands each new job to
-an idle thread. At `stop(grace)`, a job handed to a thread that has not started it goes straight back to its queue;
-runs still going after the grace period are handed back too.
+an idle thread. Jobs are fetched only for idle threads: none waits in memory behind a running one. At `stop(grace)`,
+a job handed to a thread that has not started it goes straight back to its queue; runs still going after the grace
+period are handed back too.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import time
 
 from workq.dispatch_loop import DispatchLoop, Inbox, Started
 from workq.dispatcher import Dispatcher
+from workq.job import Job
 from workq.pool_context import WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
-from workq.run import Finished
+from workq.run import Finished, Run
 from workq.worker import Worker
 
 
@@ -31,29 +33,46 @@ class ThreadRunner:
         self._context = context
         self._order = order
         self._runs = Dispatcher("thread runs", context, dedicated=False)
-        self._workers = {
-            worker_id: Worker(worker_id, context, self._runs, self._end)
-            for worker_id in (secrets.token_hex(12) for _ in range(concurrency))
-        }
-        self.worker_ids = list(self._workers)
+        self._workers = [Worker(secrets.token_hex(12), context, self._runs, self._end) for _ in range(concurrency)]
+        self.worker_ids = [worker.worker_id for worker in self._workers]
+        self._idle = list(self._workers)
+        self._idle_lock = threading.Lock()
         self.dispatch: DispatchLoop[Started] = DispatchLoop(
-            "thread", context, order=order, inbox=inbox, slots=self.worker_ids, make=Started, launch=self._launch
+            "thread", context, order=order, inbox=inbox, seats=concurrency, make=_started, launch=self._launch
         )
+        """Fetches for the idle threads and files their runs."""
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for index, worker in enumerate(self._workers.values()):
+        for index, worker in enumerate(self._workers):
             thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
         self.dispatch.start()
 
     def _launch(self, started: list[Started]) -> list[Started]:
-        """On a dispatch thread: each new job to the idle worker of its slot; returns those refused (the pool is
-        stopping)."""
-        return [one for one in started if not self._workers[one.slot].offer(one)]
+        """On a dispatch thread: each new job to an idle worker (there is one per seat: a worker is idle again
+        before its run's seat is given back); returns those refused (the pool is stopping)."""
+        refused = []
+        observer = self._context.observer
+        for one in started:
+            with self._idle_lock:
+                worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                refused.append(one)
+                continue
+            one.slot = worker.worker_id
+            observer.started(worker.worker_id, one.job)
+            if not worker.offer(one):
+                observer.done(worker.worker_id)
+                refused.append(one)
+        return refused
 
-    def _end(self, started: Started, outcome: BaseException | None, filed: bool) -> None:
+    def _end(self, worker: Worker, started: Started, outcome: BaseException | None, filed: bool) -> None:
+        """On the worker's thread, as its run ends: the worker is idle again, then the run goes to be filed."""
+        self._context.observer.done(worker.worker_id)
+        with self._idle_lock:
+            self._idle.append(worker)
         self.dispatch.end(started, outcome, filed)
 
     # --- stopping ------------------------------------------------------------------------------------------
@@ -61,7 +80,9 @@ class ThreadRunner:
     def stop_fetching(self) -> None:
         """The pool is stopping (its `stopping` event is set): no more jobs; those handed to a worker that has not
         started them go back to their queues at once."""
-        unstarted = [one for worker in self._workers.values() if (one := worker.close()) is not None]
+        unstarted = [one for worker in self._workers if (one := worker.close()) is not None]
+        for one in unstarted:
+            self._context.observer.done(one.slot)
         self.dispatch.hand_back(unstarted, release=True)
         self.dispatch.stop_fetching()
 
@@ -78,6 +99,8 @@ class ThreadRunner:
         whichever comes first, once."""
         stragglers = self.dispatch.running()
         self.dispatch.hand_back(stragglers, release=False)
+        for one in stragglers:
+            self._context.observer.done(one.slot)
         return len(stragglers)
 
     def close(self, timeout: float | None = None) -> None:
@@ -88,22 +111,25 @@ class ThreadRunner:
 
     def work_one(self) -> Finished | None:
         """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched."""
-        context, dispatcher = self._context, self._runs
-        worker_id = self.worker_ids[0]
+        context, dispatcher, worker = self._context, self._runs, self._workers[0]
         with context.in_flight:
             runs = dispatcher.exchange([], self._order, 1)
             if not runs:
                 return None
             run = runs[0]
+            job = dispatcher.begin(run, worker.worker_id)
+            if isinstance(job, Finished):  # not a job: filed dead already
+                return job
             try:
-                job = dispatcher.begin(run, worker_id)
-                if isinstance(job, Finished):  # not a job: filed dead already
-                    return job
-                outcome, filed_as = self._workers[worker_id].execute(Started(run, job, worker_id))
-                if filed_as is not None:
-                    return Finished(job, filed_as, outcome)
-                ack, finished = dispatcher.ending(run, job, outcome)
-                dispatcher.acknowledge(run, ack)
-                return finished
+                outcome, filed_as = worker.execute(Started(run, job, worker.worker_id))
             finally:
-                context.observer.done(worker_id)
+                context.observer.done(worker.worker_id)
+            if filed_as is not None:
+                return Finished(job, filed_as, outcome)
+            ack, finished = dispatcher.ending(run, job, outcome)
+            dispatcher.acknowledge(run, ack)
+            return finished
+
+
+def _started(run: Run, job: Job) -> Started:
+    return Started(run, job)

@@ -1,11 +1,15 @@
 """Time limits and cancels of running jobs: one watchdog thread per pool interrupts a run that passes its `timeout`
 or whose cancel arrived, and abandons one that has still not returned `ABANDON_AFTER` seconds later.
 
-A run is interrupted once, by an exception raised where it runs (`JobTimeout` or `Cancelled`; see `Interrupter`).
-Whatever the handler then does — re-raise, swallow it, raise something else, return — the run ends as timed out
-(a failure: retry, then dead) or cancelled (dead). A run that does not return at all (a C call that never gives
-control back, a handler that swallows the exception and carries on) is abandoned: the watchdog files its outcome,
+A run is interrupted once, by an exception raised in its thread (`JobTimeout` or `Cancelled`, with CPython's
+`PyThreadState_SetAsyncExc`: a thread inside a C call — `time.sleep`, a blocking socket read — sees it only when that
+call returns). Whatever the handler then does — re-raise, swallow it, raise something else, return — the run ends as
+timed out (a failure: retry, then dead) or cancelled (dead). A run that does not return at all (a C call that never
+gives control back, a handler that swallows the exception and carries on) is abandoned: its owner files its outcome,
 and the thread keeps its slot until it returns, when its result is dropped.
+
+A run without a time limit costs one `RunControl` and a dict entry: no lock, no wake-up of the watchdog thread,
+which only tracks runs with a deadline and runs already interrupted.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from workq.errors import Cancelled, JobTimeout
 from workq.job import Job
+
+if TYPE_CHECKING:
+    from workq.run import Run
 
 logger = logging.getLogger("workq")
 
@@ -28,7 +35,6 @@ ABANDON_AFTER = 5.0
 LEASE_MARGIN = 5.0
 """Seconds a run's lease outlasts its time limit plus `ABANDON_AFTER`: a live pool always files the outcome of its
 own timed-out run before the lease could give the job to another worker (never two runs at once)."""
-MAX_SLEEP = 1.0
 
 TIMED_OUT = "timed out"
 CANCELLED = "cancelled"
@@ -40,47 +46,51 @@ def lease_seconds(timeout: float) -> float:
     return timeout + ABANDON_AFTER + LEASE_MARGIN if timeout else 0
 
 
-class Interrupter(Protocol):
-    """How the watchdog stops one run: a thread gets an exception raised in it; an asyncio task is cancelled."""
+class RunOwner(Protocol):
+    """Who runs the watched jobs (a worker thread): told of checkins, and asked to file a run it abandoned."""
 
-    def interrupt(self, exc_type: type[BaseException]) -> None: ...
+    def on_checkin(self, control: RunControl, message: str) -> None: ...
 
-    def discard_pending(self) -> None:
-        """Called from the run's own thread once it has finished: an interrupt not yet delivered must never land
-        in the worker's code after the run."""
-
-
-class ThreadInterrupter:
-    """Raises an exception in a thread at its next Python bytecode (CPython's `PyThreadState_SetAsyncExc`). A thread
-    inside a C call — `time.sleep`, a blocking socket read, a C extension — sees it only when that call returns."""
-
-    def __init__(self, thread_id: int) -> None:
-        self._thread_id = ctypes.c_ulong(thread_id)
-
-    def interrupt(self, exc_type: type[BaseException]) -> None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(self._thread_id, ctypes.py_object(exc_type))
-
-    def discard_pending(self) -> None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(self._thread_id, None)
+    def on_abandoned(self, control: RunControl) -> object:
+        """On a thread of its own: file the abandoned run's outcome (the owner's thread is stuck in the handler)."""
 
 
 class RunControl:
-    """One watched run: its time limit, and why and when it was stopped. Read by the worker; changed by the watchdog
-    under its lock."""
+    """One watched run: its time limit, and why and when it was stopped. It is the job's checkin hook. Read by the
+    owner; stopped by the watchdog under its lock."""
 
-    def __init__(
-        self, job: Job, limit: float, interrupter: Interrupter, on_abandon: Callable[[RunControl], object], now: float
-    ) -> None:
+    __slots__ = (
+        "abandoned",
+        "deadline",
+        "finished",
+        "interrupted_at",
+        "job",
+        "limit",
+        "looked_at",
+        "owner",
+        "reason",
+        "run",
+        "thread_id",
+    )
+
+    def __init__(self, job: Job, limit: float, owner: RunOwner, run: Run | None, thread_id: int) -> None:
         self.job = job
         self.limit = limit
-        self.deadline = now + limit if limit else math.inf
-        self.interrupter = interrupter
-        self.on_abandon = on_abandon
+        self.deadline = math.inf
+        self.owner = owner
+        self.run = run
+        self.thread_id = thread_id
         self.reason: str | None = None
         """`TIMED_OUT` or `CANCELLED` once the run was stopped (a cancel after a time-out turns it into a cancel)."""
         self.interrupted_at = math.inf
+        self.looked_at = False
+        """Set by the watchdog (under its lock) before it reads `finished` to stop the run: see `Watchdog._finish`."""
         self.finished = False
         self.abandoned = False
+
+    def __call__(self, message: str) -> None:
+        """`job.checkin(message)`."""
+        self.owner.on_checkin(self, message)
 
     def raise_if_stopped(self) -> None:
         """At a checkin: a run that was stopped and carried on is told again, synchronously."""
@@ -105,15 +115,21 @@ class RunControl:
 
 
 class Watchdog:
-    """Watches every run of one pool. `watch()` as a run starts, `run()` to call it, `extend()` at a checkin."""
+    """Watches every run of one pool's worker threads. `watch()` as a run starts, `run()` to call it, `extend()` at
+    a checkin, `cancel()` by job id."""
 
     def __init__(self, *, abandon_after: float | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._abandon_after = ABANDON_AFTER if abandon_after is None else abandon_after
         self._monotonic = monotonic
-        self._lock = threading.Lock()  # a C-level lock: `finish()` must not run Python code while taking it
+        self._lock = threading.Lock()  # a C-level lock: `_finish()` must not run Python code while taking it
         self._changed = threading.Condition(self._lock)
-        self._runs: set[RunControl] = set()
-        self._stuck = 0
+        self._runs: dict[int, RunControl] = {}
+        """Every run, by its thread: each thread adds and removes its own entry (atomic under the GIL, no lock);
+        others only copy it."""
+        self._watched: set[RunControl] = set()
+        """Under the lock: the runs the watchdog thread tracks (a deadline, or interrupted and not yet returned)."""
+        self._wake_at = math.inf
+        self._stuck: set[RunControl] = set()
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -129,24 +145,20 @@ class Watchdog:
         if self._thread is not None:
             self._thread.join()
 
-    def watch(
-        self, job: Job, limit: float, interrupter: Interrupter, on_abandon: Callable[[RunControl], object]
-    ) -> RunControl:
-        """Start watching a run of `job` with time limit `limit` seconds (0: none; it can still be cancelled)."""
-        control = RunControl(job, limit, interrupter, on_abandon, self._monotonic())
-        with self._changed:
-            self._runs.add(control)
-            if limit:
-                self._changed.notify()
-        return control
+    def watch(self, job: Job, limit: float, owner: RunOwner, run: Run | None = None) -> RunControl:
+        """The control of a run of `job` about to start on the calling thread, with time limit `limit` seconds (0:
+        none; it can still be cancelled); watched once `run()` calls it. It is the job's checkin hook."""
+        return RunControl(job, limit, owner, run, threading.get_ident())
 
-    def run(self, control: RunControl, call: Callable[[], object]) -> BaseException | None:
-        """Call the run and stop watching it; returns what it raised (None if it returned). An interrupt that was
-        on its way as the call returned is caught here and counts as the run's outcome: the watchdog decided first."""
+    def run(self, control: RunControl, chain: Callable[[Job], object]) -> BaseException | None:
+        """Watch the run, call `chain(job)` and stop watching; returns what it raised (None if it returned). An
+        interrupt on its way as the call returned is caught here and counts as the run's outcome: the watchdog
+        decided first. (Watched only inside here: no interrupt can land in the caller's code before or after.)"""
         outcome: BaseException | None = None
         try:
+            self._begin(control)
             try:
-                call()
+                chain(control.job)
             except BaseException as exc:
                 outcome = exc
             self._finish(control)
@@ -155,14 +167,32 @@ class Watchdog:
             outcome = outcome or late
         return outcome
 
+    def _begin(self, control: RunControl) -> None:
+        self._runs[control.thread_id] = control
+        if control.limit:
+            with self._changed:
+                control.deadline = self._monotonic() + control.limit
+                self._watched.add(control)
+                if control.deadline < self._wake_at:
+                    self._changed.notify()
+
     def _finish(self, control: RunControl) -> None:
-        with self._lock:
-            if control.abandoned and not control.finished:
-                self._stuck -= 1
-            control.finished = True
-            self._runs.discard(control)
-            if control.reason is not None:
-                control.interrupter.discard_pending()
+        """On the run's thread, as it returns (again if an interrupt landed in here: it must be idempotent).
+
+        No interrupt may reach the thread after this: the watchdog sets `looked_at`, then reads `finished` and
+        interrupts only a run not finished, all under its lock; here `finished` is set, then `looked_at` read.
+        Whichever comes first, either the watchdog sees `finished` and leaves the run alone, or this sees
+        `looked_at` and waits for the lock, then discards any interrupt not yet delivered. (The GIL orders the
+        two threads' reads and writes.) A run without a limit that nobody stopped takes no lock."""
+        control.finished = True
+        if self._runs.get(control.thread_id) is control:
+            del self._runs[control.thread_id]
+        if control.looked_at or control.limit:
+            with self._lock:
+                self._watched.discard(control)
+                self._stuck.discard(control)
+                if control.reason is not None:
+                    _raise_in(control.thread_id, None)  # discards an interrupt not yet delivered
 
     def extend(self, control: RunControl) -> None:
         """A checkin: the run gets its whole time limit again from now (not once it was stopped)."""
@@ -174,24 +204,25 @@ class Watchdog:
         """Interrupt the runs of `job_id` with `Cancelled`; True if this pool runs it."""
         found = False
         with self._changed:
-            for control in self._runs:
-                if control.job.id == job_id and not control.abandoned:
+            for control in list(self._runs.values()):
+                if control.job.id == job_id and not control.abandoned and self._stop(control, CANCELLED):
                     found = True
-                    self._stop(control, CANCELLED)
-            self._changed.notify()
         return found
 
     @property
     def stuck(self) -> int:
         """Abandoned runs whose thread has not returned yet (each holds a worker thread)."""
-        return self._stuck
+        return len(self._stuck)
 
     def running_job_ids(self) -> set[str]:
-        with self._lock:
-            return {control.job.id for control in self._runs if not control.abandoned}
+        return {control.job.id for control in list(self._runs.values()) if not (control.abandoned or control.finished)}
 
-    def _stop(self, control: RunControl, reason: str) -> None:
-        """Mark the run stopped and interrupt it, once: a second interrupt could land after the first was handled."""
+    def _stop(self, control: RunControl, reason: str) -> bool:
+        """Under the lock: mark the run stopped and interrupt it, once (a second interrupt could land after the
+        first was handled). False if it finished meanwhile (see `_finish`)."""
+        control.looked_at = True
+        if control.finished:
+            return False
         first = control.reason is None
         if control.reason != CANCELLED:
             control.reason = reason
@@ -199,30 +230,36 @@ class Watchdog:
         if first:
             control.interrupted_at = self._monotonic()
             logger.warning("job %s %s %s: interrupting it", control.job.name, control.job.id, control.describe())
-            control.interrupter.interrupt(_RAISED[reason])
+            _raise_in(control.thread_id, _RAISED[reason])
+            self._watched.add(control)  # for its abandon time
+            self._changed.notify()
+        return True
 
     def _loop(self) -> None:
         with self._changed:
             while not self._stopping:
                 now = self._monotonic()
-                wake_at = now + MAX_SLEEP
-                for control in list(self._runs):
+                wake_at = math.inf
+                for control in list(self._watched):
                     if control.reason is None and control.deadline <= now:
                         self._stop(control, TIMED_OUT)
-                    if control.reason is None:
+                    if control.finished:
+                        self._watched.discard(control)
+                    elif control.reason is None:
                         wake_at = min(wake_at, control.deadline)
                     elif control.interrupted_at + self._abandon_after <= now:
                         self._abandon(control)
                     else:
                         wake_at = min(wake_at, control.interrupted_at + self._abandon_after)
-                self._changed.wait(max(0.0, wake_at - now))
+                self._wake_at = wake_at
+                self._changed.wait(None if wake_at == math.inf else max(0.0, wake_at - now))
 
     def _abandon(self, control: RunControl) -> None:
-        """The run did not return in time: stop watching it and file its outcome on a thread of its own (Redis may
-        be slow; other runs' limits must not wait)."""
+        """The run did not return in time: stop watching it and have its owner file its outcome on a thread of its
+        own (Redis may be slow; other runs' limits must not wait)."""
         control.abandoned = True
-        self._stuck += 1
-        self._runs.discard(control)
+        self._stuck.add(control)
+        self._watched.discard(control)
         logger.error(
             "job %s %s did not return within %g s of being interrupted (a C call, or it caught the exception and "
             "carried on): abandoned and counted as %s; its thread stays busy until it returns",
@@ -231,4 +268,11 @@ class Watchdog:
             self._abandon_after,
             control.reason,
         )
-        threading.Thread(target=control.on_abandon, args=(control,), name="workq-abandon", daemon=True).start()
+        threading.Thread(target=control.owner.on_abandoned, args=(control,), name="workq-abandon", daemon=True).start()
+
+
+def _raise_in(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    """Raise `exc_type` in the thread at its next Python bytecode (None: forget one not yet raised)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), None if exc_type is None else ctypes.py_object(exc_type)
+    )

@@ -14,22 +14,21 @@ from typing import cast
 from workq.dispatch_loop import Started
 from workq.dispatcher import Dispatcher
 from workq.errors import JobTimeout
-from workq.job import Job
 from workq.middleware import JobChain
 from workq.pool_context import WorkerContext
 from workq.run import Outcome, Run
-from workq.time_limits import CANCELLED, RunControl, ThreadInterrupter
+from workq.time_limits import CANCELLED, RunControl
 
 logger = logging.getLogger("workq")
 
-Ending = Callable[[Started, BaseException | None, bool], object]
-"""Where a run's end goes: (the run, what it ended with, whether it was filed already)."""
+Ending = Callable[["Worker", Started, BaseException | None, bool], object]
+"""Where a run's end goes: (the worker, its run, what it ended with, whether it was filed already)."""
 
 
 class Worker:
     """Runs the jobs of sync handlers one at a time until it is closed; the job in hand is always finished first.
     `offer()` hands it its next job; `close()` ends it after the job in hand, returning a job offered but not
-    started."""
+    started. It owns its runs for the pool's watchdog (checkins, abandoned runs)."""
 
     def __init__(self, worker_id: str, context: WorkerContext, dispatcher: Dispatcher, ending: Ending) -> None:
         self.worker_id = worker_id
@@ -61,7 +60,7 @@ class Worker:
     def run(self) -> None:
         while (started := self._take()) is not None:
             outcome, filed_as = self.execute(started)
-            self._ending(started, outcome, filed_as is not None)
+            self._ending(self, started, outcome, filed_as is not None)
 
     def _take(self) -> Started | None:
         with self._handoff:
@@ -71,33 +70,34 @@ class Worker:
 
     def execute(self, started: Started) -> tuple[BaseException | None, Outcome | None]:
         """Run the chain under the pool's watchdog (time limit, cancels). Returns what the run ended with (None: it
-        returned) and, when the watchdog abandoned the run meanwhile and filed it itself (see workq.time_limits),
-        where it filed it."""
+        returned) and, when the watchdog abandoned the run meanwhile and had it filed by `on_abandoned` (see
+        workq.time_limits), where it was filed."""
         run, job = started.run, started.job
         watchdog = self._context.watchdog
-        control = watchdog.watch(
-            job,
-            run.registration.options.timeout,
-            ThreadInterrupter(threading.get_ident()),
-            lambda abandoned: self._file_abandoned(run, job, abandoned),
-        )
-        job._checkin_hook = lambda message: self._checkin(job, run, control, message)
-        error = watchdog.run(control, lambda: cast(JobChain, run.registration.chain)(job))
+        control = watchdog.watch(job, run.registration.options.timeout, self, run)
+        job._checkin_hook = control
+        error = watchdog.run(control, cast(JobChain, run.registration.chain))
         if control.abandoned:
             logger.warning("job %s %s returned after it was abandoned: this late outcome is dropped", job.name, job.id)
             return error, "dead" if control.reason == CANCELLED else "retry"
         return control.outcome(error), None
 
-    def _file_abandoned(self, run: Run, job: Job, control: RunControl) -> None:
+    def on_abandoned(self, control: RunControl) -> None:
         """On the watchdog's abandoning thread: file the run (this worker's thread is stuck in the handler)."""
+        run, job = cast(Run, control.run), control.job
         ack, _ = self._dispatcher.ending(run, job, control.outcome(None))
         self._dispatcher.acknowledge(run, ack)
 
-    def _checkin(self, job: Job, run: Run, control: RunControl, message: str) -> None:
-        """Record progress; give the run its whole time limit again, and push its lease as far — only while this
-        run still holds the lease. A run that was stopped, or whose lease another run took over, is told so."""
+    def on_checkin(self, control: RunControl, message: str) -> None:
+        """`job.checkin()`: record progress; give the run its whole time limit again, and push its lease as far —
+        only while this run still holds the lease. A run that was stopped, or whose lease another run took over,
+        is told so; a checkin of a run that ended changes nothing."""
+        job = control.job
+        if control.finished:
+            logger.warning("job %s %s checked in after its run ended: ignored", job.name, job.id)
+            return
         control.raise_if_stopped()
         self._context.observer.checkin(self.worker_id, job, message)
-        if not self._dispatcher.extend_lease(run, job):
+        if not self._dispatcher.extend_lease(cast(Run, control.run), job):
             raise JobTimeout(f"job {job.id}: its lease expired (this pool stalled); it runs again elsewhere")
         self._context.watchdog.extend(control)

@@ -10,36 +10,16 @@ end; with no Redis answering it runs on an in-process fakeredis instead.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
-import redis
-import redis.asyncio
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.async_app import web
 from examples.async_app.tasks import pool, sent
-
-
-def connect() -> tuple[redis.Redis, Any]:
-    """A sync client (the pool's) and what the app's AsyncEnqueuer takes: the URL, or a fakeredis of the same
-    in-process server."""
-    url = os.environ.get("WORKQ_REDIS_URL", "redis://localhost:6379/0")
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        import fakeredis  # noqa: PLC0415 - a dev dependency, needed only without Redis
-
-        print(f"No Redis answers at {url}: running on an in-process fakeredis instead.")
-        server = fakeredis.FakeServer()
-        return fakeredis.FakeRedis(server=server), fakeredis.FakeAsyncRedis(server=server)
-    print(f"Using Redis at {url}.")
-    return client, url
+from examples.redis_or_fakeredis import connect
 
 
 async def serve(namespace: str, redis_for_app: Any) -> None:

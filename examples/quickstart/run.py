@@ -9,17 +9,15 @@ end; with no Redis answering it runs on an in-process fakeredis instead.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import sys
 import time
 from pathlib import Path
 
-import redis
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.quickstart.jobs import charge_card, pool, resize_image, send_welcome
+from examples.redis_or_fakeredis import connect
 from workq import Client
 
 
@@ -28,20 +26,6 @@ class BriefFormatter(logging.Formatter):
 
     def formatException(self, ei: object) -> str:  # noqa: N802 - logging's name
         return ""
-
-
-def connect() -> redis.Redis:
-    url = os.environ.get("WORKQ_REDIS_URL", "redis://localhost:6379/0")
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        import fakeredis  # noqa: PLC0415 - a dev dependency, needed only without Redis
-
-        print(f"No Redis answers at {url}: running on an in-process fakeredis instead.")
-        return fakeredis.FakeRedis()
-    print(f"Using Redis at {url}.")
-    return client
 
 
 def settled(inspector: Client) -> bool:
@@ -57,7 +41,7 @@ def main() -> None:
     logging.getLogger("workq").addHandler(handler)
     logging.getLogger("workq").setLevel(logging.INFO)
 
-    client = connect()
+    client, _ = connect()
     namespace = f"quickstart-{secrets.token_hex(3)}"
     pool.configure(namespace=namespace, redis=client)
     inspector = Client(namespace, client)  # reads the namespace: queues, sets, dead jobs

@@ -83,28 +83,41 @@ def outcome(result: Any) -> Any:
     return result
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_variant_stores_the_same_bytes_as_the_sync_enqueuer(
-    variant: str, namespace: str, redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def check_variant_stores_the_same_bytes(
+    variant: str, url: str, namespace: str, server: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> list[Any]:
+    """The calls of `VARIANTS[variant]`, made by the sync Enqueuer then by AsyncEnqueuer (same job ids, same clock)
+    through `url`, leave the same keys and bytes in `server` (a plain client of the node holding the namespace) and
+    return the same; the namespace is left empty. Returns what the async calls returned. The topology tests run
+    this through a cluster, sentinels and TLS."""
     calls = VARIANTS[variant]
     monkeypatch.setattr(workq.job, "random", random.Random(variant))  # the same job ids, in order
-    sync_enqueuer = Enqueuer(namespace, redis_url, clock=lambda: NOW)
+    sync_enqueuer = Enqueuer(namespace, url, clock=lambda: NOW)
     sync_results = [outcome(getattr(sync_enqueuer, method)(*args)) for method, args in calls]
-    sync_stored = snapshot(redis_client, namespace)
-    clear(redis_client, namespace)
+    sync_enqueuer.redis.close()
+    sync_stored = snapshot(server, namespace)
+    clear(server, namespace)
 
     async def enqueue_async() -> list[Any]:
-        async with AsyncEnqueuer(namespace, redis_url, clock=lambda: NOW) as enqueuer:
+        async with AsyncEnqueuer(namespace, url, clock=lambda: NOW) as enqueuer:
             return [outcome(await getattr(enqueuer, method)(*args)) for method, args in calls]
 
     monkeypatch.setattr(workq.job, "random", random.Random(variant))
     async_results = run(enqueue_async())
-    async_stored = snapshot(redis_client, namespace)
+    async_stored = snapshot(server, namespace)
+    clear(server, namespace)
 
     assert sync_stored, "the sync enqueuer stored something"
     assert async_stored == sync_stored
     assert async_results == sync_results
+    return async_results
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_stores_the_same_bytes_as_the_sync_enqueuer(
+    variant: str, namespace: str, redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async_results = check_variant_stores_the_same_bytes(variant, redis_url, namespace, redis_client, monkeypatch)
     if variant.startswith("enqueue_unique"):
         assert async_results[1] is None, "the second unique enqueue found the first pending"
 

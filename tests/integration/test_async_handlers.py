@@ -302,6 +302,54 @@ def test_stop_with_grace_cancels_async_tasks_and_hands_their_jobs_back(
     assert sorted(again) == sorted(job.id for job in jobs)
 
 
+def hold_one_and_fetch_one_ahead(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
+) -> tuple[WorkerPool, Tally, Job, Job]:
+    """A started pool with one async slot: one job runs (held until `release`), the other was fetched ahead and
+    waits on the loop for the slot. Returns the pool, its tally, the running job and the waiting one."""
+    tally = Tally()
+    pool = make_pool(async_concurrency=1)
+
+    @pool.job("held", max_fails=5)
+    async def held(job: Job) -> None:
+        await tally.hold(job, release)
+
+    jobs = enqueuer.enqueue_many("held", [{"n": 0}, {"n": 1}])
+    pool.start()
+    wait_until(lambda: tally.running == 1 and view.queued("held") == [], what="one job running, one fetched ahead")
+    [running] = [job for job in jobs if job.id in tally.started]
+    [waiting] = [job for job in jobs if job is not running]
+    return pool, tally, running, waiting
+
+
+def test_a_job_fetched_ahead_is_handed_back_unstarted_when_the_pool_stops(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
+) -> None:
+    pool, tally, running, waiting = hold_one_and_fetch_one_ahead(make_pool, enqueuer, view, release)
+    stopping = threading.Thread(target=pool.stop, name="stop")
+    stopping.start()
+    wait_until(lambda: view.queued("held") == [waiting.to_json().encode()], what="the waiting job handed back")
+    assert tally.running == 1 and stopping.is_alive(), "stop() still waits for the running job"
+    release.set()
+    stopping.join(10)
+    assert not stopping.is_alive()
+    assert tally.started == [running.id] and tally.finished == [running.id], "the waiting job never started"
+    assert view.in_progress("held", pool.pool_id) == [] and view.dead() == []
+
+
+def test_a_cancel_ends_a_job_fetched_ahead_before_it_starts(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
+) -> None:
+    pool, tally, running, waiting = hold_one_and_fetch_one_ahead(make_pool, enqueuer, view, release)
+    assert pool._running is not None and pool._running.cancel_running(waiting.id)
+    [dead] = wait_until(view.dead, what="the cancelled waiting job in the dead set")
+    assert dead.fields["id"] == waiting.id and "cancelled" in dead.fields["err"]
+    release.set()
+    pool.drain(timeout=10)
+    assert tally.started == [running.id] and tally.finished == [running.id], "the cancelled job never started"
+    assert view.retry() == [] and view.queued("held") == []
+
+
 def test_an_async_job_past_its_time_limit_is_cancelled_and_fails_timed_out(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
 ) -> None:

@@ -11,6 +11,7 @@ import time
 import pytest
 import redis
 
+from integration.interruptible import Interruptible
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
@@ -19,31 +20,6 @@ from workq.keys import Keys
 
 CANCEL_DEADLINE = 5.0
 """Generous, for a shared machine: pub/sub delivers in milliseconds, the fallback poll within about a second."""
-
-
-class Interruptible:
-    """A handler working in 10 ms steps until cancelled; records what ended it and when."""
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.ended = threading.Event()
-        self.raised = ""
-        self.saw_cancelled = False
-        self.ended_at = 0.0
-
-    def __call__(self, job: Job) -> None:
-        self.started.set()
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                time.sleep(0.01)
-        except BaseException as exc:
-            self.raised = type(exc).__name__
-            raise
-        finally:
-            self.saw_cancelled = job.cancelled
-            self.ended_at = time.monotonic()
-            self.ended.set()
 
 
 def start_running(make_pool: PoolFactory, enqueuer: Enqueuer, handler: Interruptible, **options: object) -> Job:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 
+from integration.interruptible import Interruptible
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
@@ -332,34 +333,11 @@ WORKER_SIDE = pytest.mark.skipif(
 )
 
 
-class Looping:
-    """A handler working in 10 ms steps for up to 30 s; records what ended it and when."""
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.ended = threading.Event()
-        self.raised = ""
-        self.ended_at = 0.0
-
-    def __call__(self, job: Job) -> None:
-        self.started.set()
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                time.sleep(0.01)
-        except BaseException as exc:
-            self.raised = type(exc).__name__
-            raise
-        finally:
-            self.ended_at = time.monotonic()
-            self.ended.set()
-
-
 @WORKER_SIDE
 def test_cancel_of_a_running_job_interrupts_it_and_files_it_dead_cancelled(
     client: Client, enqueuer: Enqueuer, make_pool: PoolFactory, *, redis_client: redis.Redis
 ) -> None:
-    handler = Looping()
+    handler = Interruptible()
     pool = make_pool(concurrency=1)
     pool.job("long", handler, max_fails=5)
     pool.start()

@@ -70,18 +70,27 @@ class Recorder:
 
     def started(self, job: Job) -> str:
         """Also notes which process ran it (`started_by`: run token → pid)."""
+        return self._start(job, claim_first_run=False)[0]
+
+    def started_first(self, job: Job) -> tuple[str, bool]:
+        """`started`, and whether this is the job's first run, claimed (`first_run`: job id → run token) in the same
+        transaction: a run a test sees started has made its claim, so killing its process at once still leaves the
+        job's later runs to finish at once."""
+        return self._start(job, claim_first_run=True)
+
+    def _start(self, job: Job, *, claim_first_run: bool) -> tuple[str, bool]:
         token = secrets.token_hex(8)
         pipe = self._pool.redis.pipeline(transaction=True)
         pipe.hset(self.key("started"), token, job.id)
         pipe.hset(self.key("started_by"), token, os.getpid())
-        self.persist(pipe.execute)
-        return token
+        if claim_first_run:
+            pipe.hsetnx(self.key("first_run"), job.id, token)
+            pipe.hget(self.key("first_run"), job.id)  # read back: a transaction sent again claims nothing twice
+        replies = self.persist(pipe.execute)
+        return token, claim_first_run and replies[-1] in (token, token.encode())
 
     def done(self, job: Job, token: str) -> None:
         self.persist(lambda: self._pool.redis.hset(self.key("done"), token, job.id))
-
-    def is_first_run(self, job: Job, token: str) -> bool:
-        return bool(self.persist(lambda: self._pool.redis.hsetnx(self.key("first_run"), job.id, token)))
 
     def started_at(self, job: Job, token: str) -> None:
         """When this run started on Redis's clock (`started_at`: run token → '<epoch s> <job id>')."""
@@ -108,10 +117,10 @@ class Handlers:
     def hold(self, job: Job) -> None:
         """A job's first run holds until the test sets `test:release` (or `seconds` pass); later runs finish at once.
         Runs of one name at once are counted (`max_running:<name>`)."""
-        token = self._recorder.started(job)
+        token, first_run = self._recorder.started_first(job)
         self._recorder.track_running(job.name, 1)
         try:
-            if self._recorder.is_first_run(job, token):
+            if first_run:
                 deadline = time.monotonic() + float(job.args.get("seconds", 60))
                 while not self._recorder.released() and time.monotonic() < deadline:
                     time.sleep(0.02)

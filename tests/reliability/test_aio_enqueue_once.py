@@ -7,28 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio
 
 from redis_servers import HOST, RedisProcess
-from reliability.harness import report
-from reliability.test_enqueue_once import SOCKET_TIMEOUT, STALL, stall, stored_ids
-from workq import ConnectionFailed, Job, MaybeEnqueued
+from reliability.test_enqueue_once import (
+    ENQUEUE_CALLS,
+    SOCKET_TIMEOUT,
+    STALL,
+    WARM_UP_CALLS,
+    call,
+    check_stored_once,
+    stall,
+    stored_ids,
+)
+from workq import MaybeEnqueued
 from workq.aio import AsyncEnqueuer
 
-Variant = Callable[[AsyncEnqueuer], Awaitable[Any]]
-VARIANTS: dict[str, Variant] = {
-    "enqueue": lambda enqueuer: enqueuer.enqueue("x", {"n": 1}),
-    "enqueue_in": lambda enqueuer: enqueuer.enqueue_in("x", 60, {"n": 1}),
-    "enqueue_unique": lambda enqueuer: enqueuer.enqueue_unique("x", {"n": 1}),
-    "enqueue_unique_in": lambda enqueuer: enqueuer.enqueue_unique_in("x", 60, {"n": 1}),
-    "enqueue_unique_by_key": lambda enqueuer: enqueuer.enqueue_unique_by_key("x", {"n": 1}, key={"k": 1}),
-    "enqueue_unique_in_by_key": lambda enqueuer: enqueuer.enqueue_unique_in_by_key("x", 60, {"n": 1}, key={"k": 1}),
-    "enqueue_many": lambda enqueuer: enqueuer.enqueue_many("x", [{"n": 1}, {"n": 2}, {"n": 3}]),
-}
 CLIENTS: dict[str, Callable[[int], redis.asyncio.Redis | str]] = {
     "redis.asyncio.Redis with its default Retry": lambda port: redis.asyncio.Redis(
         host=HOST, port=port, socket_timeout=SOCKET_TIMEOUT
@@ -38,7 +35,7 @@ CLIENTS: dict[str, Callable[[int], redis.asyncio.Redis | str]] = {
 
 
 @pytest.mark.parametrize("client_kind", list(CLIENTS))
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", list(ENQUEUE_CALLS))
 def test_an_async_enqueue_whose_reply_timed_out_is_never_sent_twice(
     stallable_redis: RedisProcess, namespace: str, variant: str, client_kind: str
 ) -> None:
@@ -46,25 +43,19 @@ def test_an_async_enqueue_whose_reply_timed_out_is_never_sent_twice(
 
     async def enqueue_through_a_stall() -> tuple[MaybeEnqueued, float]:
         async with AsyncEnqueuer(namespace, CLIENTS[client_kind](stallable_redis.port), clock=time.time) as enqueuer:
-            await enqueuer.enqueue_many("warm_up", [{}])  # connected, `x` not yet known: the stall meets a first use
-            await enqueuer.enqueue_unique("warm_up", {})  # scripts loaded
-            await enqueuer.enqueue_in("warm_up", 60)
+            for method, args in WARM_UP_CALLS:
+                await call(enqueuer, method, args)
             admin.delete(f"{namespace}:scheduled")  # only the copies of the stalled enqueue are counted
             stalled = stall(stallable_redis)
             started = time.monotonic()
             with pytest.raises(MaybeEnqueued, match=r"may have been enqueued: Redis at .* reply was lost") as raised:
-                await VARIANTS[variant](enqueuer)
+                await call(enqueuer, variant, ENQUEUE_CALLS[variant])
             elapsed = time.monotonic() - started
             stalled.read_response()  # the stall is over: everything Redis received has run
             return raised.value, elapsed
 
     error, elapsed = asyncio.run(enqueue_through_a_stall())
-    copies = stored_ids(admin, namespace)
-    report(f"async enqueue-once {variant} ({client_kind})", raised="MaybeEnqueued", copies=len(copies), elapsed=elapsed)
-    assert sorted(copies) == sorted(error.job_ids), "each job stored once, and the error names them"
-    assert all(isinstance(job, Job) for job in error.jobs)
-    assert isinstance(error, ConnectionFailed)
-    assert elapsed < STALL + 0.5, "no resend waited for the server to wake"
+    check_stored_once(admin, namespace, error, elapsed, f"async enqueue-once {variant} ({client_kind})")
 
 
 def test_a_connection_redis_closed_is_replaced_before_the_async_enqueue_is_written(

@@ -17,6 +17,7 @@ import redis
 from redis_servers import HOST, RedisProcess
 from reliability.harness import report
 from workq import ConnectionFailed, Enqueuer, Job, MaybeEnqueued
+from workq.aio import AsyncEnqueuer
 from workq.connection import dedicated_client
 
 SOCKET_TIMEOUT = 0.25
@@ -33,16 +34,39 @@ def stall(server: RedisProcess, seconds: float = STALL) -> redis.Connection:
     return connection
 
 
-Variant = Callable[[Enqueuer], Any]
-VARIANTS: dict[str, Variant] = {
-    "enqueue": lambda enqueuer: enqueuer.enqueue("x", {"n": 1}),
-    "enqueue_in": lambda enqueuer: enqueuer.enqueue_in("x", 60, {"n": 1}),
-    "enqueue_unique": lambda enqueuer: enqueuer.enqueue_unique("x", {"n": 1}),
-    "enqueue_unique_in": lambda enqueuer: enqueuer.enqueue_unique_in("x", 60, {"n": 1}),
-    "enqueue_unique_by_key": lambda enqueuer: enqueuer.enqueue_unique_by_key("x", {"n": 1}, key={"k": 1}),
-    "enqueue_unique_in_by_key": lambda enqueuer: enqueuer.enqueue_unique_in_by_key("x", 60, {"n": 1}, key={"k": 1}),
-    "enqueue_many": lambda enqueuer: enqueuer.enqueue_many("x", [{"n": 1}, {"n": 2}, {"n": 3}]),
+ENQUEUE_CALLS: dict[str, tuple[Any, ...]] = {
+    "enqueue": ("x", {"n": 1}),
+    "enqueue_in": ("x", 60, {"n": 1}),
+    "enqueue_unique": ("x", {"n": 1}),
+    "enqueue_unique_in": ("x", 60, {"n": 1}),
+    "enqueue_unique_by_key": ("x", {"n": 1}, {"k": 1}),
+    "enqueue_unique_in_by_key": ("x", 60, {"n": 1}, {"k": 1}),
+    "enqueue_many": ("x", [{"n": 1}, {"n": 2}, {"n": 3}]),
 }
+"""Each enqueue method (of `Enqueuer` and `AsyncEnqueuer` alike) -> the arguments a test calls it with."""
+WARM_UP_CALLS: list[tuple[str, tuple[Any, ...]]] = [
+    ("enqueue_many", ("warm_up", [{}])),
+    ("enqueue_unique", ("warm_up", {})),
+    ("enqueue_in", ("warm_up", 60)),
+]
+"""Before a stall: connected, scripts loaded, and `x` not yet known, so the stall meets a first use."""
+
+
+def call(enqueuer: Enqueuer | AsyncEnqueuer, method: str, args: tuple[Any, ...]) -> Any:
+    """`enqueuer.method(*args)`: its result, or for an AsyncEnqueuer the coroutine to await."""
+    return getattr(enqueuer, method)(*args)
+
+
+def check_stored_once(admin: redis.Redis, namespace: str, error: MaybeEnqueued, elapsed: float, label: str) -> None:
+    """After an enqueue met a stall: it raised `error` at once, and each job it names is stored exactly once."""
+    copies = stored_ids(admin, namespace)
+    report(label, raised="MaybeEnqueued", copies=len(copies), elapsed=elapsed)
+    assert sorted(copies) == sorted(error.job_ids), "each job stored once, and the error names them"
+    assert all(isinstance(job, Job) for job in error.jobs)
+    assert isinstance(error, ConnectionFailed)
+    assert elapsed < STALL + 0.5, "no resend waited for the server to wake"
+
+
 CLIENTS: dict[str, Callable[[int], redis.Redis | str]] = {
     "redis.Redis with its default Retry": lambda port: redis.Redis(host=HOST, port=port, socket_timeout=SOCKET_TIMEOUT),
     "URL": lambda port: f"redis://{HOST}:{port}/0?socket_timeout={SOCKET_TIMEOUT}",
@@ -56,30 +80,24 @@ def stored_ids(client: redis.Redis, namespace: str) -> list[str]:
 
 
 @pytest.mark.parametrize("client_kind", list(CLIENTS))
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", list(ENQUEUE_CALLS))
 def test_an_enqueue_whose_reply_timed_out_is_never_sent_twice(
     stallable_redis: RedisProcess, namespace: str, variant: str, client_kind: str
 ) -> None:
     admin = stallable_redis.client()
     enqueuer = Enqueuer(namespace, CLIENTS[client_kind](stallable_redis.port), clock=time.time)
-    enqueuer.enqueue_many("warm_up", [{}])  # connected, `x` not yet known: the stall meets a first use
-    enqueuer.enqueue_unique("warm_up", {})  # scripts loaded
-    enqueuer.enqueue_in("warm_up", 60)
+    for method, args in WARM_UP_CALLS:
+        call(enqueuer, method, args)
     admin.delete(f"{namespace}:scheduled")  # only the copies of the stalled enqueue are counted
 
     stalled = stall(stallable_redis)
     started = time.monotonic()
     with pytest.raises(MaybeEnqueued, match=r"may have been enqueued: Redis at .* reply was lost") as raised:
-        VARIANTS[variant](enqueuer)
+        call(enqueuer, variant, ENQUEUE_CALLS[variant])
     elapsed = time.monotonic() - started
     stalled.read_response()  # the stall is over: everything Redis received has run
 
-    copies = stored_ids(admin, namespace)
-    report(f"enqueue-once {variant} ({client_kind})", raised="MaybeEnqueued", copies=len(copies), elapsed=elapsed)
-    assert sorted(copies) == sorted(raised.value.job_ids), "each job stored once, and the error names them"
-    assert all(isinstance(job, Job) for job in raised.value.jobs)
-    assert isinstance(raised.value, ConnectionFailed)
-    assert elapsed < STALL + 0.5, "no resend waited for the server to wake"
+    check_stored_once(admin, namespace, raised.value, elapsed, f"enqueue-once {variant} ({client_kind})")
 
 
 def test_a_connection_redis_closed_is_replaced_before_the_enqueue_is_written(

@@ -67,6 +67,7 @@ def test_sigterm_hands_back_a_job_that_outlasts_the_grace_period(
     assert runs_by_job(redis_client, namespace)[job.id] == 0, "the held run finished although it was cut short"
 
     second = fleet.start(redis_url, concurrency=2)
+    second.pool_id()
     wait_until(lambda: runs_by_job(redis_client, namespace)[job.id], timeout=10, what="the second worker to run it")
     wait_until(lambda: not leftovers(redis_client, namespace), timeout=5, what="the namespace to be idle")
     runs = runs_by_job(redis_client, namespace)
@@ -103,6 +104,7 @@ def test_a_second_sigterm_exits_at_once_and_the_job_is_recovered_by_another_work
     assert redis_client.llen(f"{namespace}:jobs:hold:{first_pool}:inprogress") == 1, "the job is not left for recovery"
 
     second = fleet.start(redis_url, concurrency=2)
+    second.pool_id()  # started: the wait below is the recovery's, not an interpreter's start on a loaded machine
     wait_until(lambda: runs_by_job(redis_client, namespace)[job.id], timeout=DEAD_AFTER + 15, what="the recovery")
     recovery = seconds_since(signalled_at)
     wait_until(lambda: not leftovers(redis_client, namespace), timeout=5, what="the namespace to be idle")

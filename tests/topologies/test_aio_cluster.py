@@ -5,17 +5,14 @@ namespace without braces is refused."""
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
-from integration.test_aio_enqueuer import NOW, VARIANTS, clear, outcome, snapshot
+from integration.test_aio_enqueuer import VARIANTS, check_variant_stores_the_same_bytes, clear
 from redis.cluster import RedisCluster
 
-import workq.job
 from topologies.servers import Cluster
 from workq import Enqueuer, Job, WorkqError
 from workq.aio import AsyncEnqueuer
@@ -39,23 +36,7 @@ def slot_owner(cluster: Cluster) -> Iterator[redis.Redis]:
 def test_every_variant_stores_the_same_bytes_as_the_sync_enqueuer_on_a_cluster(
     variant: str, cluster: Cluster, slot_owner: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = VARIANTS[variant]
-    monkeypatch.setattr(workq.job, "random", random.Random(variant))
-    sync_enqueuer = Enqueuer(NAMESPACE, cluster.url, clock=lambda: NOW)
-    sync_results = [outcome(getattr(sync_enqueuer, method)(*args)) for method, args in calls]
-    sync_enqueuer.redis.close()
-    sync_stored = snapshot(slot_owner, NAMESPACE)
-    clear(slot_owner, NAMESPACE)
-
-    async def enqueue_async() -> list[Any]:
-        async with AsyncEnqueuer(NAMESPACE, cluster.url, clock=lambda: NOW) as enqueuer:
-            return [outcome(await getattr(enqueuer, method)(*args)) for method, args in calls]
-
-    monkeypatch.setattr(workq.job, "random", random.Random(variant))
-    async_results = asyncio.run(enqueue_async())
-    assert sync_stored
-    assert snapshot(slot_owner, NAMESPACE) == sync_stored
-    assert async_results == sync_results
+    check_variant_stores_the_same_bytes(variant, cluster.url, NAMESPACE, slot_owner, monkeypatch)
 
 
 def test_a_stale_slot_map_is_followed_and_the_job_stored_once(cluster: Cluster, slot_owner: redis.Redis) -> None:

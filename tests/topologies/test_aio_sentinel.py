@@ -1,17 +1,41 @@
-"""AsyncEnqueuer through `redis+sentinel://`: enqueues reach the master, and after a failover (SENTINEL FAILOVER:
+"""AsyncEnqueuer and async handlers through `redis+sentinel://`: every enqueue variant stores on the master what the
+sync Enqueuer stores; a pool's `async def` handlers run what it enqueued; and after a failover (SENTINEL FAILOVER:
 the old master is demoted to a replica, so a connection to it answers READONLY or is closed) the next enqueue
-finds the new master and stores one copy."""
+finds the new master and stores one copy. The failover test comes last: the group keeps its new master after it."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+import redis
+from integration.test_aio_enqueuer import VARIANTS, check_variant_stores_the_same_bytes
+
 from support import wait_until
+from topologies.async_checks import check_async_handlers_run_async_enqueues
+from topologies.conftest import PoolMaker
 from topologies.servers import SERVICE, RedisProcess, SentinelGroup
 from workq import Job
 from workq.aio import AsyncEnqueuer
+from workq.connection import resolve_redis
 
 NAMESPACE = "aio-sentinel"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_stores_the_same_bytes_as_the_sync_enqueuer_through_sentinels(
+    variant: str, sentinel_group: SentinelGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master = resolve_redis(sentinel_group.url)  # whichever server the sentinels name
+    assert isinstance(master, redis.Redis)
+    check_variant_stores_the_same_bytes(variant, sentinel_group.url, NAMESPACE, master, monkeypatch)
+    master.close()
+
+
+def test_async_handlers_run_what_the_async_enqueuer_enqueued_through_sentinels(
+    sentinel_group: SentinelGroup, make_pool: PoolMaker
+) -> None:
+    check_async_handlers_run_async_enqueues(sentinel_group.url, "aio-sentinel-jobs", make_pool)
 
 
 def role(server: RedisProcess) -> str:

@@ -1,18 +1,22 @@
 """workq over TLS: a TLS-only redis-server (`--port 0`) with a certificate made by the test's own CA; `rediss://`
-URLs carry the CA (and, for mutual TLS, the client certificate) as query options; plain connections and
-unverifiable servers fail with ConnectionFailed."""
+URLs carry the CA (and, for mutual TLS, the client certificate) as query options, for the sync and the async
+clients alike; plain connections and unverifiable servers fail with ConnectionFailed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 
 import pytest
+from integration.test_aio_enqueuer import VARIANTS, check_variant_stores_the_same_bytes
 
+from topologies.async_checks import check_async_handlers_run_async_enqueues
 from topologies.conftest import PoolMaker
 from topologies.servers import HOST, TESTS_DIR, Certificates, RedisProcess, tls_url
-from workq import Client, ConnectionFailed, Enqueuer
+from workq import Client, ConnectionFailed, Enqueuer, Job
+from workq.aio import AsyncEnqueuer
 
 NAMESPACE = "tls"
 
@@ -85,3 +89,44 @@ def test_mutual_tls_needs_the_client_certificate_in_the_url(
     with pytest.raises(ConnectionFailed):
         Enqueuer(NAMESPACE, without).enqueue("convert", {"n": 2})
     assert [queued.id for queued in Client(NAMESPACE, with_certificate).peek("convert")] == [job.id]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_async_enqueue_variant_stores_the_same_bytes_over_tls(
+    variant: str,
+    tls_only_server: RedisProcess,
+    certificates: Certificates,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = tls_url(tls_only_server, certificates)
+    with tls_only_server.client() as server:
+        check_variant_stores_the_same_bytes(variant, url, "aio-tls", server, monkeypatch)
+
+
+def test_async_handlers_run_over_tls(
+    tls_only_server: RedisProcess, certificates: Certificates, make_pool: PoolMaker
+) -> None:
+    check_async_handlers_run_async_enqueues(tls_url(tls_only_server, certificates), "aio-tls-jobs", make_pool)
+
+
+def test_mutual_tls_needs_the_client_certificate_for_the_async_enqueuer_too(
+    mutual_tls_server: RedisProcess, certificates: Certificates
+) -> None:
+    async def enqueue(url: str) -> Job:
+        async with AsyncEnqueuer("aio-mtls", url) as enqueuer:
+            return await enqueuer.enqueue("convert", {"n": 1})
+
+    with_certificate = tls_url(mutual_tls_server, certificates, client_certificate=True)
+    job = asyncio.run(enqueue(with_certificate))
+    with pytest.raises(ConnectionFailed):
+        asyncio.run(enqueue(tls_url(mutual_tls_server, certificates)))
+    assert [queued.id for queued in Client("aio-mtls", with_certificate).peek("convert")] == [job.id]
+
+
+def test_the_async_enqueuer_refuses_a_plain_connection_to_the_tls_port(tls_only_server: RedisProcess) -> None:
+    async def enqueue() -> None:
+        async with AsyncEnqueuer("aio-tls", f"redis://{HOST}:{tls_only_server.port}/0") as enqueuer:
+            await enqueuer.enqueue("convert")
+
+    with pytest.raises(ConnectionFailed, match=f"{HOST}:{tls_only_server.port}"):
+        asyncio.run(enqueue())

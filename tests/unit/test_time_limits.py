@@ -4,30 +4,49 @@ a cancel interrupts, a run that does not return is abandoned, and nothing lands 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
+from collections import Counter
 
-from support import wait_until
 from workq import Cancelled, Job, JobTimeout
-from workq.time_limits import CANCELLED, TIMED_OUT, RunControl, ThreadInterrupter, Watchdog, lease_seconds
+from workq.time_limits import CANCELLED, TIMED_OUT, RunControl, Watchdog, lease_seconds
+
+
+class Owner:
+    """A worker's part: counts checkins (extending the limit as a worker does) and notes an abandon."""
+
+    def __init__(self, watchdog: Watchdog) -> None:
+        self.watchdog = watchdog
+        self.abandoned = threading.Event()
+        self.checkins: list[str] = []
+
+    def on_checkin(self, control: RunControl, message: str) -> None:
+        control.raise_if_stopped()
+        self.checkins.append(message)
+        self.watchdog.extend(control)
+
+    def on_abandoned(self, control: RunControl) -> None:
+        self.abandoned.set()
 
 
 def run_in_thread(watchdog: Watchdog, job: Job, limit: float, body: object) -> dict[str, object]:
     """Run `body(job)` under the watchdog on a thread of its own; returns what happened once it ended."""
     outcome: dict[str, object] = {}
-    abandoned = threading.Event()
+    owner = Owner(watchdog)
 
     def work() -> None:
-        control = watchdog.watch(job, limit, ThreadInterrupter(threading.get_ident()), lambda c: abandoned.set())
+        control = watchdog.watch(job, limit, owner)
+        job._checkin_hook = control
         outcome["control"] = control
-        outcome["error"] = watchdog.run(control, lambda: body(job))  # type: ignore[operator]
+        outcome["error"] = watchdog.run(control, body)  # type: ignore[arg-type]
         time.sleep(0.05)  # worker code after the run: nothing may land here
         outcome["after"] = "clean"
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     thread.join(20)
-    outcome["abandoned"] = abandoned.is_set()
+    outcome["abandoned"] = owner.abandoned.is_set()
     return outcome
 
 
@@ -38,6 +57,12 @@ def steps(seconds: float) -> object:
             time.sleep(0.005)
 
     return body
+
+
+def steps_of_python(job: Job) -> None:
+    """A few bytecodes, each a point where an interrupt can land."""
+    for _ in range(10):
+        pass
 
 
 def test_a_run_past_its_limit_is_interrupted_with_job_timeout_and_marked() -> None:
@@ -109,28 +134,74 @@ def test_a_checkin_gives_the_whole_limit_again() -> None:
     watchdog.start()
     try:
         job = Job(name="checks_in")
-        holder: list[RunControl] = []
 
         def body(job: Job) -> None:
-            control = wait_until(lambda: holder and holder[0], timeout=5)
-            for _ in range(8):
+            for step in range(8):
                 time.sleep(0.1)
-                watchdog.extend(control)
+                job.checkin(f"step {step}")
 
-        def work() -> object:
-            control = watchdog.watch(job, 0.3, ThreadInterrupter(threading.get_ident()), lambda c: None)
-            holder.append(control)
-            return watchdog.run(control, lambda: body(job))
-
-        result: list[object] = []
-        thread = threading.Thread(target=lambda: result.append(work()))
-        thread.start()
-        thread.join(10)
+        outcome = run_in_thread(watchdog, job, 0.3, body)
     finally:
         watchdog.stop()
-    assert result == [None] and not job.cancelled
+    assert outcome["error"] is None and not job.cancelled
 
 
 def test_the_lease_outlasts_the_limit_and_the_abandon_grace() -> None:
     assert lease_seconds(0) == 0
     assert lease_seconds(30) > 30 + 5
+
+
+def test_a_cancel_racing_the_end_of_runs_never_lands_after_a_run_and_decides_its_outcome_once() -> None:
+    """Runs without a time limit take no lock: a cancel arriving as one returns either interrupts it (the run
+    ends cancelled) or leaves it alone (it ends as it returned), and never raises in the worker's code after it."""
+    watchdog = Watchdog(abandon_after=30)
+    watchdog.start()
+    owner = Owner(watchdog)
+    job = Job(name="short")
+    stop = threading.Event()
+    endings: Counter[tuple[str, str | None]] = Counter()
+    escaped: list[BaseException] = []
+
+    def runs() -> None:
+        deadline = time.monotonic() + 20
+        try:
+            while endings.total() < 3000 or (endings["Cancelled", CANCELLED] < 20 and time.monotonic() < deadline):
+                job._cancelled = False
+                control = watchdog.watch(job, 0, owner)
+                error = watchdog.run(control, steps_of_python)
+                endings[type(control.outcome(error)).__name__, control.reason] += 1
+                steps_of_python(job)  # worker code after the run: nothing may land here
+        except BaseException as exc:
+            escaped.append(exc)
+
+    def cancels() -> None:
+        while not stop.is_set():
+            watchdog.cancel(job.id)
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the two threads take turns every few bytecodes: the race is met often
+    try:
+        canceller = threading.Thread(target=cancels, daemon=True)
+        canceller.start()
+        worker = threading.Thread(target=runs)
+        worker.start()
+        worker.join(60)
+    finally:
+        sys.setswitchinterval(switch_interval)
+        stop.set()
+        watchdog.stop()
+    canceller.join(10)
+    assert escaped == []
+    assert set(endings) <= {("NoneType", None), ("Cancelled", CANCELLED)}
+    assert endings["Cancelled", CANCELLED] >= 20, "the race was hardly met: the test proves little"
+    assert watchdog.running_job_ids() == set()
+
+
+def test_running_job_ids_lists_the_runs_in_progress_only() -> None:
+    watchdog = Watchdog()
+    owner = Owner(watchdog)
+    seen: list[set[str]] = []
+    job = Job(name="listed")
+    control = watchdog.watch(job, 0, owner)
+    watchdog.run(control, lambda job: seen.append(watchdog.running_job_ids()))
+    assert seen == [{job.id}] and watchdog.running_job_ids() == set()

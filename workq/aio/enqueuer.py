@@ -120,16 +120,13 @@ class AsyncEnqueuer(ReconfigurableEnqueuer[AsyncRedis | AsyncRedisCluster]):
         by_key: bool,
         seconds: float | None,
     ) -> Job | None:
-        job = self._commands.new_unique_job(name, args, key_map)
-        if seconds is not None:
-            check_delay(seconds)
+        job = self._commands.new_unique_job(name, args, key_map, seconds)
         with self._commands.sending(self.redis, [job]):
-            call = self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)
-            (enqueued,) = await self._once.execute([call])
-        if not enqueued:
-            return None
-        self._enqueued(name)
-        return job if seconds is None else job.as_view(ScheduledJob, run_at=int(enqueued))
+            (reply,) = await self._once.execute([self._commands.enqueue_unique(job, by_key=by_key, seconds=seconds)])
+        enqueued = self._commands.unique_enqueued(job, reply, seconds)
+        if enqueued is not None:
+            self._enqueued(name)
+        return enqueued
 
     async def _push(self, name: str, jobs: list[Job]) -> None:
         """LPUSH in one round trip; a push that made the queue non-empty then wakes idle pools."""

@@ -9,7 +9,7 @@ from typing import Any
 from workq.cli.common import EXIT_OK, client_for
 from workq.cli.tables import compact_json, nothing, print_json, print_pages, print_table, requested_page, when
 from workq.client import Client
-from workq.entry_checks import PROBLEM_FIELD
+from workq.entry_checks import listed_record, problem_of
 from workq.job import Job
 from workq.scheduled_split import ScheduledKind
 
@@ -79,7 +79,7 @@ def _print_jobs(
             for job in jobs
         ],
         empty=nothing(client, "none", total),
-        problems=[str(job.extra.get(PROBLEM_FIELD, "")) for job in jobs],
+        problems=[problem_of(job) for job in jobs],
     )
     print_pages(args.page, total, "in all")
     if json_extra and json_extra.get("not_shown") and note:
@@ -88,9 +88,8 @@ def _print_jobs(
 
 
 def _job_record(job: Job, score_field: str) -> dict[str, Any]:
-    """Fields other writers added come first, so they cannot hide ours; a bad entry ends with `problem`."""
-    record: dict[str, Any] = {key: value for key, value in job.extra.items() if key != PROBLEM_FIELD}
-    record.update(
+    return listed_record(
+        job,
         {
             score_field: getattr(job, score_field),
             "name": job.name,
@@ -102,8 +101,5 @@ def _job_record(job: Job, score_field: str) -> dict[str, Any]:
             "fails": job.fails,
             "err": job.last_err,
             "failed_at": job.failed_at,
-        }
+        },
     )
-    if job.extra.get(PROBLEM_FIELD):
-        record["problem"] = job.extra[PROBLEM_FIELD]
-    return record

@@ -12,6 +12,7 @@ from workq.cli.common import EXIT_OK, client_for
 from workq.cli.set_views import run_dead, run_retry, run_scheduled
 from workq.cli.tables import ago, nothing, print_json, print_pages, print_table, requested_page, when
 from workq.entry_checks import PAGE_SIZE
+from workq.queue_rows import queue_rows
 from workq.schedules import LastRun
 from workq.tick_pruner import UNREGISTERED_GRACE
 
@@ -48,9 +49,7 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
 
 def run_queues(args: argparse.Namespace) -> int:
     client = client_for(args)
-    stats = {entry.job_name: entry for entry in client.job_stats()}
-    serving = client.serving_pools()
-    queues = client.queues()
+    queues = queue_rows(client)
     page = requested_page(args)
     rows = [
         {
@@ -58,10 +57,10 @@ def run_queues(args: argparse.Namespace) -> int:
             "count": queue.count,
             "latency": queue.latency,
             "paused": queue.paused,
-            "processed_today": stats[queue.job_name].processed if queue.job_name in stats else 0,
-            "failed_today": stats[queue.job_name].failed if queue.job_name in stats else 0,
-            "pools": serving.get(queue.job_name, 0),
-            "problem": _joined(queue.problem, stats[queue.job_name].problem if queue.job_name in stats else ""),
+            "processed_today": queue.processed,
+            "failed_today": queue.failed,
+            "pools": queue.pools,
+            "problem": queue.problem,
         }
         for queue in queues[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     ]
@@ -175,7 +174,3 @@ def _last_run(last_run: LastRun | None, now: int) -> str:
         return "-"
     late = last_run.started_at - last_run.fire_at
     return f"{when(last_run.fire_at)}{f' (started {late} s late)' if late > 0 else ''}, {ago(now, last_run.fire_at)}"
-
-
-def _joined(*problems: str) -> str:
-    return "; ".join(problem for problem in problems if problem)

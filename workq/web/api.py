@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, NotFound
 
 from workq.job import check_job_name
+from workq.queue_rows import queue_rows
 from workq.scheduled_split import KINDS
 from workq.web import records
 from workq.web.paging import parse_page
@@ -29,7 +30,7 @@ WHOLE_NUMBER = re.compile(r"-?[0-9]{1,309}")
 
 @blueprint.get("/queues")
 def queues() -> ResponseReturnValue:
-    return jsonify([dataclasses.asdict(row) for row in records.queue_rows(dashboard().client)])
+    return jsonify([dataclasses.asdict(row) for row in queue_rows(dashboard().client)])
 
 
 @blueprint.get("/worker_pools")

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 
 from workq.client import Client
+from workq.entry_checks import problem_of
 from workq.web import api, charts, errors, formatting, pages, prometheus, records, security
 from workq.web.state import EXTENSION, Dashboard
 
@@ -46,7 +47,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep gocraft/work's field order
     security.install(app, auth_token=auth_token, csrf_token=state.csrf_token, allowed_hosts=allowed_hosts)
     formatting.install(app)
-    app.jinja_env.filters.update(problem=records.problem, other_fields=records.unshown_fields)
+    app.jinja_env.filters.update(problem=problem_of, other_fields=records.unshown_fields)
     errors.install(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint)

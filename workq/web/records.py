@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from workq.client import Client
-from workq.entry_checks import PROBLEM_FIELD
+from workq.entry_checks import listed_record, other_fields
 from workq.job import FIRST_ENQUEUED_FIELD, DeadJob, Job
 from workq.pool_views import WorkerObservation, WorkerPoolHeartbeat
-from workq.queue_views import JobStats
+from workq.queue_rows import QueueRow, failure_rate, queue_rows
 
 STALE_HEARTBEAT = 60
 """Seconds without a heartbeat after which a pool is shown as late (WorkerPool's default `dead_after`)."""
@@ -52,27 +52,6 @@ JOB_SETS = {
     "retry": JobSet("retry", "Retrying", "retry_at", "Retries", lambda client, page: client.retry_jobs(page), "retry"),
     "dead": JobSet("dead", "Dead", "died_at", "Died", lambda client, page: client.dead_jobs(page), "dead"),
 }
-
-
-@dataclass(frozen=True)
-class QueueRow:
-    """A queue with its pause state and today's outcomes."""
-
-    job_name: str
-    count: int
-    latency: int
-    paused: bool
-    processed: int
-    failed: int
-    problem: str = ""
-    """What is wrong with this queue's entries in Redis (its next job, today's counters), or "" when nothing."""
-    pools: int = 0
-    """How many live pools serve this name; 0: its jobs wait until one does (or the name is a typo)."""
-
-    @property
-    def error_rate(self) -> float | None:
-        """Failed runs over all finished runs today; None when nothing ran."""
-        return _rate(self.failed, self.processed)
 
 
 @dataclass(frozen=True)
@@ -122,33 +101,11 @@ class Overview:
 
     @property
     def error_rate(self) -> float | None:
-        return _rate(self.failed, self.processed)
+        return failure_rate(self.failed, self.processed)
 
     @property
     def concurrency(self) -> int:
         return sum(pool.heartbeat.concurrency for pool in self.pools)
-
-
-def queue_rows(client: Client, stats: Sequence[JobStats] | None = None) -> list[QueueRow]:
-    """Every known queue with today's outcomes."""
-    today = {entry.job_name: entry for entry in (client.job_stats() if stats is None else stats)}
-    serving = client.serving_pools()
-    rows = []
-    for queue in client.queues():
-        entry = today.get(queue.job_name)
-        rows.append(
-            QueueRow(
-                job_name=queue.job_name,
-                count=queue.count,
-                latency=queue.latency,
-                paused=queue.paused,
-                processed=entry.processed if entry else 0,
-                failed=entry.failed if entry else 0,
-                problem="; ".join(problem for problem in (queue.problem, entry.problem if entry else "") if problem),
-                pools=serving.get(queue.job_name, 0),
-            )
-        )
-    return rows
 
 
 def busy_workers(client: Client) -> list[WorkerObservation]:
@@ -189,46 +146,25 @@ def overview(client: Client, now: int) -> Overview:
     )
 
 
-def problem(job: Job) -> str:
-    """What is wrong with a listed job's entry in Redis (see `Client.dead_jobs`), or "" when nothing."""
-    return str(job.extra.get(PROBLEM_FIELD, ""))
-
-
-def other_fields(job: Job) -> dict[str, Any]:
-    """Fields other writers added to a job (such as a malformed payload), without the Client's problem mark."""
-    return {key: value for key, value in job.extra.items() if key != PROBLEM_FIELD}
-
-
 def unshown_fields(job: Job) -> dict[str, Any]:
     """The other fields a page lists as such: those it does not already show in its own columns."""
     return {key: value for key, value in other_fields(job).items() if key != FIRST_ENQUEUED_FIELD}
 
 
 def job_record(job: Job, score_field: str) -> dict[str, Any]:
-    """A job as gocraft/work's web UI returns it: the score, then the wire fields (`t` is when it was enqueued).
-    Fields other writers added (such as a malformed payload) come first, so they cannot hide ours; an entry
-    that is wrong in Redis ends with `problem` saying what is wrong."""
-    record: dict[str, Any] = other_fields(job)
-    record.update(
-        {
-            score_field: getattr(job, score_field),
-            "name": job.name,
-            "id": job.id,
-            "t": job.enqueued_at,
-            "args": None if job.args_null and not job.args else job.args,
-            "unique": job.unique,
-            "fails": job.fails,
-            "err": job.last_err,
-            "failed_at": job.failed_at,
-        }
-    )
+    """A job as gocraft/work's web UI returns it: the score, then the wire fields (`t` is when it was enqueued),
+    framed as `listed_record` frames it (others' fields first, `problem` last)."""
+    fields: dict[str, Any] = {
+        score_field: getattr(job, score_field),
+        "name": job.name,
+        "id": job.id,
+        "t": job.enqueued_at,
+        "args": None if job.args_null and not job.args else job.args,
+        "unique": job.unique,
+        "fails": job.fails,
+        "err": job.last_err,
+        "failed_at": job.failed_at,
+    }
     if job.unique_key:
-        record["unique_key"] = job.unique_key
-    if problem(job):
-        record["problem"] = problem(job)
-    return record
-
-
-def _rate(failed: int, processed: int) -> float | None:
-    finished = failed + processed
-    return failed / finished if finished else None
+        fields["unique_key"] = job.unique_key
+    return listed_record(job, fields)

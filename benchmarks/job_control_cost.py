@@ -1,0 +1,158 @@
+"""What time limits, cancels and kept results cost the hot path: `python -m benchmarks.job_control_cost
+[--jobs 20000] [--rounds 6]`.
+
+The claim it tests: a job without `keep_result` or `timeout` costs nothing extra against the commit before time
+limits and job control landed (issue 13, `a946619`). One `workq worker` process (10 threads) drains `--jobs` no-op
+jobs enqueued beforehand, timed from the 10% to the 100% mark (see `benchmarks.observability_cost.measure`).
+Variants, each round in a rotated order so that a drift of the shared machine's load spreads over all of them:
+
+- `before a946619` and `before a946619 (A/A)`: that commit (a temporary worktree), the job without options, twice:
+  how far two identical variants land apart is the noise floor of the run;
+- `main <commit>`: the branch main as it is (the watchdog before it was made cheap, until this branch is merged);
+- `no options`, `keep_result=60`, `timeout=30`: this checkout's HEAD (a worktree too: edits made while it runs
+  change nothing), the job without options and with each option.
+
+By default the worker talks to a redis-server of the benchmark's own (on a free port, no persistence), so Redis's
+CPU per job is the variants' alone; `--redis-url` uses another. Prints a markdown section: medians, and the median of
+each round's ratio to `before a946619` (rounds pair up runs made a minute apart at most).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import redis
+
+from benchmarks.observability_cost import ROOT, Measured, Variant, chosen, interleaved, worktree
+
+BEFORE_ISSUE_13 = "a946619"
+MAIN = "main"
+BASE = f"before {BEFORE_ISSUE_13}"
+OPTIONS_ENV = "WORKQ_BENCH_NOOP_OPTIONS"
+
+
+def variants(trees: dict[str, Path]) -> list[Variant]:
+    return [
+        Variant(BASE, trees[BEFORE_ISSUE_13]),
+        Variant(f"{BASE} (A/A)", trees[BEFORE_ISSUE_13]),
+        Variant(f"main {_short(MAIN)}", trees[MAIN]),
+        Variant("no options", trees["HEAD"]),
+        Variant("keep_result=60", trees["HEAD"], environment=((OPTIONS_ENV, '{"keep_result": 60}'),)),
+        Variant("timeout=30", trees["HEAD"], environment=((OPTIONS_ENV, '{"timeout": 30}'),)),
+    ]
+
+
+def _short(ref: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A redis-server of this benchmark's own on a free loopback port; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    with tempfile.TemporaryDirectory() as directory:
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=directory,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            url = f"redis://127.0.0.1:{port}/0"
+            client = redis.Redis.from_url(url)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--redis-url", help="use this Redis instead of a server of the benchmark's own")
+    parser.add_argument("--variants", help="labels to run, comma-separated (default: all)")
+    options = parser.parse_args()
+    load_before = os.getloadavg()
+    with ExitStack() as stack:
+        trees = {commit: stack.enter_context(worktree(commit)) for commit in (BEFORE_ISSUE_13, MAIN, "HEAD")}
+        url = options.redis_url or stack.enter_context(private_redis())
+        measured = interleaved(chosen(variants(trees), options.variants), options.jobs, options.rounds, url)
+    text = section(
+        measured,
+        jobs=options.jobs,
+        rounds=options.rounds,
+        private=options.redis_url is None,
+        load=(load_before, os.getloadavg()),
+    )
+    print(f"\n{text}")
+
+
+FIELDS = ("rate", "cpu_per_job", "redis_cpu_per_job")
+
+
+def section(
+    measured: dict[str, list[Measured]],
+    *,
+    jobs: int,
+    rounds: int,
+    private: bool,
+    load: tuple[tuple[float, float, float], tuple[float, float, float]],
+) -> str:
+    """The markdown table: per variant, medians (min–max) and the median (min–max) of its per-round ratio to BASE."""
+    where = "a server of the benchmark's own" if private else "shared"
+    start, end = (" / ".join(f"{value:.2f}" for value in averages) for averages in load)
+    lines = [
+        "## Job control cost",
+        "",
+        f"`python -m benchmarks.job_control_cost --jobs {jobs} --rounds {rounds}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one `workq worker` process, 10 threads, draining "
+        f"no-op jobs, timed from the 10% to the 100% mark; variants interleaved, rotated each round; Redis "
+        f"{where}. Load average {start} at start, {end} at the "
+        "end (2 cores). Medians (min–max); 'vs before' is the median (min–max) over rounds of the round's ratio.",
+        "",
+        "| variant | jobs/s ↑ | vs before | worker CPU µs/job ↓ | vs before | Redis CPU µs/job ↓ | vs before |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = measured.get(BASE)
+    for label, results in measured.items():
+        cells = [label]
+        for field in FIELDS:
+            values = [getattr(result, field) for result in results]
+            cells.append(f"{statistics.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})")
+            if base is None:
+                cells.append("")
+                continue
+            ratios = [
+                getattr(mine, field) / getattr(theirs, field) - 1
+                for mine, theirs in zip(results, base, strict=False)
+                if getattr(theirs, field)
+            ]
+            cells.append(f"{statistics.median(ratios):+.1%} ({min(ratios):+.1%}…{max(ratios):+.1%})" if ratios else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
