@@ -31,6 +31,7 @@ from workq.pool_context import WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.run import Run
+from workq.time_limits import LEASE_MARGIN
 
 logger = logging.getLogger("workq")
 
@@ -45,6 +46,8 @@ class AsyncRun(Started):
     """A run on the loop: its slot once it starts, its task and, once something interrupts it, why."""
 
     task: asyncio.Task[None] | None = None
+    fetched_at: float = 0.0
+    """`time.monotonic()` when it reached the loop (after its fetch)."""
     deadline: float = 0.0
     """`time.monotonic()` after which the task is cancelled as timed out (0: no time limit)."""
     interrupt: BaseException | None = None
@@ -90,7 +93,9 @@ class AsyncRunner:
     def _launch(self, async_runs: list[AsyncRun]) -> list[AsyncRun]:
         """On a dispatch thread: the new runs go to the loop (it refuses none: once the pool stops, it hands back
         those still waiting)."""
+        now = time.monotonic()
         for async_run in async_runs:
+            async_run.fetched_at = now
             async_run.job._checkin_hook = functools.partial(self._checkin, async_run)
         self._loop.loop.call_soon_threadsafe(self._queue, async_runs)
         return []
@@ -115,6 +120,18 @@ class AsyncRunner:
             async_run = self._waiting.popleft()
             if async_run.handed_back or async_run.interrupt is not None:  # abandoned or cancelled on its way here
                 self._end(Ended(async_run, async_run.interrupt))
+                continue
+            if async_run.run.lease and time.monotonic() - async_run.fetched_at > LEASE_MARGIN:
+                # Its lease (taken at the fetch) has too little left to cover the run: back to the front of its
+                # queue, to be fetched again with a fresh one, rather than run while the lease keeper may take it.
+                logger.info(
+                    "job %s %s waited %.1f s for a slot: back to its queue, for a fresh lease",
+                    async_run.job.name,
+                    async_run.job.id,
+                    time.monotonic() - async_run.fetched_at,
+                )
+                self.dispatch.hand_back([async_run], release=False)
+                self._end(Ended(async_run, None))
                 continue
             async_run.slot = self._free_slots.pop()
             self._context.observer.started(async_run.slot, async_run.job)

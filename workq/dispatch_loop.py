@@ -168,14 +168,19 @@ class DispatchLoop(Generic[S]):
         self._dispatchers: list[Dispatcher] = []
         self._threads: list[threading.Thread] = []
 
+    def connect(self) -> None:
+        """Open the dispatch threads' connections (a pool starts only once they are open: a fault meanwhile fails
+        its start, before it registers)."""
+        while len(self._dispatchers) < DISPATCH_THREADS:
+            self._dispatchers.append(Dispatcher(f"{self._name} dispatcher {len(self._dispatchers)}", self._context))
+
     def start(self) -> None:
-        """Start the dispatch threads, each with a connection of its own."""
-        for n in range(DISPATCH_THREADS):
-            dispatcher = Dispatcher(f"{self._name} dispatcher {n}", self._context)
+        """Start the dispatch threads, each on a connection of its own."""
+        self.connect()
+        for n, dispatcher in enumerate(self._dispatchers):
             thread = threading.Thread(
                 target=self._dispatch, args=(dispatcher,), name=f"workq-{self._name}-dispatcher-{n}", daemon=True
             )
-            self._dispatchers.append(dispatcher)
             self._threads.append(thread)
             thread.start()
 

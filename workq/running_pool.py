@@ -217,7 +217,11 @@ class RunningPool:
         return held
 
     def start(self) -> None:
-        """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
+        """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead. The
+        dispatch threads' connections are opened first: once registered, the pool has every connection it needs."""
+        for runner in (self._thread_runner, self._async_runner):
+            if runner is not None:
+                runner.dispatch.connect()
         self._heartbeater.beat()
         self._wake_signal.start()
         self._watchdog.start()
