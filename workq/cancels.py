@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from workq.channel_listener import ChannelListener
+from workq.channel_listener import Channel
 from workq.connection import RedisClient
 from workq.keys import Keys
 
@@ -16,9 +16,10 @@ logger = logging.getLogger("workq")
 POLL_INTERVAL = 1.0
 
 
-class CancelListener:
-    """Relays cancels of the jobs this pool runs to `cancel` (True when it runs the job); `running_job_ids` says
-    which cancel requests to poll for."""
+class CancelSignal:
+    """Relays cancels of the jobs this pool runs to `cancel` (True when it runs the job): the pool's
+    `ChannelListener` listens on `channel` and ticks its poll; `running_job_ids` says which cancel requests to poll
+    for."""
 
     def __init__(
         self,
@@ -33,15 +34,7 @@ class CancelListener:
         self._keys = keys
         self._cancel_running = cancel
         self._running_job_ids = running_job_ids
-        self._listener = ChannelListener(
-            client, keys.cancel_channel, "cancel-listener", self._cancel, tick=self.poll, tick_interval=poll_interval
-        )
-
-    def start(self) -> None:
-        self._listener.start()
-
-    def stop(self) -> None:
-        self._listener.stop()
+        self.channel = Channel(keys.cancel_channel, self._cancel, tick=self.poll, tick_interval=poll_interval)
 
     def poll(self) -> int:
         """Cancel the running jobs whose cancel request exists; returns how many were found."""

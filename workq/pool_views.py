@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from workq.connection import reply_text, translated_faults
 from workq.entry_checks import checked_time_field, whole_number
@@ -50,10 +51,7 @@ class PoolViews(NamespaceHandle):
     def worker_pool_heartbeats(self) -> list[WorkerPoolHeartbeat]:
         with translated_faults(self.redis):
             pool_ids = sorted(reply_text(pool_id) for pool_id in self.redis.smembers(self.keys.worker_pools))
-            pipe = self.redis.pipeline(transaction=False)
-            for pool_id in pool_ids:
-                pipe.hgetall(self.keys.worker_pool(pool_id))
-            hashes = pipe.execute()
+        hashes = self._hashes([self.keys.worker_pool(pool_id) for pool_id in pool_ids])
         return [_heartbeat(pool_id, fields) for pool_id, fields in zip(pool_ids, hashes, strict=True) if fields]
 
     def serving_pools(self) -> dict[str, int]:
@@ -68,12 +66,16 @@ class PoolViews(NamespaceHandle):
     def worker_observations(self) -> list[WorkerObservation]:
         """One observation per worker of every live pool; `is_busy` when it is running a job."""
         worker_ids = sorted({worker_id for pool in self.worker_pool_heartbeats() for worker_id in pool.worker_ids})
+        hashes = self._hashes([self.keys.worker(worker_id) for worker_id in worker_ids])
+        return [_observation(worker_id, fields) for worker_id, fields in zip(worker_ids, hashes, strict=True)]
+
+    def _hashes(self, keys: list[str]) -> list[_Fields]:
+        """Every field of each hash at `keys`, in one round trip ({} for a hash that is not there)."""
         with translated_faults(self.redis):
             pipe = self.redis.pipeline(transaction=False)
-            for worker_id in worker_ids:
-                pipe.hgetall(self.keys.worker(worker_id))
-            hashes = pipe.execute()
-        return [_observation(worker_id, fields) for worker_id, fields in zip(worker_ids, hashes, strict=True)]
+            for key in keys:
+                pipe.hgetall(key)
+            return cast(list[_Fields], pipe.execute())
 
 
 def _heartbeat(pool_id: str, fields: _Fields) -> WorkerPoolHeartbeat:

@@ -72,7 +72,7 @@ class QueueViews(NamespaceHandle):
         """Processed and failed counts of every known job name on the UTC day of epoch `day` (default today)."""
         at = self._clock() if day is None else day
         with translated_faults(self.redis):
-            names = sorted(reply_text(name) for name in self.redis.smembers(self.keys.known_jobs))
+            names = self._known_job_names()
             pipe = self.redis.pipeline(transaction=False)
             for name in names:
                 pipe.hmget(self.keys.stats(name, at), ["processed", "failed"])
@@ -88,7 +88,7 @@ class QueueViews(NamespaceHandle):
     def queues(self) -> list[Queue]:
         """Every known job name with its queue length and latency, sorted by name."""
         with translated_faults(self.redis):
-            names = sorted(reply_text(name) for name in self.redis.smembers(self.keys.known_jobs))
+            names = self._known_job_names()
             pipe = self.redis.pipeline(transaction=False)
             for name in names:
                 pipe.llen(self.keys.queue(name))
@@ -111,6 +111,10 @@ class QueueViews(NamespaceHandle):
                 pipe.zcard(zset)
             scheduled, retry, dead = pipe.execute()
         return SetSizes(int(scheduled), int(retry), int(dead))
+
+    def _known_job_names(self) -> list[str]:
+        """Every name in `known_jobs` (each enqueued or registered by a pool at some time), sorted."""
+        return sorted(reply_text(name) for name in self.redis.smembers(self.keys.known_jobs))
 
 
 def _latency(oldest: bytes | None, now: int) -> tuple[int, str]:

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 
 from workq.async_runner import AsyncRunner
 from workq.background import BackgroundLoop
-from workq.cancels import CancelListener
+from workq.cancels import CancelSignal
+from workq.channel_listener import ChannelListener
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient
@@ -83,7 +84,8 @@ class RunningPool:
             client, keys, {r.name: async_inbox if r.on_loop else thread_inbox for r in registrations.values()}
         )
         self._watchdog = Watchdog()
-        self._cancel_listener = CancelListener(client, keys, self.cancel_running, self._running_job_ids)
+        cancel_signal = CancelSignal(client, keys, self.cancel_running, self._running_job_ids)
+        self._listener = ChannelListener(client, [self._wake_signal.channel, cancel_signal.channel])
         context = WorkerContext(
             client=client,
             keys=keys,
@@ -223,9 +225,8 @@ class RunningPool:
             if runner is not None:
                 runner.dispatch.connect()
         self._heartbeater.beat()
-        self._wake_signal.start()
         self._watchdog.start()
-        self._cancel_listener.start()
+        self._listener.start()
         if self._event_loop is not None:
             self._event_loop.start()
         if self._async_runner is not None:
@@ -302,8 +303,7 @@ class RunningPool:
             handed_back.append(count)
             for loop in self._loops:
                 loop.stop()
-            self._wake_signal.stop()
-            self._cancel_listener.stop()
+            self._listener.stop()
             self._watchdog.stop()
             if any(executor is not None and executor.dispatch.fetching for executor in (threads, runner)):
                 logger.warning("a fetch is still in flight: the pool stays registered; the reaper will remove it")

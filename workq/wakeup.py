@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from workq.channel_listener import ChannelListener
+from workq.channel_listener import Channel
 from workq.connection import RedisClient
 from workq.keys import Keys
 
@@ -54,8 +54,9 @@ class Wakeup:
 
 
 class WakeSignal:
-    """The Redis side: marks this pool's job names as waited for, and listens for enqueuers naming one; a name
-    wakes the waiters of the executor that runs it (`wakeups`: job name → its executor's Wakeup)."""
+    """The Redis side: marks this pool's job names as waited for, and relays enqueuers naming one (the pool's
+    `ChannelListener` listens on `channel`) to the waiters of the executor that runs it (`wakeups`: job name → its
+    executor's Wakeup)."""
 
     def __init__(self, client: RedisClient, keys: Keys, wakeups: Mapping[str, Wakeup]) -> None:
         self._client = client
@@ -63,9 +64,7 @@ class WakeSignal:
         self._job_names = frozenset(wakeups)
         self._wakeups = dict(wakeups)
         # Once subscribed again after a failure, wake everyone (idle workers polled meanwhile; wake-ups were lost).
-        self._listener = ChannelListener(
-            client, keys.wake_channel, "wake-listener", self._relay, on_resubscribed=self._wake_all
-        )
+        self.channel = Channel(keys.wake_channel, self._relay, on_resubscribed=self._wake_all)
 
     def mark_waiting(self) -> None:
         """Called by an idle worker before its last fetch: any enqueue from now on publishes."""
@@ -73,12 +72,6 @@ class WakeSignal:
         for name in self._job_names:
             pipe.set(self._keys.waiting(name), "1", px=WAITING_MARK_LIFETIME_MS)
         pipe.execute()
-
-    def start(self) -> None:
-        self._listener.start()
-
-    def stop(self) -> None:
-        self._listener.stop()
 
     def _wake_all(self) -> None:
         for wakeup in set(self._wakeups.values()):

@@ -333,3 +333,22 @@ def test_an_interrupted_unique_by_key_job_keeps_its_newest_args(
     [queued] = fake_redis.lrange(keys.queue("x"), 0, -1)
     will_run = Job.from_json(cast(bytes, lock) if lock not in (None, b"1") else queued)
     assert will_run.args == {"v": 2}
+
+
+def test_a_checkin_of_a_run_that_ended_is_ignored_and_said_so(
+    pool: WorkerPool, fake_redis: fakeredis.FakeRedis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job object kept past its run (here by the next run) checks in: nothing of the current run changes."""
+    kept: list[Job] = []
+
+    def handler(job: Job) -> None:
+        if kept:
+            kept[0].checkin("from a run that ended")
+        kept.append(job)
+
+    task = pool.job("step", handler, timeout=30)
+    first, second = task.enqueue(n=1), task.enqueue(n=2)
+    run_until_drained(pool)
+    assert [job.id for job in kept] == [first.id, second.id]
+    assert fake_redis.zcard(keys.retry) == fake_redis.zcard(keys.dead) == 0
+    assert f"job step {first.id} checked in after its run ended: ignored" in caplog.text
