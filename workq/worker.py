@@ -59,7 +59,11 @@ class Worker:
 
     def run(self) -> None:
         while (started := self._take()) is not None:
-            outcome, filed_as = self.execute(started)
+            try:
+                outcome, filed_as = self.execute(started)
+            except Exception as exc:  # outside the chain (which cannot raise here): fail the run, keep the thread
+                logger.exception("worker %s: unexpected error running job %s", self.worker_id, started.job.id)
+                outcome, filed_as = exc, None
             self._ending(self, started, outcome, filed_as is not None)
 
     def _take(self) -> Started | None:
