@@ -14,6 +14,7 @@ CHECKED = {
     "processing_2": "processing, 2 processes",
     "noop_async": "processing, async def",
     "io": "I/O-bound",
+    "io_raw": "I/O-bound, raw redis.asyncio loop",
     "latency_p50": "latency",
     "rss_end": "memory run",
 }

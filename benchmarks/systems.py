@@ -155,6 +155,10 @@ def ceiling_loop(threads: int) -> WorkerCommand:
     return command
 
 
+def io_ceiling_loop(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
+    return [str(interpreter.python), "-m", "benchmarks.io_ceiling", "--space", space.prefix, "--redis-url", redis_url]
+
+
 def _pythonpath(site: Path) -> str:
     return os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))
 
@@ -215,8 +219,9 @@ def asyncio_peer_systems(venv: PeerVenv) -> dict[str, System]:
 
 
 def asyncio_systems(venv: PeerVenv | None, python: Path | None = None) -> dict[str, System]:
-    """Issue 14's I/O-bound job on workq (async def, and sync on as many threads), arq and saq (from `venv`, when
-    given), each IN_FLIGHT at once; and workq's no-op job as an async def handler."""
+    """Issue 14's I/O-bound job on workq (async def, and sync on as many threads), on a raw redis.asyncio loop (its
+    measured ceiling), on arq and saq (from `venv`, when given), each IN_FLIGHT at once; and workq's no-op job as an
+    async def handler."""
     plain = Interpreter(python or Path(sys.executable))
     app = "benchmarks.apps.workq_async_app"
     systems = {
@@ -227,6 +232,9 @@ def asyncio_systems(venv: PeerVenv | None, python: Path | None = None) -> dict[s
             "workq",
             plain,
             workq_worker_of(f"{app}:threads_io_pool", IN_FLIGHT),
+        ),
+        "io-ceiling": System(
+            "io-ceiling", "raw redis.asyncio loop", "raw", plain, io_ceiling_loop, exits_when_empty=True
         ),
         "noop-workq-async": System(
             "noop-workq-async", "workq (async def)", "workq", plain, workq_worker_of(f"{app}:noop_pool", 1)

@@ -7,6 +7,7 @@ document come out, and no key is left behind.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import redis
@@ -41,7 +42,7 @@ def test_smoke_run_measures_everything_and_loses_nothing(redis_url: str, namespa
     assert results.figure("idle_cpu", WORKQ) is not None
     assert results.figure("processing", CEILING) is not None
     assert results.figure("enqueue", CEILING) is not None
-    for row, column in (("io", WORKQ), ("io", THREADS_IO), ("noop_async", WORKQ)):
+    for row, column in (("io", WORKQ), ("io", THREADS_IO), ("io_raw", CEILING), ("noop_async", WORKQ)):
         assert results.figure(row, column) is not None, (row, column)
     assert results.accounting, "no measurement accounted for its jobs"
     for (row, column), accountings in results.accounting.items():
@@ -60,3 +61,18 @@ def test_smoke_run_measures_everything_and_loses_nothing(redis_url: str, namespa
 
     client = redis.Redis.from_url(redis_url)
     assert list(client.scan_iter(match=f"{namespace}:*", count=1000)) == [], "the harness left keys behind"
+
+
+def test_only_asyncio_measures_issue_14s_figures_and_the_sync_rate_they_are_compared_with(
+    redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    bench = Bench(redis_url, tmp_path, root=namespace, stall_timeout=15.0, settle=SMOKE.settle)
+
+    results = run_suite(bench, replace(SMOKE, only_asyncio=True), workq_systems() | asyncio_systems(None))
+
+    for row, column in (("processing", WORKQ), ("noop_async", WORKQ), ("io", WORKQ), ("io_raw", CEILING)):
+        assert results.figure(row, column) is not None, (row, column)
+    for row in ("enqueue", "latency_p50", "idle_cpu"):
+        assert results.figure(row, WORKQ) is None, row
+    assert results.figure("processing", CEILING) is None, "the no-op ceiling loops are not part of it"
+    assert "issue 14: async no-op ≥ workq's sync no-op" in summary(results)
