@@ -419,9 +419,23 @@ def main(argv: list[str] | None = None) -> int:
     output = options.output or (None if plan.only_asyncio else DEFAULT_OUTPUT)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(document(results, info))
+        output.write_text(document(results, info) + kept_sections(output))
         log(f"wrote {output} ({elapsed:.0f} s)")
     return 0
+
+
+KEPT_FROM = "## Observability cost"
+"""The first heading of what other scripts wrote (benchmarks.observability_cost, benchmarks.job_control_cost and the
+A/B sections), kept when this run rewrites the file."""
+
+
+def kept_sections(output: Path) -> str:
+    """The part of `output` from `KEPT_FROM` on ('' when none), to append after a regenerated document."""
+    if not output.exists():
+        return ""
+    text = output.read_text()
+    start = text.find(KEPT_FROM)
+    return "" if start < 0 else "\n" + text[start:]
 
 
 if __name__ == "__main__":
