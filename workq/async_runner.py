@@ -30,7 +30,7 @@ from workq.middleware import AsyncJobChain
 from workq.pool_context import WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
-from workq.run import Run
+from workq.run import STOPPING_OUTCOMES, Run
 from workq.time_limits import LEASE_MARGIN
 
 logger = logging.getLogger("workq")
