@@ -11,6 +11,8 @@ import fakeredis
 import pytest
 import redis
 
+import figures
+
 TEST_REDIS_URL = os.environ.get("WORKQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -62,3 +64,36 @@ def pytest_runtest_makereport(
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`), the tests of a module sharing a module-scoped fixture run on one
+    worker: its cluster, Sentinel group, browser or built wheel is made once, and its tests meet it in the order a
+    serial run would (the Sentinel tests carry on after a failover). Session fixtures (a ping, a cached Go build)
+    are cheap enough for each worker to make its own."""
+    for item in items:
+        fixture_info = getattr(item, "_fixtureinfo", None)
+        if fixture_info is not None and any(
+            definitions[-1].scope in {"module", "package"} for definitions in fixture_info.name2fixturedefs.values()
+        ):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its figure lines to the controller, which prints the terminal summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["figures"] = figures.SECTIONS
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    for section, lines in getattr(node, "workeroutput", {}).get("figures", {}).items():
+        figures.SECTIONS.setdefault(section, []).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for section, lines in sorted(figures.SECTIONS.items()):
+        terminalreporter.section(section)
+        for line in lines:
+            terminalreporter.write_line(line)

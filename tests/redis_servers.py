@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import random
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,10 +19,39 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
 
 
+FIRST_PORT = 20000
+PORTS_PER_WORKER = 500
+WORKER_SLOTS = 25
+"""Ports 20000–32499, below Linux's ephemeral range (32768–60999): no client connection's local port is ever one of
+them, so a port found free stays free until the server binds it. Each pytest-xdist worker (`PYTEST_XDIST_WORKER`,
+gw0, gw1…) takes a range of its own, so two workers never pick the same port."""
+
+
+def _worker_ports() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    first = FIRST_PORT + (index % WORKER_SLOTS) * PORTS_PER_WORKER
+    start = random.randrange(PORTS_PER_WORKER)  # another session on this machine most likely starts elsewhere
+    while True:
+        for offset in range(PORTS_PER_WORKER):
+            yield first + (start + offset) % PORTS_PER_WORKER
+
+
+_ports = _worker_ports()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nobody listens on, from this worker's range, not handed out again for 500 calls (a server
+    just stopped may leave connections in TIME_WAIT on its port)."""
+    for _ in range(PORTS_PER_WORKER):
+        port = next(_ports)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free loopback port in this worker's range ({PORTS_PER_WORKER} tried)")
 
 
 class RedisProcess:

@@ -307,6 +307,8 @@ class AsyncRunner:
             outcome = exc
         if async_run.interrupt is not None:  # cancelled on purpose, whether or not the handler let it through
             outcome = async_run.interrupt
+        elif isinstance(outcome, STOPPING_OUTCOMES):  # the pool stops: no waiting job may start after this one
+            self._context.stopping.set()
         self._context.observer.done(async_run.slot)
         self._free_slots.append(async_run.slot)
         self._end(_Ended(async_run, outcome))

@@ -88,7 +88,7 @@ def running_pool(namespace: str, redis_url: str) -> Iterator[tuple[WorkerPool, t
     @pool.job("email")
     def email(job: Job) -> None:
         job.checkin("halfway there")
-        release.wait(10)
+        release.wait(120)  # busy until the fixture's teardown releases it, however slow the CLI calls are
 
     pool.start()
     yield pool, release

@@ -51,6 +51,7 @@ def test_two_processes_share_the_work_and_a_killed_one_is_replaced(
     client = Client(namespace, redis_client)
     pools = wait_until(
         lambda: len(client.worker_pool_heartbeats()) == 2 and client.worker_pool_heartbeats(),
+        timeout=30,
         what="two worker processes",
     )
     pids = {pool.pid for pool in pools}
@@ -85,7 +86,7 @@ def test_a_process_holding_a_run_stuck_past_its_time_limit_is_replaced(
     process = subprocess.Popen([sys.executable, "-m", "workq", *workq_args], cwd=APP_DIR)
     try:
         client = Client(namespace, redis_client)
-        wait_until(lambda: len(client.worker_pool_heartbeats()) == 2, timeout=20, what="two worker processes")
+        wait_until(lambda: len(client.worker_pool_heartbeats()) == 2, timeout=30, what="two worker processes")
         job = Enqueuer(namespace, redis_url).enqueue("stuck_in_c", {})
         stuck_pid = int(
             wait_until(lambda: redis_client.get(f"{namespace}:test:started:{job.id}"), timeout=20, what="the run")

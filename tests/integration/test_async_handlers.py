@@ -424,6 +424,28 @@ def test_an_async_handler_raising_keyboard_interrupt_or_system_exit_hands_its_jo
     assert view.dead() == [] and view.retry() == []
 
 
+def test_a_job_fetched_ahead_does_not_start_after_a_handler_stops_the_pool(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView
+) -> None:
+    """As a thread worker stops at once: the job waiting on the loop is handed back, not started in the slot the
+    interrupting run freed."""
+    pool = make_pool(async_concurrency=1)
+    ran_after: list[str] = []
+
+    @pool.job("quit")
+    async def quit_(job: Job) -> None:
+        if not ran_after and job.arg_int("n") == 0:
+            raise KeyboardInterrupt
+        ran_after.append(job.id)
+
+    jobs = enqueuer.enqueue_many("quit", [{"n": 0}, {"n": 1}])
+    pool.start()
+    assert pool.wait_for_stop_request(10)
+    pool.stop()
+    assert ran_after == []
+    assert sorted(view.queued("quit")) == sorted(job.to_json().encode() for job in jobs)
+
+
 def _recorder(log: list[str], label: str) -> tuple[Callable[..., object], Callable[..., object]]:
     def sync_mw(job: Job, next: Callable[[], None]) -> None:
         log.append(f"{label} sync before")

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from figures import record
 from interop.fleet import Fleet
 from interop.go_fleet import VERSIONS, build, go_missing
-
-FIGURES: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +37,4 @@ def fleet(gofleet: dict[str, Path], redis_url: str, namespace: str) -> Iterator[
 def report(test: str, **figures: object) -> None:
     """Print a line of figures, repeated in the terminal summary."""
     line = f"[interop] {test}: " + " ".join(f"{name}={value}" for name, value in figures.items())
-    print(line, flush=True)
-    FIGURES.append(line)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("gocraft/work mixed fleet")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+    record("gocraft/work mixed fleet", line)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from redis_servers import RedisServer
-from reliability.harness import FIGURES, Fleet
+from reliability.harness import Fleet
 
 
 @pytest.fixture
@@ -50,10 +50,3 @@ def _own_redis_server(server: RedisServer) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("reliability figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import redis
 
+from figures import record
 from reliability import skewed_clock
 from support import wait_until
 from workq import Client
@@ -27,15 +28,12 @@ DEAD_AFTER = 2.0
 """Not the 1.0 s one would like: `heartbeat_at` is stored in whole seconds, so with 1.0 s a live pool beating every
 0.2 s looks dead for a moment after each second boundary (see test_kill9.py, the live pool taken for dead)."""
 WORKER_START_TIMEOUT = 20.0
-FIGURES: list[str] = []
-"""Every figure line reported in this session, repeated in the terminal summary."""
 
 
 def report(test: str, **figures: object) -> str:
     """Print one compact line of a test's figures (and keep it for the session summary)."""
     line = f"[reliability] {test}: " + " ".join(f"{name}={_format(value)}" for name, value in figures.items())
-    print(line, flush=True)
-    FIGURES.append(line)
+    record("reliability figures", line)
     return line
 
 

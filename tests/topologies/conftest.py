@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from topologies.servers import (
-    FIGURES,
     Certificates,
     Cluster,
     RedisProcess,
@@ -129,10 +128,3 @@ def start_worker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Wor
     if report is not None and report.failed:
         for worker in workers:
             print(f"--- {worker.log_path.name}\n{worker.log[-10000:]}")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("topology figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)

@@ -19,12 +19,11 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
+from figures import record
 from redis_servers import HOST, START_TIMEOUT, RedisProcess, free_port, server_args
 from support import wait_until
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
-FIGURES: list[str] = []
-"""Every figure line reported in this session, repeated in the terminal summary."""
 
 
 def report(test: str, **figures: object) -> str:
@@ -32,8 +31,7 @@ def report(test: str, **figures: object) -> str:
     line = f"[topologies] {test}: " + " ".join(
         f"{name}={value:.2f}" if isinstance(value, float) else f"{name}={value}" for name, value in figures.items()
     )
-    print(line, flush=True)
-    FIGURES.append(line)
+    record("topology figures", line)
     return line
 
 
