@@ -22,6 +22,21 @@ def wait_until(probe: Callable[[], T], timeout: float = 10.0, interval: float = 
         time.sleep(interval)
 
 
+def wait_for_count(count: Callable[[], int], target: int, stalled_after: float = 10.0, what: str = "") -> int:
+    """Poll `count()` until it reaches `target`; fail the test only when it stops growing for `stalled_after` s.
+    For waits on many runs: the test checks that they all happen, not how fast (a loaded machine runs them slowly,
+    and a fixed deadline for the lot is a throughput assertion)."""
+    seen = count()
+    deadline = time.monotonic() + stalled_after
+    while seen < target:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no progress in {stalled_after} s waiting for {what or target}: {seen} of {target}")
+        time.sleep(0.01)
+        if (now := count()) > seen:
+            seen, deadline = now, time.monotonic() + stalled_after
+    return seen
+
+
 class SteppedClock:
     """A clock that moves only when the test says so (`clock.now = ...`); pass it as a `clock=` to workq."""
 

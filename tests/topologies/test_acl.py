@@ -133,6 +133,11 @@ def test_a_user_limited_to_the_namespace_runs_workers_enqueuers_client_cli_and_d
     wait_until(client.worker_observations, timeout=5, what="the observer to write")
 
     worker = start_worker("topologies.app:make_noop_pool", "--redis-url", url, "--namespace", NAMESPACE)
+    wait_until(  # started: the wait below is for its jobs, not for an interpreter's start on a loaded machine
+        lambda: any(beat.pid == worker.process.pid for beat in client.worker_pool_heartbeats()),
+        timeout=30,
+        what="the `workq worker` process to register",
+    )
     enqueuer.enqueue_many("noop", [{} for _ in range(20)])
     wait_until(
         lambda: any(stats.job_name == "noop" and stats.processed == 20 for stats in client.job_stats()),
