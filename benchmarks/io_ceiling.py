@@ -1,11 +1,11 @@
-"""The I/O-bound job's measured ceiling: a raw redis.asyncio loop with `IN_FLIGHT` tasks and nothing else.
+"""The I/O-bound job on a raw redis.asyncio loop with `IN_FLIGHT` tasks and nothing else, for context.
 
     python -m benchmarks.io_ceiling --space PREFIX
 
 Each task loops LMOVE queue → in-progress list, awaits the I/O-bound job (`io_bound`: 50 ms on the loop, then the
-round trip every system's handler makes), then LREM: the least an async queue that never holds a job only in
-memory does per job. On an idle machine it comes close to IN_FLIGHT / IO_SECONDS; on a busy one it shows how much
-of that the machine leaves reachable. Exits when the queue is empty.
+round trip every system's handler makes), then LREM: a plain async consumer that never holds a job only in memory,
+with three round trips per job and no batching. On an idle machine it comes close to IN_FLIGHT / IO_SECONDS; on a
+busy one it shows how much of that the machine leaves reachable. Exits when the queue is empty.
 """
 
 from __future__ import annotations

@@ -38,13 +38,14 @@ from typing import Any
 
 import redis
 
-from benchmarks.observability_cost import Measured, Variant, chosen, interleaved, worktree
+from benchmarks.observability_cost import Measured, Variant, chosen, interleaved, replace_section, worktree
 from workq import Job, time_limits
 
 BEFORE_ISSUE_13 = "a946619"
 OLD_WATCHDOG = "a7da463"
 BASE = f"before {BEFORE_ISSUE_13}"
 OPTIONS_ENV = "WORKQ_BENCH_NOOP_OPTIONS"
+HEADING = "## Job control cost"
 
 
 def variants(trees: dict[str, Path]) -> list[Variant]:
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--redis-url", help="use this Redis instead of a server of the benchmark's own")
     parser.add_argument("--variants", help="labels to run, comma-separated (default: all)")
+    parser.add_argument("--write", type=Path, help="replace the section of this file (docs/benchmarks.md)")
     options = parser.parse_args()
     load_before = os.getloadavg()
     with ExitStack() as stack:
@@ -166,6 +168,9 @@ def main() -> None:
         load=(load_before, os.getloadavg()),
     )
     print(f"\n{text}")
+    if options.write is not None:
+        replace_section(options.write, text, HEADING)
+        print(f"wrote the section into {options.write}")
 
 
 FIELDS = ("rate", "cpu_per_job", "redis_cpu_per_job")
@@ -184,7 +189,7 @@ def section(
     where = "a server of the benchmark's own" if private else "shared"
     start, end = (" / ".join(f"{value:.2f}" for value in averages) for averages in load)
     lines = [
-        "## Job control cost",
+        HEADING,
         "",
         f"`python -m benchmarks.job_control_cost --jobs {jobs} --rounds {rounds}` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one `workq worker` process, 10 threads, draining "

@@ -271,10 +271,10 @@ def section(
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path: Path, text: str) -> None:
-    """Put `text` in place of the file's section under HEADING (up to the next `## `), or at its end."""
+def replace_section(path: Path, text: str, heading: str = HEADING) -> None:
+    """Put `text` in place of the file's section under `heading` (up to the next `## `), or at its end."""
     document = path.read_text()
-    start = document.find(f"\n{HEADING}\n")
+    start = document.find(f"\n{heading}\n")
     if start == -1:
         path.write_text(document.rstrip("\n") + "\n\n" + text)
         return

@@ -32,7 +32,7 @@ ROWS = [
     Row("processing_2", "processing, `--processes 2`", "jobs/s", True),
     Row("noop_async", "processing, the same job as `async def`, 1 process, 100 in flight", "jobs/s", True),
     Row("io", "I/O-bound jobs (`await asyncio.sleep(0.05)`), 1 process, 100 in flight", "jobs/s", True),
-    Row("io_raw", "the same I/O-bound jobs on a raw redis.asyncio loop (measured ceiling)", "jobs/s", True),
+    Row("io_raw", "the same I/O-bound jobs on a raw redis.asyncio loop, 3 round trips each", "jobs/s", True),
     Row("ceiling_1", "ceiling loop, 1 thread", "jobs/s", True),
     Row("ceiling_10", "ceiling loop, 10 threads", "jobs/s", True),
     Row("worker_cpu", "worker CPU per job (processing)", "µs", False),
@@ -186,9 +186,9 @@ def _rows_target(row: str, over_row: str, at_least: float) -> Callable[[Results]
     return judge
 
 
-def _measured_io_ceiling(results: Results) -> tuple[str, bool | None]:
-    """workq's I/O-bound median over the raw redis.asyncio loop's, measured in the same run (a loaded machine
-    leaves less than the 2,000 jobs/s of the theoretical ceiling to anyone)."""
+def _raw_io_loop_share(results: Results) -> tuple[str, bool | None]:
+    """workq's I/O-bound median over the raw redis.asyncio loop's, measured in the same run: what a busy machine
+    leaves reachable, when it leaves less than the theoretical 2,000 jobs/s to anyone."""
     mine, raw = results.figure("io", WORKQ), results.figure("io_raw", CEILING)
     if mine is None or raw is None or raw.median == 0:
         return "not measured", None
@@ -218,7 +218,7 @@ TARGETS = [
     Target("idle worker < 2% of a core", _value_target("idle_cpu", lambda v: v < 2, "%", 2)),
     Target("worker memory flat (≤ 5% growth after the first 10% of jobs)", _memory_flat),
     Target("issue 14: I/O-bound ≥ 90% of the 2,000 jobs/s ceiling", _ratio_target("io", CEILING, 0.9, "%")),
-    Target("issue 14, on this machine: I/O-bound ≥ 90% of the raw loop's rate", _measured_io_ceiling),
+    Target("issue 14, context: I/O-bound ≥ 90% of the raw redis.asyncio loop, same run", _raw_io_loop_share),
     Target("issue 14: I/O-bound ahead of arq (same in-flight limit)", _ratio_target("io", "arq", 1.0)),
     Target("issue 14: I/O-bound ahead of saq (same in-flight limit)", _ratio_target("io", "saq", 1.0)),
     Target("issue 14: async no-op ≥ workq's sync no-op", _rows_target("noop_async", "processing", 1.0)),

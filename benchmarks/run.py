@@ -324,9 +324,10 @@ def method(plan: Plan, redis_url: str) -> list[str]:
         f"handler with `time.sleep` on `--concurrency {IN_FLIGHT}` threads, arq (`max_jobs={IN_FLIGHT}`), saq "
         f"(`concurrency={IN_FLIGHT}`); arq's and saq's other settings are their defaults (logging at WARNING, "
         f"as for every worker). Ceiling: {IN_FLIGHT} waits of {IO_SECONDS} s at any time = {IO_CEILING:,.0f} "
-        f"jobs/s; measured ceiling: a raw redis.asyncio loop, {IN_FLIGHT} tasks each LMOVE → the job → LREM "
-        "(benchmarks/io_ceiling.py), what this machine leaves reachable. Rated like processing (first to last job "
-        "seen done). The async no-op row runs the processing "
+        f"jobs/s. For context, a raw redis.asyncio loop, {IN_FLIGHT} tasks each LMOVE → the job → LREM "
+        "(benchmarks/io_ceiling.py: no batching, three round trips per job), shows what the machine leaves "
+        "reachable to a plain async consumer in the same run. Rated like processing (first to last job seen "
+        "done). The async no-op row runs the processing "
         f"job ({plan.jobs:,} jobs) as an `async def` handler (async_concurrency {IN_FLIGHT}, record on "
         "redis.asyncio), to compare with workq's sync no-op rate above. arq and saq run from .bench-venv-async "
         "(arq pins redis < 6: redis 5.3.1 there, with hiredis).",
@@ -418,9 +419,23 @@ def main(argv: list[str] | None = None) -> int:
     output = options.output or (None if plan.only_asyncio else DEFAULT_OUTPUT)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(document(results, info))
+        output.write_text(document(results, info) + kept_sections(output))
         log(f"wrote {output} ({elapsed:.0f} s)")
     return 0
+
+
+KEPT_FROM = "## Observability cost"
+"""The first heading of what other scripts wrote (benchmarks.observability_cost, benchmarks.job_control_cost and the
+A/B sections), kept when this run rewrites the file."""
+
+
+def kept_sections(output: Path) -> str:
+    """The part of `output` from `KEPT_FROM` on ('' when none), to append after a regenerated document."""
+    if not output.exists():
+        return ""
+    text = output.read_text()
+    start = text.find(KEPT_FROM)
+    return "" if start < 0 else "\n" + text[start:]
 
 
 if __name__ == "__main__":

@@ -219,9 +219,9 @@ def asyncio_peer_systems(venv: PeerVenv) -> dict[str, System]:
 
 
 def asyncio_systems(venv: PeerVenv | None, python: Path | None = None) -> dict[str, System]:
-    """Issue 14's I/O-bound job on workq (async def, and sync on as many threads), on a raw redis.asyncio loop (its
-    measured ceiling), on arq and saq (from `venv`, when given), each IN_FLIGHT at once; and workq's no-op job as an
-    async def handler."""
+    """Issue 14's I/O-bound job on workq (async def, and sync on as many threads), on a raw redis.asyncio loop (for
+    context: what the machine leaves reachable), on arq and saq (from `venv`, when given), each IN_FLIGHT at once;
+    and workq's no-op job as an async def handler."""
     plain = Interpreter(python or Path(sys.executable))
     app = "benchmarks.apps.workq_async_app"
     systems = {

@@ -4,7 +4,7 @@ inputs several suites try."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,6 +20,21 @@ def wait_until(probe: Callable[[], T], timeout: float = 10.0, interval: float = 
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or probe}")
         time.sleep(interval)
+
+
+def wait_for_count(count: Callable[[], int], target: int, stalled_after: float = 10.0, what: str = "") -> int:
+    """Poll `count()` until it reaches `target`; fail the test only when it stops growing for `stalled_after` s.
+    For waits on many runs: the test checks that they all happen, not how fast (a loaded machine runs them slowly,
+    and a fixed deadline for the lot is a throughput assertion)."""
+    seen = count()
+    deadline = time.monotonic() + stalled_after
+    while seen < target:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no progress in {stalled_after} s waiting for {what or target}: {seen} of {target}")
+        time.sleep(0.01)
+        if (now := count()) > seen:
+            seen, deadline = now, time.monotonic() + stalled_after
+    return seen
 
 
 class SteppedClock:
@@ -49,3 +64,23 @@ BAD_REDIS_URLS = [
     "redis+cluster://",
 ]
 """Redis URLs no `workq` command can use: each must be refused in one line, never a traceback."""
+
+
+def fetch_args(pool_id: str, now: float | str, token: str, leases: Sequence[float], slots: int = 1) -> list[object]:
+    """ARGV of a fetch.lua call taking up to `slots` jobs, each slot trying the job names in the order of their keys
+    (`leases`: each name's lease seconds, 0 = none); slot n's run token is `token` (n = 0) or `token` + n."""
+    groups = range(1, len(leases) + 1)
+    args: list[object] = [pool_id, now, slots, *leases]
+    for slot in range(slots):
+        args.extend((token if slot == 0 else f"{token}{slot}", *groups))
+    return args
+
+
+def one_fetched(reply: Sequence[object]) -> object:
+    """A one-slot fetch.lua reply as [bytes, group, leased]; None when nothing was taken, or [b"", 0, key] naming
+    the key of the wrong type it skipped."""
+    broken, taken = reply[0], list(reply[1:])
+    if not taken:
+        return [b"", 0, broken] if broken else None
+    assert len(taken) == 3, f"one slot took {len(taken) // 3} jobs"
+    return taken

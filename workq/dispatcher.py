@@ -1,8 +1,9 @@
 """Fetching jobs and acknowledging their runs: the Redis side of running jobs, shared by both executors.
 
-A thread worker owns one `Dispatcher` (its own connection); the asyncio runner owns one to fetch and one to
-acknowledge. Executors never touch Redis for a job otherwise: they take a `Run` from `fetch_next`, hand the job to
-a handler, and give the outcome to `finish`.
+Each dispatch thread of a pool (`workq.dispatch_loop`) owns one `Dispatcher` and its connection: one round trip files
+the runs that ended (one ack.lua call) and fetches up to K jobs (one fetch.lua call). Executors never touch Redis for
+a job otherwise, except through a shared `Dispatcher` for single runs (lease extensions, runs the watchdog
+abandoned).
 """
 
 from __future__ import annotations
@@ -10,17 +11,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import redis
 
 from workq import unique
 from workq.connection import dedicated_client, is_redis_fault
 from workq.errors import MalformedJob
 from workq.job import Job, malformed_job_record
-from workq.keys import STATS_LIFETIME
-from workq.pool_context import FetchOrder, WorkerContext
+from workq.pool_context import WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
-from workq.run import FAILED, STOPPING_OUTCOMES, Ack, Finished, Run
+from workq.run import FAILED, STOPPING_OUTCOMES, Ack, AckCall, Finished, Run
 from workq.scripts import ScriptCall, call_many
 from workq.time_limits import lease_seconds
 
@@ -35,15 +38,27 @@ ACK_GIVE_UP_WHEN_STOPPING = 10.0
 """While stopping, stop retrying an ack after this long; the job stays in progress for the reaper."""
 
 
-class Dispatcher:
-    """Fetches and acknowledges jobs over one connection of its own; used by one thread at a time."""
+@dataclass(frozen=True)
+class _FetchShape:
+    """The KEYS of a fetch.lua call over some job names, their leases' lengths (ARGV), and each name's group number
+    (1-based, in KEYS order)."""
 
-    def __init__(self, name: str, context: WorkerContext) -> None:
+    keys: list[str]
+    leases: list[float]
+    groups: dict[str, int]
+
+
+class Dispatcher:
+    """Fetches and acknowledges jobs over one connection of its own, used by one thread at a time; or, not
+    `dedicated`, over the pool's shared client, by any thread (the calls of single runs: checkins, hand-backs)."""
+
+    def __init__(self, name: str, context: WorkerContext, dedicated: bool = True) -> None:
         self.name = name
         self._context = context
-        self._redis = dedicated_client(context.client)
+        self._redis = dedicated_client(context.client) if dedicated else context.client
         self._fetching = False
         self._outage_since: float | None = None
+        self._shapes: dict[int, _FetchShape] = {}
 
     def close(self) -> None:
         if self._redis is not self._context.client:
@@ -56,94 +71,102 @@ class Dispatcher:
 
     # --- fetching ------------------------------------------------------------------------------------------
 
-    def exchange(self, acks: Sequence[tuple[Run, Ack]], order: FetchOrder, count: int, woken: bool) -> list[Run]:
+    def exchange(self, acks: Sequence[tuple[Run, Ack]], order: PrioritySampler[Registration], count: int) -> list[Run]:
         """Finish runs and fetch up to `count` new ones in one round trip, acks first (so the slots and
-        max_concurrency counts they free are free for the fetches). The acks are sent until Redis answers; the
-        fetches are not sent again after a fault (a fetch whose reply was lost leaves its job in this pool's
-        in-progress list, where the orphan sweeper finds it). Call it with the jobs it may fetch counted in
-        `in_flight`; `woken`: this fetch follows a wake-up (then the next waiter is woken too)."""
+        max_concurrency counts they free are free for the fetches), each job's name tried in an `order` sample.
+        The acks are sent until Redis answers; the fetch is not sent again after a fault (a fetch whose reply was
+        lost leaves its jobs in this pool's in-progress list, where the orphan sweeper finds them). Call it with
+        the jobs it may fetch counted in `in_flight`."""
         context = self._context
         if count == 0:
             self.acknowledge_many(acks)
             return []
-        if not acks and count == 1:
-            runs = [] if (run := self._fetch(order.sampler)) is None else [run]
-        else:
-            try:
-                runs = self._send(acks, order.sampler, count)
-            except Exception as exc:
-                if acks and is_redis_fault(exc):
-                    self.acknowledge_many(acks)
-                raise
+        try:
+            runs = self._fetch(order, count, acks)
+        except Exception as exc:
+            if acks and is_redis_fault(exc):
+                self.acknowledge_many(acks)
+            raise
         if not runs:
             # Mark the names as waited for, then look once more: an enqueue in between is either seen by this
             # fetch or publishes a wake-up.
             context.wake_signal.mark_waiting()
-            runs = [] if (run := self._fetch(order.sampler)) is None else [run]
+            runs = self._fetch(order, count)
         self._note_redis_reachable()
         if runs and context.stopping.is_set():
             # The pool began stopping while this fetch was on its way: the jobs must not start now (the pool may
             # be deregistering, and a reaper would then run them elsewhere too).
-            self.acknowledge_many([(run, run.hand_back()) for run in runs])
+            self.acknowledge_many([(run, run.hand_back()) for run in reversed(runs)])
             return []
-        if runs and woken:
-            order.wakeup.notify_one()  # woken for one job: there may be more
         return runs
 
-    def _send(self, acks: Sequence[tuple[Run, Ack]], sampler: PrioritySampler[Registration], count: int) -> list[Run]:
+    def _fetch(
+        self, sampler: PrioritySampler[Registration], count: int, acks: Sequence[tuple[Run, Ack]] = ()
+    ) -> list[Run]:
+        """Up to `count` jobs in one fetch.lua call, after one ack.lua call filing `acks` in the same round trip."""
         scripts = self._context.scripts
-        fetches = [self._fetch_call(sampler) for _ in range(count)]
-        calls: list[ScriptCall] = [(scripts.ack, *self._ack_call(run, ack)) for run, ack in acks]
-        calls.extend((scripts.fetch, keys, args) for _, _, keys, args in fetches)
+        slots, keys, args = self._fetch_call(sampler, count)
+        calls: list[ScriptCall] = []
+        if acks:
+            ack_call = self._ack_call(acks)
+            calls.append((scripts.ack, ack_call.keys, ack_call.args))
+        calls.append((scripts.fetch, keys, args))
         self._fetching = True
         try:
             replies = call_many(calls, self._redis)
         finally:
             self._fetching = False
-        refused = [(run, ack) for (run, ack), reply in zip(acks, replies, strict=False) if _is_refusal(reply)]
-        if refused:  # Redis did not run these acks (READONLY, MISCONF, ...): send them until it does
-            self.acknowledge_many(refused)
-        self._report_failed_acks(acks, [None if _is_refusal(reply) else reply for reply in replies[: len(acks)]])
-        runs = []
-        for (order, token, _, _), reply in zip(fetches, replies[len(acks) :], strict=True):
-            if isinstance(reply, Exception):
-                logger.error("%s: a fetch failed: %s", self.name, reply)
-            elif (run := self._run_of(order, token, reply)) is not None:
-                runs.append(run)
-        return runs
-
-    def _fetch(self, sampler: PrioritySampler[Registration]) -> Run | None:
-        order, token, keys, args = self._fetch_call(sampler)
-        self._fetching = True
-        try:
-            result = self._context.scripts.fetch(keys=keys, args=args, client=self._redis)
-        finally:
-            self._fetching = False
-        return self._run_of(order, token, result)
+        if acks:
+            if _is_refusal(replies[0]):  # Redis did not run the acks (READONLY, MISCONF, ...): send them until it does
+                self.acknowledge_many(acks)
+            else:
+                self._report_failed_acks(acks, replies[0])
+        if isinstance(replies[-1], Exception):
+            logger.error("%s: a fetch failed: %s", self.name, replies[-1])
+            return []
+        return self._runs_of(sampler, slots, replies[-1])
 
     def _fetch_call(
-        self, sampler: PrioritySampler[Registration]
-    ) -> tuple[list[Registration], str, list[str], list[str | float]]:
-        """(names in the order to try, run token, KEYS, ARGV) of one fetch.lua call."""
+        self, sampler: PrioritySampler[Registration], count: int
+    ) -> tuple[list[str], list[str], list[str | float]]:
+        """(each slot's run token, KEYS, ARGV) of one fetch.lua call taking up to `count` jobs."""
         context = self._context
-        order = sampler.sample()
-        keys = [key for registration in order for key in context.fetch_keys[registration.name]]
-        token = f"{context.rng.getrandbits(64):016x}"
-        args: list[str | float] = [context.pool_id, context.clock.script_now(), token]
-        args.extend(lease_seconds(registration.options.timeout) for registration in order)
-        return order, token, keys, args
+        shape = self._shape(sampler)
+        args: list[str | float] = [context.pool_id, context.clock.script_now(), count, *shape.leases]
+        tokens = []
+        for _ in range(count):
+            token = f"{context.rng.getrandbits(64):016x}"
+            tokens.append(token)
+            args.append(token)
+            args.extend(shape.groups[registration.name] for registration in sampler.sample())
+        return tokens, shape.keys, args
 
-    def _run_of(self, order: list[Registration], token: str, result: Any) -> Run | None:
-        if not result:
-            return None
+    def _shape(self, sampler: PrioritySampler[Registration]) -> _FetchShape:
+        """What every fetch.lua call over `sampler`'s job names sends alike (worked out once)."""
+        shape = self._shapes.get(id(sampler))
+        if shape is None:
+            context, names = self._context, sampler.items
+            shape = _FetchShape(
+                keys=[key for registration in names for key in context.fetch_keys[registration.name]],
+                leases=[lease_seconds(registration.options.timeout) for registration in names],
+                groups={registration.name: n for n, registration in enumerate(names, 1)},
+            )
+            self._shapes[id(sampler)] = shape
+        return shape
+
+    def _runs_of(self, sampler: PrioritySampler[Registration], tokens: list[str], reply: Any) -> list[Run]:
+        """The runs of a fetch.lua reply, in the order fetched (each slot's token names its lease)."""
         context = self._context
-        payload, group, leased = result
-        if int(group) == 0:
-            context.complaints.wrong_type(_as_bytes(leased).decode(errors="replace"), "its jobs are skipped")
-            return None
-        raw = _as_bytes(payload)
-        lease = f"{context.pool_id}:{token}:".encode() + raw if _as_bytes(leased) else b""
-        return Run(raw, order[int(group) - 1], lease, requeue_as=raw)
+        broken = _as_bytes(reply[0])
+        if broken:
+            context.complaints.wrong_type(broken.decode(errors="replace"), "its jobs are skipped")
+        registrations = sampler.items
+        runs = []
+        for slot, at in enumerate(range(1, len(reply), 3)):
+            raw, group, leased = _as_bytes(reply[at]), int(reply[at + 1]), reply[at + 2]
+            lease = f"{context.pool_id}:{tokens[slot]}:".encode() + raw if _as_bytes(leased) else b""
+            runs.append(Run(raw, registrations[group - 1], lease, requeue_as=raw))
+        return runs
 
     def note_fault(self, exc: Exception) -> None:
         """An executor's loop caught `exc`: log a Redis outage once per dispatcher, anything else every time."""
@@ -238,47 +261,47 @@ class Dispatcher:
         self.acknowledge_many([(run, ack)])
 
     def acknowledge_many(self, acks: Sequence[tuple[Run, Ack]]) -> None:
-        """`acknowledge` for several runs, in one round trip (sent again whole after a fault: a repeated ack finds
-        its job gone from in progress and changes nothing)."""
+        """`acknowledge` for several runs, in one ack.lua call (sent again whole after a fault: a repeated ack finds
+        its job gone from in progress and changes nothing). Runs are filed in the order given."""
         if not acks:
             return
-        ack = self._context.scripts.ack
-        calls: list[ScriptCall] = [(ack, *self._ack_call(run, outcome)) for run, outcome in acks]
+        call = self._ack_call(acks)
         names = ", ".join(sorted({run.registration.name for run, _ in acks}))
-        replies = self._persist(
-            lambda: _refusals_raised(call_many(calls, self._redis)), f"finish {len(acks)} {names} job(s)"
-        )
-        self._report_failed_acks(acks, replies or [])
+        replies = self._persist(lambda: self._send_acks(call), f"finish {len(acks)} {names} job(s)")
+        if replies is not None:
+            self._report_failed_acks(acks, replies)
 
-    def _report_failed_acks(self, acks: Sequence[tuple[Run, Ack]], replies: Sequence[Any]) -> None:
+    def _send_acks(self, call: AckCall) -> Any:
+        """ack.lua's reply, or the error it answered with unless Redis refused to run it (raised: send it again)."""
+        try:
+            return self._context.scripts.ack(keys=call.keys, args=call.args, client=self._redis)
+        except redis.ResponseError as exc:
+            if is_redis_fault(exc):
+                raise
+            return exc
+
+    def _report_failed_acks(self, acks: Sequence[tuple[Run, Ack]], replies: Any) -> None:
+        """Log the runs ack.lua left in progress (its reply for a run is then a message), or a whole call that
+        failed (an error reply Redis did not refuse as a fault)."""
+        if isinstance(replies, Exception):
+            logger.error("could not finish %d job(s) (%s); they stay in progress", len(acks), replies)
+            return
         for (run, _), reply in zip(acks, replies, strict=False):
-            if isinstance(reply, Exception):
-                logger.error("could not finish a %s job (%s); it stays in progress", run.registration.name, reply)
+            if isinstance(reply, (bytes, str)):
+                logger.error(
+                    "could not finish a %s job (%s); it stays in progress",
+                    run.registration.name,
+                    _as_bytes(reply).decode(errors="replace"),
+                )
 
-    def _ack_call(self, run: Run, ack: Ack) -> tuple[list[str], list[str | bytes | float]]:
-        """KEYS and ARGV of the ack.lua call that ends `run` as `ack` says."""
-        context, registration = self._context, run.registration
-        keys = registration.ack_keys(context.keys, context.clock.wall())
-        args: list[str | bytes | float] = [
-            context.pool_id,
-            run.payload,
-            "" if ack.delay is None else ack.delay,
-            ack.filed,
-            ack.counted,
-            STATS_LIFETIME,
-            run.lease,
-            context.clock.script_now(),
-        ]
-        if ack.destination is not None:
-            keys.append(ack.destination)
-            if ack.relock is not None:
-                keys.append(ack.relock[0])
-        args.append(ack.relock[1] if ack.relock is not None else "")
-        if ack.extra is not None:
-            kind, extra_keys, record, lifetime_ms = ack.extra
-            keys.extend(extra_keys)
-            args.extend((kind, record, lifetime_ms))
-        return keys, args
+    def _ack_call(self, acks: Sequence[tuple[Run, Ack]]) -> AckCall:
+        """The ack.lua call that ends each run as its `Ack` says."""
+        context = self._context
+        call = AckCall(context.pool_id, context.clock.script_now())
+        wall = context.clock.wall()
+        for run, ack in acks:
+            call.add(run.registration.ack_keys(context.keys, wall), run.payload, ack, run.lease)
+        return call
 
     def _persist(self, call: Callable[[], _T], what: str) -> _T | None:
         """Run a Redis call for a job in hand until it succeeds: the job is in its in-progress list meanwhile.
@@ -313,12 +336,3 @@ def _as_bytes(payload: bytes | str) -> bytes:
 def _is_refusal(reply: object) -> bool:
     """A reply saying Redis did not run the command (READONLY, MISCONF, a cluster refusal): send it again."""
     return isinstance(reply, Exception) and is_redis_fault(reply)
-
-
-def _refusals_raised(replies: list[Any]) -> list[Any]:
-    """`call_many`'s replies, or the first refusal among them raised, so that `_persist` sends them all again (an
-    ack sent twice finds its job gone from in progress the second time and changes nothing)."""
-    for reply in replies:
-        if _is_refusal(reply):
-            raise reply
-    return replies

@@ -17,6 +17,7 @@ from typing import cast
 from workq.connection import RedisClient
 from workq.keys import Keys
 from workq.registration import Registration
+from workq.run import Ack, AckCall
 from workq.scripts import Scripts
 from workq.timeouts import RUN_TOKEN
 
@@ -64,9 +65,17 @@ class OrphanSweeper:
         return returned
 
     def _hand_back(self, registration: Registration, payload: bytes) -> int:
-        keys = [*registration.ack_keys(self._keys, self._clock()), registration.queue_key]
+        call = AckCall(self._pool_id, "")
         lease = self._lost_lease(registration, payload)
-        done = int(self._scripts.ack(keys=keys, args=[self._pool_id, payload, "", payload, "", 1, lease, ""]))
+        call.add(
+            registration.ack_keys(self._keys, self._clock()), payload, Ack(registration.queue_key, None, payload), lease
+        )
+        [done] = self._scripts.ack(keys=call.keys, args=call.args)
+        if not isinstance(done, int):
+            logger.error(
+                "a %s job in progress with no worker could not go back to its queue: %r", registration.name, done
+            )
+            return 0
         if done:
             logger.warning(
                 "a %s job was in progress with no worker (a lost fetch reply): back on its queue", registration.name

@@ -1,5 +1,5 @@
 """What every executor of one started pool shares: its Redis and keys, its registrations, the stop event, the
-in-flight count `drain()` reads, and which job names each executor fetches."""
+in-flight count `drain()` reads."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from workq.complaints import Complaints
 from workq.connection import RedisClient
 from workq.heartbeat import Observer
 from workq.keys import Keys
-from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.run import Outcomes
 from workq.scripts import Scripts
 from workq.time_limits import Watchdog
-from workq.wakeup import WakeSignal, Wakeup
+from workq.wakeup import WakeSignal
 
 
 class InFlight:
@@ -67,12 +66,3 @@ class WorkerContext:
     outcomes: Outcomes
     watchdog: Watchdog
     """Time limits and cancels of the runs of thread workers (the asyncio runner keeps its own, on the loop)."""
-
-
-@dataclass(frozen=True)
-class FetchOrder:
-    """Which job names one executor fetches (sync handlers for threads, async ones for the event loop), and the
-    wake-up its idle fetchers wait on."""
-
-    sampler: PrioritySampler[Registration]
-    wakeup: Wakeup

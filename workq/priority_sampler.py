@@ -19,6 +19,11 @@ class PrioritySampler(Generic[T]):
         self._weights = [weight for _, weight in weighted]
         self._rng = rng if rng is not None else random.Random()
 
+    @property
+    def items(self) -> Sequence[T]:
+        """Every item, in the order given."""
+        return self._items
+
     def sample(self) -> list[T]:
         if len(self._items) == 1:
             return list(self._items)

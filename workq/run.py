@@ -19,7 +19,7 @@ from workq.handler import JobOptions
 from workq.job import Job
 from workq.job_control import CANCELLED_KEPT
 from workq.kept_result import cancelled_record, done_record
-from workq.keys import Keys
+from workq.keys import STATS_LIFETIME, Keys
 from workq.log_format import job_context
 from workq.registration import Registration
 
@@ -67,6 +67,43 @@ class Ack:
     outcome: Outcome = "processed"
     extra: tuple[str, tuple[str, ...], str, int] | None = None
     """("result" or "cancel", its keys, the result record's JSON, its lifetime in ms): see ack.lua."""
+
+
+class AckCall:
+    """KEYS and ARGV of one ack.lua call, which files every run added (see ack.lua for their layout)."""
+
+    def __init__(self, pool_id: str, now: float | str) -> None:
+        self.keys: list[str] = []
+        self.args: list[str | bytes | float] = [pool_id, now, STATS_LIFETIME]
+        self.runs = 0
+
+    def add(self, run_keys: list[str], payload: bytes, ack: Ack, lease: bytes) -> None:
+        """File `payload` as `ack` says; `run_keys`: the five keys of `Registration.ack_keys`."""
+        keys = list(run_keys)
+        if ack.destination is not None:
+            keys.append(ack.destination)
+            if ack.relock is not None:
+                keys.append(ack.relock[0])
+        extra_kind, record, lifetime_ms = "", "", 0
+        if ack.extra is not None:
+            extra_kind, extra_keys, record, lifetime_ms = ack.extra
+            keys.extend(extra_keys)
+        self.keys.extend(keys)
+        self.args.extend(
+            (
+                len(keys),
+                payload,
+                "" if ack.delay is None else ack.delay,
+                ack.filed,
+                ack.counted,
+                lease,
+                ack.relock[1] if ack.relock is not None else "",
+                extra_kind,
+                record,
+                lifetime_ms,
+            )
+        )
+        self.runs += 1
 
 
 @dataclass(frozen=True)

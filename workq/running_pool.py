@@ -4,40 +4,40 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from workq.async_runner import AsyncRunner, Inbox
+from workq.async_runner import AsyncRunner
 from workq.background import BackgroundLoop
 from workq.cancels import CancelSignal
 from workq.channel_listener import ChannelListener
 from workq.clock import Clock
 from workq.complaints import Complaints
 from workq.connection import RedisClient
+from workq.dispatch_loop import Inbox
 from workq.event_loop import EventLoopThread
 from workq.heartbeat import Heartbeater, Observer
 from workq.keys import Keys
 from workq.orphans import OrphanSweeper
 from workq.periodic import INTERVAL as PERIODIC_INTERVAL
 from workq.periodic import CronSchedule, PeriodicEnqueuer
-from workq.pool_context import FetchOrder, InFlight, WorkerContext
+from workq.pool_context import InFlight, WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.reaper import Reaper
 from workq.registration import Registration
 from workq.requeuer import Requeuer
 from workq.run import Finished, Outcomes
 from workq.scripts import Scripts
+from workq.thread_runner import ThreadRunner
 from workq.throughput import FLUSH_INTERVAL as THROUGHPUT_FLUSH_INTERVAL
 from workq.throughput import RunTally
 from workq.tick_pruner import INTERVAL as TICK_PRUNE_INTERVAL
 from workq.tick_pruner import TickPruner
 from workq.time_limits import Watchdog
 from workq.timeouts import LeaseKeeper
-from workq.wakeup import WakeSignal, Wakeup
-from workq.worker import Worker
+from workq.wakeup import WakeSignal
 
 logger = logging.getLogger("workq")
 
@@ -69,7 +69,6 @@ class RunningPool:
         clock: Clock,
         rng: random.Random,
         stopping: threading.Event,
-        wakeup: Wakeup,
         in_flight: InFlight,
         tally: RunTally,
     ) -> None:
@@ -79,10 +78,10 @@ class RunningPool:
         self._observer = Observer(client, keys, clock)
         on_threads = [registration for registration in registrations.values() if not registration.on_loop]
         on_loop = [registration for registration in registrations.values() if registration.on_loop]
-        async_wakeup = Inbox()
-        self._wakeups: tuple[Wakeup, ...] = (wakeup, async_wakeup) if on_loop else (wakeup,)
+        thread_inbox, async_inbox = Inbox(), Inbox()
+        self._wakeups = (thread_inbox, async_inbox)
         self._wake_signal = WakeSignal(
-            client, keys, {r.name: async_wakeup if r.on_loop else wakeup for r in registrations.values()}
+            client, keys, {r.name: async_inbox if r.on_loop else thread_inbox for r in registrations.values()}
         )
         self._watchdog = Watchdog()
         cancel_signal = CancelSignal(client, keys, self.cancel_running, self._running_job_ids)
@@ -104,21 +103,20 @@ class RunningPool:
             outcomes=Outcomes(keys, clock, rng),
             watchdog=self._watchdog,
         )
-        self._workers: list[Worker] = []
+        self._thread_runner: ThreadRunner | None = None
         if on_threads:
-            order = FetchOrder(_sampler(on_threads, rng), wakeup)
-            self._workers = [Worker(secrets.token_hex(12), context, order) for _ in range(concurrency)]
+            self._thread_runner = ThreadRunner(context, _sampler(on_threads, rng), thread_inbox, concurrency)
         self._event_loop = event_loop
         self._async_runner: AsyncRunner | None = None
         if on_loop:
             if event_loop is None:
                 raise ValueError("async handlers need the pool's event loop")
-            order = FetchOrder(_sampler(on_loop, rng), async_wakeup)
-            self._async_runner = AsyncRunner(context, order, async_wakeup, event_loop, async_concurrency)
-        worker_ids = [worker.worker_id for worker in self._workers]
+            self._async_runner = AsyncRunner(
+                context, _sampler(on_loop, rng), async_inbox, event_loop, async_concurrency
+            )
+        worker_ids = [] if self._thread_runner is None else list(self._thread_runner.worker_ids)
         if self._async_runner is not None:
             worker_ids.extend(self._async_runner.worker_ids)
-        self._threads: list[threading.Thread] = []
         self._heartbeater = Heartbeater(
             client,
             keys,
@@ -146,11 +144,11 @@ class RunningPool:
 
         def requeue_and_wake() -> None:
             if requeuer.requeue_due():
-                self._wake_all()
+                self.wake_all()
 
         def reap_and_wake() -> None:
             if reaper.reap():
-                self._wake_all()
+                self.wake_all()
 
         self._loops = [
             # A heartbeat retries at its own pace through faults: backing off could get a live pool reaped.
@@ -183,14 +181,16 @@ class RunningPool:
         if any(registration.options.timeout for registration in registrations.values()):
             self._loops.append(BackgroundLoop("timeouts", LEASE_CHECK_INTERVAL, lease_keeper.expire_due, rng=rng))
 
-    def _wake_all(self) -> None:
+    def wake_all(self) -> None:
+        """Wake every idle dispatch thread (jobs were made available at once, or the pool is stopping)."""
         for wakeup in self._wakeups:
             wakeup.notify()
 
     def _held_payloads(self) -> Counter[bytes]:
-        held = Counter(payload for worker in self._workers if (payload := worker.held_payload) is not None)
-        if self._async_runner is not None:
-            held.update(self._async_runner.held_payloads())
+        held: Counter[bytes] = Counter()
+        for runner in (self._thread_runner, self._async_runner):
+            if runner is not None:
+                held.update(runner.dispatch.held_payloads())
         return held
 
     def cancel_running(self, job_id: str) -> bool:
@@ -212,13 +212,18 @@ class RunningPool:
         return self._watchdog.stuck
 
     def _held_leases(self) -> set[bytes]:
-        held = {lease for worker in self._workers if (lease := worker.held_lease)}
-        if self._async_runner is not None:
-            held.update(self._async_runner.held_leases())
+        held: set[bytes] = set()
+        for runner in (self._thread_runner, self._async_runner):
+            if runner is not None:
+                held.update(runner.dispatch.held_leases())
         return held
 
     def start(self) -> None:
-        """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead."""
+        """Beat once before any worker fetches: reapers treat job holders without a heartbeat as dead. The
+        dispatch threads' connections are opened first: once registered, the pool has every connection it needs."""
+        for runner in (self._thread_runner, self._async_runner):
+            if runner is not None:
+                runner.dispatch.connect()
         self._heartbeater.beat()
         self._watchdog.start()
         self._listener.start()
@@ -226,10 +231,8 @@ class RunningPool:
             self._event_loop.start()
         if self._async_runner is not None:
             self._async_runner.start()
-        for index, worker in enumerate(self._workers):
-            thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        if self._thread_runner is not None:
+            self._thread_runner.start()
         for loop in self._loops:
             loop.start()
 
@@ -245,7 +248,9 @@ class RunningPool:
         starts on first use; `close()` stops it.)"""
         if self._event_loop is not None:
             self._event_loop.ensure_started()
-        return self._workers[0].work_one()
+        if self._thread_runner is None:
+            raise ValueError("a pool built inline runs every job on its thread runner")
+        return self._thread_runner.work_one()
 
     def close(self) -> None:
         """For a pool driven step by step: stop its event loop, if it started one."""
@@ -274,8 +279,10 @@ class RunningPool:
         `worker_pools` would hold a job that a reaper could hand to another pool while this one ran it.
         """
         self._stopping.set()
-        self._wake_all()
-        runner = self._async_runner
+        self.wake_all()
+        threads, runner = self._thread_runner, self._async_runner
+        if threads is not None:
+            threads.stop_fetching()
         if runner is not None:
             runner.stop_fetching()
         deadline = None if grace is None else time.monotonic() + grace
@@ -283,23 +290,22 @@ class RunningPool:
         def left() -> float | None:
             return None if deadline is None else max(0.0, deadline - time.monotonic())
 
-        for thread in self._threads:
-            thread.join(left())
-        stragglers = [worker for worker, thread in zip(self._workers, self._threads, strict=True) if thread.is_alive()]
+        threads_done = threads is None or threads.join(left())
         async_idle = runner is None or runner.wait_idle(left())
         handed_back: list[int] = []
 
         def settle() -> None:
-            count = sum(worker.abandon() for worker in stragglers)
-            if runner is not None:
-                count += 0 if async_idle else runner.abandon()
-                runner.close()
+            count = 0
+            for executor, done in ((threads, threads_done), (runner, async_idle)):
+                if executor is not None:
+                    count += 0 if done else executor.abandon()
+                    executor.close()
             handed_back.append(count)
             for loop in self._loops:
                 loop.stop()
             self._listener.stop()
             self._watchdog.stop()
-            if any(worker.fetching for worker in self._workers) or (runner is not None and runner.fetching):
+            if any(executor is not None and executor.dispatch.fetching for executor in (threads, runner)):
                 logger.warning("a fetch is still in flight: the pool stays registered; the reaper will remove it")
             else:
                 self._flush_and_deregister()

@@ -39,16 +39,17 @@ from workq.running_pool import RunningPool
 from workq.task import Task, job_handler
 from workq.task_args import ArgSpec
 from workq.throughput import RunTally
-from workq.wakeup import Wakeup
 
 logger = logging.getLogger("workq")
 
 DRAIN_POLL = 0.05
-CONNECTIONS_PER_WORKER = 2
-"""A worker thread holds a connection of its own, and its pipelined ack-and-fetch takes a second from the pool."""
+CONNECTIONS_PER_WORKER = 1
+"""A worker thread holds no connection of its own (its pool's dispatch threads fetch for it); one each for handlers
+that call `pool.redis` from every thread at once."""
 SHARED_CONNECTIONS = 32
-"""Connections a started pool may hold besides its worker threads': background loops, listeners, the async
-dispatchers, and the app's own calls on `pool.redis` (a generous bound; idle connections cost Redis little)."""
+"""Connections a started pool may hold besides its worker threads': background loops, listeners, the dispatch
+threads (two per executor, a connection each), and the app's own calls on `pool.redis` (a generous bound; idle
+connections cost Redis little)."""
 
 DEAD_AFTER_BEATS = 3
 """`dead_after` must span this many heartbeats: a pool that misses one or two (a GC pause, a slow network) is not
@@ -102,7 +103,6 @@ class WorkerPool:
         self._middlewares: list[Middleware] = []
         self._schedules: list[CronSchedule] = []
         self._stopping = threading.Event()
-        self._wakeup = Wakeup()
         self._in_flight = InFlight()
         self._running: RunningPool | None = None
 
@@ -362,7 +362,6 @@ class WorkerPool:
             clock=self._clock,
             rng=self._rng,
             stopping=stopping,
-            wakeup=self._wakeup,
             in_flight=self._in_flight,
             tally=tally,
         )
@@ -378,7 +377,9 @@ class WorkerPool:
     def request_stop(self) -> None:
         """Stop fetching new jobs without waiting (safe from a signal handler); `stop()` then waits."""
         self._stopping.set()
-        self._wakeup.notify()
+        running = self._running
+        if running is not None:
+            running.wake_all()
 
     @property
     def stuck_runs(self) -> int:

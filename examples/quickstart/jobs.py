@@ -28,7 +28,7 @@ def report(job: Job, next: Callable[[], None]) -> None:
     say(f"  ✓ {job.name} {job.args} done on attempt {attempt}")
 
 
-@pool.job("send_welcome")
+@pool.job("send_welcome", keep_result=60)
 def send_welcome(job: Job) -> None:
     address = job.arg_str("address")
     if (problem := job.arg_error()) is not None:
@@ -37,14 +37,14 @@ def send_welcome(job: Job) -> None:
         raise ValueError(f"not an email address: {address!r}")
 
 
-@pool.job("charge_card", max_fails=3, backoff=backoff.exponential(first=1))
+@pool.job("charge_card", max_fails=3, backoff=backoff.exponential(first=1), keep_result=60)
 def charge_card(job: Job) -> None:
     """Fails its first attempt (a flaky payment gateway), then succeeds on the retry."""
     if job.fails == 0:
         raise ConnectionError("gateway timed out")
 
 
-@pool.job("resize_image", max_fails=2, backoff=lambda job: 1)
+@pool.job("resize_image", max_fails=2, backoff=lambda job: 1, keep_result=60)
 def resize_image(job: Job) -> None:
     """Always fails: after 2 attempts the job lands in the dead queue, where it can be retried or deleted."""
     raise ValueError(f"cannot decode {job.arg_str('path')}")

@@ -6,7 +6,7 @@ import copy
 import threading
 from collections import Counter
 
-from support import wait_until
+from support import wait_for_count
 from workq import Job
 
 
@@ -35,6 +35,7 @@ class JobLog:
         return Counter(job.id for job in self.jobs)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Job]:
-        """The jobs run so far, once at least `count` have run; fails the test after `timeout` seconds."""
-        wait_until(lambda: len(self) >= count, timeout, what=f"{count} job(s) to run (ran {len(self)})")
+        """The jobs run so far, once at least `count` have run; fails the test when `timeout` seconds pass without
+        a new run (however long the lot takes while runs keep coming)."""
+        wait_for_count(lambda: len(self), count, stalled_after=timeout, what="jobs to run")
         return self.jobs

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
-from workq import Client, Enqueuer, Job, Retry, WorkerPool, async_runner
+from workq import Client, Enqueuer, Job, Retry, WorkerPool, async_runner, dispatch_loop
 
 
 async def until(event: threading.Event) -> None:
@@ -424,6 +426,28 @@ def test_an_async_handler_raising_keyboard_interrupt_or_system_exit_hands_its_jo
     assert view.dead() == [] and view.retry() == []
 
 
+def test_a_job_fetched_ahead_does_not_start_after_a_handler_stops_the_pool(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView
+) -> None:
+    """As a thread worker stops at once: the job waiting on the loop is handed back, not started in the slot the
+    interrupting run freed."""
+    pool = make_pool(async_concurrency=1)
+    ran_after: list[str] = []
+
+    @pool.job("quit")
+    async def quit_(job: Job) -> None:
+        if not ran_after and job.arg_int("n") == 0:
+            raise KeyboardInterrupt
+        ran_after.append(job.id)
+
+    jobs = enqueuer.enqueue_many("quit", [{"n": 0}, {"n": 1}])
+    pool.start()
+    assert pool.wait_for_stop_request(10)
+    pool.stop()
+    assert ran_after == []
+    assert sorted(view.queued("quit")) == sorted(job.to_json().encode() for job in jobs)
+
+
 def _recorder(log: list[str], label: str) -> tuple[Callable[..., object], Callable[..., object]]:
     def sync_mw(job: Job, next: Callable[[], None]) -> None:
         log.append(f"{label} sync before")
@@ -572,7 +596,7 @@ def test_an_idle_async_pool_is_woken_by_an_enqueue_not_by_its_poll(
     make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The enqueue's wake-up reaches the async dispatcher: with the idle poll an hour away, the job still runs."""
-    monkeypatch.setattr(async_runner, "IDLE_POLL", 3600.0)
+    monkeypatch.setattr(dispatch_loop, "IDLE_POLL", 3600.0)
     done = threading.Event()
     pool = make_pool(async_concurrency=4)
 
@@ -584,3 +608,41 @@ def test_an_idle_async_pool_is_woken_by_an_enqueue_not_by_its_poll(
     wait_until(lambda: view.client.exists(view.key("jobs:prompt:waiting")), what="the pool idle, waiting")
     enqueuer.enqueue("prompt")
     assert done.wait(10), "the idle async pool was not woken by the enqueue"
+
+
+def test_a_job_fetched_ahead_that_waits_past_its_lease_margin_goes_back_for_a_fresh_lease(
+    make_pool: PoolFactory,
+    enqueuer: Enqueuer,
+    view: NamespaceView,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A job with a time limit, fetched ahead while every slot is busy, holds a lease taken at its fetch: one that
+    waited longer than the lease's margin is not started on what is left of it (the lease keeper could take the job
+    while it runs: two runs at once), but handed back and fetched again with a fresh lease. It runs once."""
+    monkeypatch.setattr(async_runner, "LEASE_MARGIN", 0.05)
+    caplog.set_level(logging.INFO, logger="workq")
+    release = threading.Event()
+    runs: list[str] = []
+    pool = make_pool(async_concurrency=1)  # one slot, one job fetched ahead
+
+    @pool.job("slow")
+    async def slow(job: Job) -> None:
+        await until(release)
+
+    @pool.job("timed", timeout=30)
+    async def timed(job: Job) -> None:
+        runs.append(job.id)
+
+    enqueuer.enqueue("slow")
+    pool.start()
+    wait_until(lambda: view.client.llen(view.key(f"jobs:slow:{pool.pool_id}:inprogress")), what="slow to be fetched")
+    job = enqueuer.enqueue("timed")
+    wait_until(
+        lambda: view.client.llen(view.key(f"jobs:timed:{pool.pool_id}:inprogress")), what="timed to be fetched ahead"
+    )
+    time.sleep(0.1)  # the behaviour under test: the job fetched ahead waits past the (patched) margin
+    release.set()
+    pool.drain(timeout=10)
+    assert runs == [job.id]
+    assert any("back to its queue, for a fresh lease" in record.getMessage() for record in caplog.records)

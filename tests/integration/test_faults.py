@@ -14,7 +14,7 @@ import redis
 from integration.job_log import JobLog
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
-from support import wait_until
+from support import fetch_args, one_fetched, wait_until
 from workq import Client, Enqueuer, Job, NotRetried, WorkerPool
 from workq.handler import JobOptions
 from workq.keys import Keys
@@ -102,8 +102,9 @@ def _registration(keys: Keys, name: str) -> Registration:
 
 
 def fetch(redis_client: redis.Redis, keys: Keys, *names: str) -> object:
-    args = [DEAD_POOL, "", "run1", *[0] * len(names)]
-    return Scripts.register(redis_client).fetch(keys=fetch_keys(keys, *names), args=args)
+    """One slot: the job taken as [bytes, group, leased], None, or [b"", 0, key] naming a key of the wrong type."""
+    args = fetch_args(DEAD_POOL, "", "run1", [0] * len(names))
+    return one_fetched(Scripts.register(redis_client).fetch(keys=fetch_keys(keys, *names), args=args))
 
 
 @pytest.mark.parametrize("broken", ["queue", "in_progress"])

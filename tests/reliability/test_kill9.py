@@ -49,6 +49,7 @@ def test_jobs_in_flight_on_a_killed_worker_are_recovered_by_another(
     assert stranded, "the killed worker held no job: nothing to recover"
 
     second = fleet.start(redis_url, concurrency=5)
+    second.pool_id()  # started: the wait below is the recovery's, not an interpreter's start on a loaded machine
 
     def stranded_jobs_ran_again() -> bool:
         runs = runs_by_job(redis_client, namespace)

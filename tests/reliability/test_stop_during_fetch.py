@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import redis
@@ -132,10 +133,10 @@ def _on_fetch(monkeypatch: pytest.MonkeyPatch, pool_id: str, note: Callable[[], 
     """Call `note()` as a worker of pool `pool_id` starts a fetch."""
     fetch = Dispatcher._fetch
 
-    def noted_fetch(dispatcher: Dispatcher, sampler: PrioritySampler[Registration]) -> object:
+    def noted_fetch(dispatcher: Dispatcher, sampler: PrioritySampler[Registration], *more: Any) -> object:
         if dispatcher._context.pool_id == pool_id:
             note()
-        return fetch(dispatcher, sampler)
+        return fetch(dispatcher, sampler, *more)
 
     monkeypatch.setattr(Dispatcher, "_fetch", noted_fetch)
 

@@ -63,13 +63,17 @@ def test_a_killed_pools_timed_job_comes_back_through_its_lease_as_a_failed_run(
     """kill -9 mid-run, with dead_after far away: the lease (limit + abandon grace + margin) recovers the job, and
     that counts as a failed run: retried after its backoff, run once more."""
     doomed = fleet.start(redis_url, concurrency=1, dead_after=120)
-    doomed.pool_id()
+    doomed_pool = doomed.pool_id()
     job = Enqueuer(namespace, redis_url).enqueue("hang_long", {"seconds": 60})
     wait_until(lambda: runs_by_job(redis_client, namespace, "started")[job.id] == 1, timeout=20, what="the run")
-    survivor = fleet.start(redis_url, concurrency=1, dead_after=120)
-    survivor.pool_id()
     doomed.kill()
     killed_at = time.monotonic()
+    # Killed mid-run, before hang_long's own time limit ended it (the survivor starts only now: a slow start must
+    # not leave the doomed pool time to fail and retry the run itself), so only the lease can bring the job back.
+    in_progress = redis_client.lrange(Keys(namespace).in_progress("hang_long", doomed_pool), 0, -1)
+    assert [json.loads(raw)["id"] for raw in in_progress] == [job.id], "killed during the job's first run"
+    survivor = fleet.start(redis_url, concurrency=1, dead_after=120)
+    survivor.pool_id()
 
     wait_until(lambda: runs_by_job(redis_client, namespace)[job.id] == 1, timeout=40, what="the job to run again")
     recovered_after = time.monotonic() - killed_at

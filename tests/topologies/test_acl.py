@@ -35,7 +35,10 @@ WORKQ_COMMANDS = [
     *("publish", "subscribe"),  # wake-ups of idle pools
     *("multi", "exec"),  # Client.delete_all_dead_jobs
 ]
-"""Every command workq sends as an ACL user (workers, enqueuers, Client, CLI, dashboard), and no other."""
+"""Every command workq sends as an ACL user (workers, enqueuers, Client, CLI, dashboard) in every run."""
+CONTENDED_COMMANDS = ["pttl", "pexpire"]
+"""Sent only when a reaper finds another pool holding the reaper lock (it checks the lock expires): allowed, and
+needed by a run where two pools' reapers meet, but not by every run."""
 ACL_RULES = [
     "on",
     f">{PASSWORD}",
@@ -45,7 +48,7 @@ ACL_RULES = [
     f"&{NAMESPACE}:wake",
     f"&{NAMESPACE}:cancel",
     "-@all",
-    *(f"+{command}" for command in WORKQ_COMMANDS),
+    *(f"+{command}" for command in WORKQ_COMMANDS + CONTENDED_COMMANDS),
 ]
 
 
@@ -130,6 +133,11 @@ def test_a_user_limited_to_the_namespace_runs_workers_enqueuers_client_cli_and_d
     wait_until(client.worker_observations, timeout=5, what="the observer to write")
 
     worker = start_worker("topologies.app:make_noop_pool", "--redis-url", url, "--namespace", NAMESPACE)
+    wait_until(  # started: the wait below is for its jobs, not for an interpreter's start on a loaded machine
+        lambda: any(beat.pid == worker.process.pid for beat in client.worker_pool_heartbeats()),
+        timeout=30,
+        what="the `workq worker` process to register",
+    )
     enqueuer.enqueue_many("noop", [{} for _ in range(20)])
     wait_until(
         lambda: any(stats.job_name == "noop" and stats.processed == 20 for stats in client.job_stats()),
@@ -144,8 +152,8 @@ def test_a_user_limited_to_the_namespace_runs_workers_enqueuers_client_cli_and_d
 
     used = _used_commands(admin)
     assert admin.acl_log() == [], "a command was refused"
-    assert used <= set(WORKQ_COMMANDS)
-    assert used == set(WORKQ_COMMANDS), f"listed but never needed: {sorted(set(WORKQ_COMMANDS) - used)}"
+    assert used - set(CONTENDED_COMMANDS) <= set(WORKQ_COMMANDS)
+    assert used >= set(WORKQ_COMMANDS), f"listed but never needed: {sorted(set(WORKQ_COMMANDS) - used)}"
 
 
 class Ran:

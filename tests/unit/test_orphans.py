@@ -6,6 +6,7 @@ from collections import Counter
 
 import fakeredis
 
+from support import fetch_args, one_fetched
 from workq.handler import JobOptions
 from workq.keys import Keys
 from workq.orphans import OrphanSweeper
@@ -76,7 +77,7 @@ def test_a_lost_fetch_of_a_job_with_a_timeout_leaves_no_lease_behind(fake_redis:
     fake_redis.lpush(keys.queue("a"), b"job", b"job")
     now = 1_800_000_000
     for token in ("0123456789abcdef", "fedcba9876543210"):  # the second fetch's run is held by a worker
-        assert scripts.fetch(keys=registration.fetch_keys(keys), args=[POOL, now, token, 30])
+        assert one_fetched(scripts.fetch(keys=registration.fetch_keys(keys), args=fetch_args(POOL, now, token, [30])))
     held_lease = f"{POOL}:fedcba9876543210:job".encode()
     sweep = sweeper(fake_redis, keys, Counter({b"job": 1}), options, frozenset({held_lease}))
 

@@ -9,7 +9,7 @@ from typing import cast
 import fakeredis
 import pytest
 
-from support import SteppedClock
+from support import SteppedClock, fetch_args, one_fetched
 from workq.heartbeat import OwnBeats
 from workq.keys import Keys
 from workq.reaper import Reaper
@@ -72,7 +72,8 @@ def fetch(client: fakeredis.FakeRedis, scripts: Scripts, keys: Keys, name: str, 
         keys.leases(name),
     ]
     for run in range(count):
-        assert scripts.fetch(keys=fetch_keys, args=[pool_id, NOW, f"run{run}", 30]), f"nothing left in {name} to fetch"
+        reply = scripts.fetch(keys=fetch_keys, args=fetch_args(pool_id, NOW, f"run{run}", [30]))
+        assert one_fetched(reply), f"nothing left in {name} to fetch"
 
 
 def next_to_run(client: fakeredis.FakeRedis, keys: Keys, name: str) -> list[bytes]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import fakeredis
 import pytest
 import redis
 
-from workq.keys import Keys
+from support import fetch_args, one_fetched
+from workq.connection import RedisClient, dedicated_client
+from workq.keys import STATS_LIFETIME, Keys
+from workq.run import Ack, AckCall
 from workq.scripts import LuaScript, Scripts, call_many
 
 POOL = "pool0000pool0000pool0000"
@@ -43,7 +46,10 @@ def fetch_keys(keys: Keys, *names: str) -> list[str]:
 
 
 def fetch(scripts: Scripts, keys: Keys, *names: str, timeout: int = 0, token: str = "run1", now: float = NOW) -> object:
-    return scripts.fetch(keys=fetch_keys(keys, *names), args=[POOL, now, token, *[timeout] * len(names)])
+    """One slot: the job taken as [bytes, group, leased], or None."""
+    return one_fetched(
+        scripts.fetch(keys=fetch_keys(keys, *names), args=fetch_args(POOL, now, token, [timeout] * len(names)))
+    )
 
 
 def lease(payload: bytes, token: str = "run1") -> bytes:
@@ -51,14 +57,20 @@ def lease(payload: bytes, token: str = "run1") -> bytes:
     return f"{POOL}:{token}:".encode() + payload
 
 
+def ack_keys(keys: Keys, name: str) -> list[str]:
+    return [keys.in_progress(name, POOL), keys.lock(name), keys.lock_info(name), keys.leases(name), STATS]
+
+
 def ack(scripts: Scripts, keys: Keys, name: str, payload: bytes, *destination: object, held: bytes = b"") -> object:
-    ack_keys = [keys.in_progress(name, POOL), keys.lock(name), keys.lock_info(name), keys.leases(name), STATS]
-    args: list[Any] = [POOL, payload, "", "", "processed", 3600, held, NOW]
+    """One run, counted 'processed', filed in `destination` (key, delay, job bytes) if given: its reply."""
+    outcome = Ack(counted="processed")
     if destination:
         key, delay, filed = destination
-        ack_keys.append(key)  # type: ignore[arg-type]
-        args[2:4] = [delay, filed]
-    return scripts.ack(keys=ack_keys, args=args)
+        outcome = Ack(cast(str, key), None if delay == "" else cast(float, delay), cast(bytes, filed), "processed")
+    call = AckCall(POOL, NOW)
+    call.add(ack_keys(keys, name), payload, outcome, held)
+    [reply] = scripts.ack(keys=call.keys, args=call.args)
+    return reply
 
 
 def test_fetch_takes_the_oldest_job_into_this_pools_in_progress_list(
@@ -333,7 +345,7 @@ def test_ack_counts_the_outcome_in_the_days_stats_hash_with_an_expiry(
     ack(scripts, keys, "a", b"one")
     ack(scripts, keys, "a", b"two")
     assert fake_redis.hgetall(STATS) == {b"processed": b"2"}
-    assert 0 < fake_redis.ttl(STATS) <= 3600
+    assert 0 < fake_redis.ttl(STATS) <= STATS_LIFETIME
     assert ack(scripts, keys, "a", b"two") == 0
     assert fake_redis.hgetall(STATS) == {b"processed": b"2"}, "a job no longer in progress is not counted again"
 
@@ -364,28 +376,192 @@ def test_extend_lease_only_while_the_run_holds_it(
     assert scripts.extend_lease(keys=[keys.leases("a")], args=[member, 120, NOW + 91]) == 0, "the lease is gone"
 
 
+# --- several jobs per call (the dispatcher's batches) ------------------------------------------------------
+
+
+def fetch_many(
+    scripts: Scripts, keys: Keys, slots: int, *names: str, orders: list[list[int]] | None = None, timeout: int = 0
+) -> list[list[object]]:
+    """One fetch.lua call of up to `slots` jobs: each slot tries `names` in their order, or in its own of `orders`
+    (1-based group numbers); the jobs taken as [bytes, group, leased]."""
+    args = fetch_args(POOL, NOW, "run", [timeout] * len(names), slots)
+    if orders is not None:
+        args = [POOL, NOW, slots, *[timeout] * len(names)]
+        for slot, order in enumerate(orders):
+            args.extend((f"run{slot}", *order))
+    reply = scripts.fetch(keys=fetch_keys(keys, *names), args=args)
+    taken = list(reply[1:])
+    return [taken[at : at + 3] for at in range(0, len(taken), 3)]
+
+
+def test_one_fetch_takes_several_jobs_in_queue_order_each_with_its_own_lease(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"1", b"2", b"3", b"4")
+    assert fetch_many(scripts, keys, 3, "a", timeout=30) == [[b"1", 1, b"1"], [b"2", 1, b"1"], [b"3", 1, b"1"]]
+    assert fake_redis.lrange(keys.queue("a"), 0, -1) == [b"4"]
+    assert fake_redis.get(keys.lock("a")) == b"3"
+    assert fake_redis.hgetall(keys.lock_info("a")) == {POOL.encode(): b"3"}
+    leases = fake_redis.zrange(keys.leases("a"), 0, -1, withscores=True)
+    assert set(leases) == {(f"{POOL}:run{token}:{n}".encode(), NOW + 30) for n, token in ((1, ""), (2, 1), (3, 2))}
+
+
+def test_a_fetch_ends_at_the_first_slot_that_finds_nothing(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"1", b"2")
+    assert fetch_many(scripts, keys, 10, "a", "b") == [[b"1", 1, b""], [b"2", 1, b""]]
+    assert fetch_many(scripts, keys, 10, "a", "b") == []
+    assert fake_redis.get(keys.lock("a")) == b"2"
+    assert fake_redis.get(keys.lock("b")) is None
+
+
+def test_max_concurrency_is_honoured_for_every_job_of_one_fetch(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"1", b"2", b"3", b"4")
+    fake_redis.lpush(keys.queue("b"), b"b1", b"b2")
+    fake_redis.set(keys.max_concurrency("a"), 3)
+    fake_redis.set(keys.lock("a"), 1)  # one runs in another pool
+    assert fetch_many(scripts, keys, 5, "a", "b") == [[b"1", 1, b""], [b"2", 1, b""], [b"b1", 2, b""], [b"b2", 2, b""]]
+    assert fake_redis.get(keys.lock("a")) == b"3"
+    assert fake_redis.llen(keys.queue("a")) == 2
+
+
+def test_a_paused_name_is_skipped_by_every_slot(scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.lpush(keys.queue("a"), b"a1", b"a2")
+    fake_redis.lpush(keys.queue("b"), b"b1")
+    fake_redis.set(keys.paused("a"), "1")
+    assert fetch_many(scripts, keys, 3, "a", "b") == [[b"b1", 2, b""]]
+    assert fake_redis.llen(keys.queue("a")) == 2
+
+
+def test_each_slot_tries_the_names_in_its_own_order(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"a1", b"a2")
+    fake_redis.lpush(keys.queue("b"), b"b1", b"b2")
+    taken = fetch_many(scripts, keys, 3, "a", "b", orders=[[2, 1], [1, 2], [2, 1]])
+    assert taken == [[b"b1", 2, b""], [b"a1", 1, b""], [b"b2", 2, b""]]
+
+
+def test_a_name_whose_queue_has_the_wrong_type_is_skipped_and_named_while_others_are_fetched(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.hset(keys.queue("a"), "garbage", 1)
+    fake_redis.lpush(keys.queue("b"), b"b1", b"b2")
+    reply = scripts.fetch(keys=fetch_keys(keys, "a", "b"), args=fetch_args(POOL, NOW, "run", [0, 0], 3))
+    assert reply == [keys.queue("a").encode(), b"b1", 2, b"", b"b2", 2, b""]
+    assert fake_redis.get(keys.lock("a")) is None
+
+
+def ack_many(scripts: Scripts, keys: Keys, *runs: tuple[bytes, Ack]) -> list[object]:
+    """One ack.lua call filing each (bytes, ack) of job name "a": the reply of each."""
+    call = AckCall(POOL, NOW)
+    for payload, outcome in runs:
+        call.add(ack_keys(keys, "a"), payload, outcome, b"")
+    return list(scripts.ack(keys=call.keys, args=call.args))
+
+
+def test_one_ack_files_several_runs_each_where_it_goes_and_counts_them_together(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"1", b"2", b"3")
+    fetch_many(scripts, keys, 3, "a")
+    replies = ack_many(
+        scripts,
+        keys,
+        (b"1", Ack(counted="processed")),
+        (b"gone", Ack(counted="processed")),
+        (b"2", Ack(keys.retry, 60, b"2-failed", counted="failed")),
+        (b"3", Ack(counted="processed")),
+    )
+    assert replies == [1, 0, 1, 1]
+    assert fake_redis.llen(keys.in_progress("a", POOL)) == 0
+    assert fake_redis.get(keys.lock("a")) == b"0"
+    assert fake_redis.hgetall(keys.lock_info("a")) == {}
+    assert fake_redis.hgetall(STATS) == {b"processed": b"2", b"failed": b"1"}
+    assert fake_redis.zrange(keys.retry, 0, -1, withscores=True) == [(b"2-failed", NOW + 60)]
+
+
+@pytest.mark.parametrize("destination", ["retry", "queue"])
+def test_a_destination_of_the_wrong_type_leaves_its_run_in_progress_and_the_others_are_filed(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis, destination: str
+) -> None:
+    """No type is checked before the job leaves in progress: the refused write puts it straight back."""
+    fake_redis.lpush(keys.queue("a"), b"1", b"2")
+    fetch_many(scripts, keys, 2, "a")
+    wrong = keys.retry if destination == "retry" else keys.queue("a")
+    fake_redis.set(wrong, "garbage")
+    refused = Ack(wrong, 60 if destination == "retry" else None, b"1-filed", counted="failed")
+    replies = ack_many(scripts, keys, (b"1", refused), (b"2", Ack(counted="processed")))
+    assert isinstance(replies[0], bytes) and b"left in progress" in replies[0]
+    assert replies[1] == 1
+    assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"1"]
+    assert fake_redis.get(keys.lock("a")) == b"1", "the run left in progress is still counted"
+    assert fake_redis.hgetall(STATS) == {b"processed": b"1"}
+    assert fake_redis.get(wrong) == b"garbage"
+
+
+def test_a_unique_lock_taken_for_a_refused_hand_back_is_released_again(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"1")
+    fetch_many(scripts, keys, 1, "a")
+    fake_redis.set(keys.queue("a"), "garbage")
+    lock = keys.unique("a", "{}")
+    hand_back = Ack(keys.queue("a"), None, b"1", relock=(lock, b"1"), outcome="handed_back")
+    [reply] = ack_many(scripts, keys, (b"1", hand_back))
+    assert isinstance(reply, bytes)
+    assert fake_redis.exists(lock) == 0
+    assert fake_redis.lrange(keys.in_progress("a", POOL), 0, -1) == [b"1"]
+
+
+def test_runs_handed_back_in_reverse_fetch_order_keep_their_queue_order(
+    scripts: Scripts, keys: Keys, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.lpush(keys.queue("a"), b"1", b"2", b"3")
+    fetch_many(scripts, keys, 2, "a")
+    back = [(payload, Ack(keys.queue("a"), None, payload, outcome="handed_back")) for payload in (b"2", b"1")]
+    assert ack_many(scripts, keys, *back) == [1, 1]
+    assert [job for job, _, _ in fetch_many(scripts, keys, 3, "a")] == [b"1", b"2", b"3"]
+
+
 # --- several calls in one round trip (the async dispatcher's fetch-and-ack) -----------------------------------
 
 
-def test_call_many_sends_every_call_in_order_in_one_round_trip(fake_redis: fakeredis.FakeRedis) -> None:
-    incr = LuaScript(fake_redis, "return redis.call('incrby', KEYS[1], ARGV[1])")
-    replies = call_many([(incr, ["n"], [1]), (incr, ["n"], [10]), (incr, ["m"], [5])], fake_redis)
+@pytest.fixture(params=["pooled", "dedicated"])
+def client(request: pytest.FixtureRequest, fake_redis: fakeredis.FakeRedis) -> RedisClient:
+    """A pooled client (calls go as a pipeline) or a dispatcher's single-connection one (written on its connection)."""
+    return fake_redis if request.param == "pooled" else dedicated_client(fake_redis)
+
+
+def test_call_many_sends_every_call_in_order_in_one_round_trip(client: RedisClient) -> None:
+    incr = LuaScript(client, "return redis.call('incrby', KEYS[1], ARGV[1])")
+    replies = call_many([(incr, ["n"], [1]), (incr, ["n"], [10]), (incr, ["m"], [5])], client)
     assert replies == [1, 11, 5]
 
 
-def test_call_many_puts_a_failed_calls_error_in_its_place_and_runs_the_others(
-    fake_redis: fakeredis.FakeRedis,
-) -> None:
-    incr = LuaScript(fake_redis, "return redis.call('incr', KEYS[1])")
-    refuse = LuaScript(fake_redis, "return redis.error_reply('no')")
-    first, refused, last = call_many([(incr, ["n"], []), (refuse, [], []), (incr, ["n"], [])], fake_redis)
+def test_call_many_puts_a_failed_calls_error_in_its_place_and_runs_the_others(client: RedisClient) -> None:
+    incr = LuaScript(client, "return redis.call('incr', KEYS[1])")
+    refuse = LuaScript(client, "return redis.error_reply('no')")
+    first, refused, last = call_many([(incr, ["n"], []), (refuse, [], []), (incr, ["n"], [])], client)
     assert (first, last) == (1, 2)
     assert isinstance(refused, redis.ResponseError) and "no" in str(refused)
 
 
-def test_call_many_loads_scripts_the_server_does_not_know(fake_redis: fakeredis.FakeRedis) -> None:
+def test_call_many_loads_scripts_the_server_does_not_know(client: RedisClient, fake_redis: fakeredis.FakeRedis) -> None:
     """After a restart or failover the script cache is empty: NOSCRIPT calls did nothing and are sent again."""
-    incr = LuaScript(fake_redis, "return redis.call('incr', KEYS[1])")
-    assert call_many([(incr, ["n"], []), (incr, ["n"], [])], fake_redis) == [1, 2]
+    incr = LuaScript(client, "return redis.call('incr', KEYS[1])")
+    assert call_many([(incr, ["n"], []), (incr, ["n"], [])], client) == [1, 2]
     fake_redis.script_flush()
-    assert call_many([(incr, ["n"], []), (incr, ["n"], [])], fake_redis) == [3, 4]
+    assert call_many([(incr, ["n"], []), (incr, ["n"], [])], client) == [3, 4]
+
+
+def test_call_many_on_a_dedicated_client_takes_no_second_connection(fake_redis: fakeredis.FakeRedis) -> None:
+    dedicated = dedicated_client(fake_redis)
+    incr = LuaScript(dedicated, "return redis.call('incr', KEYS[1])")
+    pool = fake_redis.connection_pool
+    before = len(pool._available_connections) + len(pool._in_use_connections)
+    assert call_many([(incr, ["n"], []), (incr, ["n"], [])], dedicated) == [1, 2]
+    assert len(pool._available_connections) + len(pool._in_use_connections) == before

@@ -9,7 +9,7 @@ from typing import Any, cast
 import fakeredis
 import pytest
 
-from support import SteppedClock
+from support import SteppedClock, fetch_args, one_fetched
 from workq.handler import JobOptions
 from workq.job import Job
 from workq.keys import Keys
@@ -71,8 +71,8 @@ def fetch(
 ) -> bytes:
     """One fetch of `name` by `pool_id` at NOW, as a worker does it (recording a lease when `timeout` is set)."""
     fetch_keys = registration(keys, name, timeout, pool_id).fetch_keys(keys)
-    result = scripts.fetch(keys=list(fetch_keys), args=[pool_id, NOW, TOKEN, timeout])
-    assert result, f"nothing to fetch in {name}"
+    result = one_fetched(scripts.fetch(keys=list(fetch_keys), args=fetch_args(pool_id, NOW, TOKEN, [timeout])))
+    assert isinstance(result, list), f"nothing to fetch in {name}"
     payload: bytes = result[0]
     return payload
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -59,19 +61,44 @@ ScriptCall = tuple[LuaScript, Sequence[str], Sequence[Arg]]
 
 
 def call_many(calls: Sequence[ScriptCall], client: RedisClient) -> list[Any]:
-    """Script calls in one round trip (a pipeline; one by one on a cluster client, whose keys may differ in slot),
-    in order. A failed call's reply is its `ResponseError`, in its place: the others still ran."""
+    """Script calls in one round trip, in order: on a single-connection client, written together on its connection;
+    otherwise a pipeline (one by one on a cluster client, whose keys may differ in slot). A failed call's reply is its
+    `ResponseError`, in its place: the others still ran. A connection fault raises, and is not retried here (the
+    calls may have run)."""
     if len(calls) == 1 or not isinstance(client, redis.Redis):
         return [_reply_or_error(functools.partial(script, keys, args, client)) for script, keys, args in calls]
-    pipe = client.pipeline(transaction=False)
-    for script, keys, args in calls:
-        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-    replies: list[Any] = pipe.execute(raise_on_error=False)
+    commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+    connection = client.connection
+    if connection is not None and connection.pid == os.getpid():
+        replies = _on_connection(client, connection, commands)
+    else:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+        replies = pipe.execute(raise_on_error=False)
     # Calls answered NOSCRIPT did nothing (a restarted or failed-over server): each is sent again, loading its script.
     return [
         _reply_or_error(functools.partial(script, keys, args, client)) if isinstance(reply, NoScriptError) else reply
         for reply, (script, keys, args) in zip(replies, calls, strict=True)
     ]
+
+
+def _on_connection(client: redis.Redis, connection: Any, commands: list[tuple[Arg, ...]]) -> list[Any]:
+    """Commands written at once on a single-connection client's own connection, then every reply read (a pipeline
+    would take a second connection from the pool, and costs more)."""
+    with getattr(client, "single_connection_lock", None) or contextlib.nullcontext():
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            connection.disconnect()  # replies may be left unread on it: never reuse it as is
+            raise
+    return replies
 
 
 def _reply_or_error(call: Callable[[], Any]) -> Any:

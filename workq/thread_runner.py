@@ -1,0 +1,135 @@
+"""Runs the jobs of sync handlers on `concurrency` worker threads, fed by one dispatch loop.
+
+The worker threads never fetch: the dispatch loop (`workq.dispatch_loop`, the same one that feeds the event loop)
+fetches for every idle thread at once and files the runs that ended, in one round trip, then hands each new job to
+an idle thread. Jobs are fetched only for idle threads: none waits in memory behind a running one. At `stop(grace)`,
+a job handed to a thread that has not started it goes straight back to its queue; runs still going after the grace
+period are handed back too.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+from workq.dispatch_loop import DispatchLoop, Inbox, Started
+from workq.dispatcher import Dispatcher
+from workq.job import Job
+from workq.pool_context import WorkerContext
+from workq.priority_sampler import PrioritySampler
+from workq.registration import Registration
+from workq.run import Finished, Run
+from workq.worker import Worker
+
+
+class ThreadRunner:
+    """The thread executor of one started pool. `start()`; `stop_fetching()` when the pool stops, then `join()`,
+    `abandon()` if threads outlived the grace, then `close()`. Or, with no thread started, `work_one()`."""
+
+    def __init__(
+        self, context: WorkerContext, order: PrioritySampler[Registration], inbox: Inbox, concurrency: int
+    ) -> None:
+        self._context = context
+        self._order = order
+        self._runs = Dispatcher("thread runs", context, dedicated=False)
+        self._workers = [Worker(secrets.token_hex(12), context, self._runs, self._end) for _ in range(concurrency)]
+        self.worker_ids = [worker.worker_id for worker in self._workers]
+        self._idle = list(self._workers)
+        self._idle_lock = threading.Lock()
+        self.dispatch: DispatchLoop[Started] = DispatchLoop(
+            "thread", context, order=order, inbox=inbox, seats=concurrency, make=_started, launch=self._launch
+        )
+        """Fetches for the idle threads and files their runs."""
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index, worker in enumerate(self._workers):
+            thread = threading.Thread(target=worker.run, name=f"workq-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.dispatch.start()
+
+    def _launch(self, started: list[Started]) -> list[Started]:
+        """On a dispatch thread: each new job to an idle worker (there is one per seat: a worker is idle again
+        before its run's seat is given back); returns those refused (the pool is stopping)."""
+        refused = []
+        observer = self._context.observer
+        for one in started:
+            with self._idle_lock:
+                worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                refused.append(one)
+                continue
+            one.slot = worker.worker_id
+            observer.started(worker.worker_id, one.job)
+            if not worker.offer(one):
+                observer.done(worker.worker_id)
+                refused.append(one)
+        return refused
+
+    def _end(self, worker: Worker, started: Started, outcome: BaseException | None, filed: bool) -> None:
+        """On the worker's thread, as its run ends: the worker is idle again, then the run goes to be filed."""
+        self._context.observer.done(worker.worker_id)
+        with self._idle_lock:
+            self._idle.append(worker)
+        self.dispatch.end(started, outcome, filed)
+
+    # --- stopping ------------------------------------------------------------------------------------------
+
+    def stop_fetching(self) -> None:
+        """The pool is stopping (its `stopping` event is set): no more jobs; those handed to a worker that has not
+        started them go back to their queues at once."""
+        unstarted = [one for worker in self._workers if (one := worker.close()) is not None]
+        for one in unstarted:
+            self._context.observer.done(one.slot)
+        self.dispatch.hand_back(unstarted, release=True)
+        self.dispatch.stop_fetching()
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait for the worker threads to end their jobs in hand; False if some still run after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def abandon(self) -> int:
+        """Hand the jobs still running back to their queues (their handlers outran the stop grace period; the
+        daemon threads die with the process). Safe against a handler finishing at the same moment: ack.lua files
+        whichever comes first, once."""
+        stragglers = self.dispatch.running()
+        self.dispatch.hand_back(stragglers, release=False)
+        for one in stragglers:
+            self._context.observer.done(one.slot)
+        return len(stragglers)
+
+    def close(self, timeout: float | None = None) -> None:
+        """After `join` or `abandon`: file what is left to acknowledge, then end the dispatch threads."""
+        self.dispatch.close(timeout)
+
+    # --- driven step by step from the calling thread (workq.testing) ---------------------------------------
+
+    def work_one(self) -> Finished | None:
+        """Fetch one job and run it to its acknowledgement in the calling thread; None when none can be fetched."""
+        context, dispatcher, worker = self._context, self._runs, self._workers[0]
+        with context.in_flight:
+            runs = dispatcher.exchange([], self._order, 1)
+            if not runs:
+                return None
+            run = runs[0]
+            job = dispatcher.begin(run, worker.worker_id)
+            if isinstance(job, Finished):  # not a job: filed dead already
+                return job
+            try:
+                outcome, filed_as = worker.execute(Started(run, job, worker.worker_id))
+            finally:
+                context.observer.done(worker.worker_id)
+            if filed_as is not None:
+                return Finished(job, filed_as, outcome)
+            ack, finished = dispatcher.ending(run, job, outcome)
+            dispatcher.acknowledge(run, ack)
+            return finished
+
+
+def _started(run: Run, job: Job) -> Started:
+    return Started(run, job)
