@@ -26,7 +26,7 @@ NAMESPACE = "billing"
 USER, PASSWORD = "workq-billing", "s3cret-billing"
 WORKQ_COMMANDS = [
     *("ping", "evalsha", "script|load"),  # the scripts' own commands are checked too: they are below
-    *("get", "set", "del", "exists", "expire", "incr", "decr", "decrby", "type"),
+    *("get", "set", "del", "exists", "expire", "decr", "decrby", "type"),
     "time",  # one clock for every host: Redis's
     *("lpush", "rpush", "lpop", "lrem", "llen", "lindex", "lrange", "rpoplpush"),
     *("sadd", "srem", "smembers"),

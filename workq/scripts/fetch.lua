@@ -56,12 +56,14 @@ local function room_of(group)
 end
 
 -- Count `n` more jobs of the group in flight, here and across pools, resetting a counter that holds garbage.
+-- The lock counter goes up by DECRBY -n: the commands an ACL user needs stay the ones the README's recipe (and
+-- the deployments made from it) already allows; INCRBY would be refused there and no job fetched.
 local function count_in_flight(group, n)
   local base = (group - 1) * 7
   local lock, lock_info = KEYS[base + 4], KEYS[base + 5]
-  if type(redis.pcall('incrby', lock, n)) ~= 'number' then
+  if type(redis.pcall('decrby', lock, -n)) ~= 'number' then
     redis.call('del', lock)
-    redis.call('incrby', lock, n)
+    redis.call('decrby', lock, -n)
   end
   if type(redis.pcall('hincrby', lock_info, pool_id, n)) ~= 'number' then
     if is_a(lock_info, 'hash') then
