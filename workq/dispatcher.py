@@ -185,13 +185,6 @@ class Dispatcher:
 
     # --- starting a run ------------------------------------------------------------------------------------
 
-    def begin(self, run: Run, worker_id: str) -> Job | Finished:
-        """`prepare`, the job observed as running on `worker_id`."""
-        job = self.prepare(run)
-        if not isinstance(job, Finished):
-            self._context.observer.started(worker_id, job)
-        return job
-
     def prepare(self, run: Run) -> Job | Finished:
         """The job to hand to the handler (not yet observed); or how the run already ended when the payload is not
         a job (filed dead). A unique job's lock is released as it starts."""

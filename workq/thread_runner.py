@@ -15,11 +15,10 @@ import time
 
 from workq.dispatch_loop import DispatchLoop, Inbox, Started
 from workq.dispatcher import Dispatcher
-from workq.job import Job
 from workq.pool_context import WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
-from workq.run import Finished, Run
+from workq.run import Finished
 from workq.worker import Worker
 
 
@@ -38,7 +37,7 @@ class ThreadRunner:
         self._idle = list(self._workers)
         self._idle_lock = threading.Lock()
         self.dispatch: DispatchLoop[Started] = DispatchLoop(
-            "thread", context, order=order, inbox=inbox, seats=concurrency, make=_started, launch=self._launch
+            "thread", context, order=order, inbox=inbox, seats=concurrency, make=Started, launch=self._launch
         )
         """Fetches for the idle threads and files their runs."""
         self._threads: list[threading.Thread] = []
@@ -117,9 +116,10 @@ class ThreadRunner:
             if not runs:
                 return None
             run = runs[0]
-            job = dispatcher.begin(run, worker.worker_id)
+            job = dispatcher.prepare(run)
             if isinstance(job, Finished):  # not a job: filed dead already
                 return job
+            context.observer.started(worker.worker_id, job)
             try:
                 outcome, filed_as = worker.execute(Started(run, job, worker.worker_id))
             finally:
@@ -129,7 +129,3 @@ class ThreadRunner:
             ack, finished = dispatcher.ending(run, job, outcome)
             dispatcher.acknowledge(run, ack)
             return finished
-
-
-def _started(run: Run, job: Job) -> Started:
-    return Started(run, job)
