@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import redis
 
@@ -72,7 +73,7 @@ class Figures:
     samples: list[ProcessingSample] = field(default_factory=list)
 
     def median(self, attribute: str) -> float:
-        return statistics.median(getattr(sample, attribute) for sample in self.samples)
+        return cast(float, statistics.median(getattr(sample, attribute) for sample in self.samples))
 
 
 def measure(bench: Bench, counts: list[int], jobs: int, runs: int) -> list[Figures]:
