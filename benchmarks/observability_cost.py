@@ -22,7 +22,6 @@ import argparse
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import cast
 
 import redis
 
+from benchmarks.redis_server import free_port
 from benchmarks.worker_process import cpu_seconds
 from workq import Enqueuer, Job, instrumentation
 from workq.keys import Keys
@@ -181,12 +181,6 @@ def worktree(commit: str, patch_built_ins: bool = False) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> None:
