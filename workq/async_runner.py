@@ -165,10 +165,13 @@ class AsyncRunner:
 
     async def _execute(self, async_run: AsyncRun, control: RunControl) -> None:
         raised: BaseException | None = None
-        try:
-            await cast(AsyncJobChain, async_run.run.registration.chain)(async_run.job)
-        except BaseException as exc:  # a handler's KeyboardInterrupt/SystemExit hands its job back: see Outcomes
-            raised = exc
+        # Stopped before this first step (the loop was busy: a cancel or its time limit came first, maybe it was
+        # abandoned and filed already): the handler never starts, as a cancelled job waiting for a slot never does.
+        if control.reason is None:
+            try:
+                await cast(AsyncJobChain, async_run.run.registration.chain)(async_run.job)
+            except BaseException as exc:  # a handler's KeyboardInterrupt/SystemExit hands its job back: see Outcomes
+                raised = exc
         self._context.watchdog.finish(control)
         outcome = control.outcome(raised)  # a time-out or cancel, whatever the handler did with the cancellation
         if control.abandoned:

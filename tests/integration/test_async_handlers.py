@@ -709,3 +709,38 @@ def test_an_async_run_that_does_not_end_when_cancelled_is_abandoned_and_counted_
     assert len(view.dead()) == 1 and view.retry() == [], "the late end of the abandoned run filed nothing"
     assert pool.stuck_runs == 0
     assert view.idle_problems("stubborn", pool.pool_id) == []
+
+
+def test_a_job_cancelled_while_the_loop_is_blocked_never_starts(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, release: threading.Event
+) -> None:
+    """A job fetched while another handler blocks the loop, and cancelled before the loop gets to it, is filed dead
+    as cancelled without its handler running at all (as a waiting job's cancel does). Before, the loop began it
+    first and the cancel reached it only at its first await: the handler of a cancelled job ran up to there."""
+    events: list[str] = []
+    blocking = threading.Event()
+    pool = make_pool(async_concurrency=2)
+
+    @pool.job("blocker")
+    async def blocker(job: Job) -> None:
+        blocking.set()
+        release.wait(30)  # blocks the loop, as a handler calling blocking code does
+
+    @pool.job("victim")
+    async def victim(job: Job) -> None:
+        events.append("victim started")
+
+    pool.start()
+    enqueuer.enqueue("blocker")
+    assert blocking.wait(10)
+    job = enqueuer.enqueue("victim")
+    assert pool._running is not None and pool._running._async_runner is not None
+    runner = pool._running._async_runner
+    wait_until(lambda: job.id in runner.running_job_ids(), what="the victim fetched, on its way to the loop")
+    assert pool._running.cancel_running(job.id)
+    release.set()
+    [dead] = wait_until(view.dead, what="the cancelled job in the dead set")
+    pool.drain(timeout=10)
+    assert dead.fields["id"] == job.id and dead.fields["err"].startswith("cancelled")
+    assert events == [], "the cancelled job's handler never ran"
+    assert view.retry() == [] and view.queued("victim") == []
