@@ -7,10 +7,11 @@ Records are keyed by a random token per run, so retrying a record through a drop
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,6 +30,13 @@ LONG_LEASE_TIMEOUT = 8.0
 """Time-out of `work_leased_long` jobs: twice a 4 s run, so only hosts whose clocks disagree could expire it early."""
 CRON_ENV = "WORKQ_TEST_CRON"
 """A cron spec: when set, the pool enqueues `cron_tick` on it."""
+HANDLERS_ENV = "WORKQ_TEST_HANDLERS"
+"""Which kind of handler runs each name: "sync" (thread workers, the default), "async" (`async def` on the pool's
+event loop) or "mixed" (`work`, `hold`, `hang` and `exclusive` async, the other names sync)."""
+ASYNC_CONCURRENCY_ENV = "WORKQ_TEST_ASYNC_CONCURRENCY"
+"""The pool's `async_concurrency` (the harness sets it to the worker's --concurrency: as many slots as threads)."""
+HANDLER_KINDS = ("sync", "async", "mixed")
+MIXED_ASYNC_NAMES = frozenset({"work", "hold", "hang", "exclusive"})
 RECORD_PATIENCE = 30.0
 _T = TypeVar("_T")
 
@@ -156,26 +164,85 @@ class Handlers:
         self._recorder.done(job, token)
 
 
+class AsyncHandlers:
+    """`Handlers` as `async def`: they wait on the loop (`asyncio.sleep`) and record from a helper thread, as an
+    async handler waits on its own I/O, so a job's run never blocks the other slots of its loop."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+
+    async def _record(self, call: Callable[[], _T]) -> _T:
+        return await asyncio.to_thread(call)
+
+    async def work(self, job: Job) -> None:
+        token = await self._record(lambda: self._recorder.started(job))
+        await asyncio.sleep(float(job.args.get("seconds", 0)))
+        await self._record(lambda: self._recorder.done(job, token))
+
+    async def hold(self, job: Job) -> None:
+        token, first_run = await self._record(lambda: self._recorder.started_first(job))
+        await self._record(lambda: self._recorder.track_running(job.name, 1))
+        try:
+            if first_run:
+                deadline = time.monotonic() + float(job.args.get("seconds", 60))
+                while not await self._record(self._recorder.released) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+        finally:
+            await self._record(lambda: self._recorder.track_running(job.name, -1))
+        await self._record(lambda: self._recorder.done(job, token))
+
+    async def checkin_long(self, job: Job) -> None:
+        token = await self._record(lambda: self._recorder.started(job))
+        deadline = time.monotonic() + float(job.args["seconds"])
+        step = 0
+        while time.monotonic() < deadline:
+            step += 1
+            job.checkin(f"step {step}")
+            await asyncio.sleep(float(job.args["every"]))
+        await self._record(lambda: self._recorder.done(job, token))
+
+    async def exclusive(self, job: Job) -> None:
+        token = await self._record(lambda: self._recorder.started(job))
+        await self._record(lambda: self._recorder.track_running("exclusive", 1))
+        try:
+            await asyncio.sleep(float(job.args.get("seconds", 0.02)))
+        finally:
+            await self._record(lambda: self._recorder.track_running("exclusive", -1))
+        await self._record(lambda: self._recorder.done(job, token))
+
+
 def make_pool() -> WorkerPool:
     pool = WorkerPool(
         heartbeat_interval=float(os.environ.get(HEARTBEAT_ENV, "0.2")),
         dead_after=float(os.environ.get(DEAD_AFTER_ENV, "2.0")),
+        async_concurrency=int(os.environ.get(ASYNC_CONCURRENCY_ENV, "100")),
     )
-    handlers = Handlers(Recorder(pool))
+    kind = os.environ.get(HANDLERS_ENV, "sync")
+    recorder = Recorder(pool)
+    handlers, async_handlers = Handlers(recorder), AsyncHandlers(recorder)
 
-    def register(name: str, handler: Callable[[Job], None], *, timeout: float = 0, max_concurrency: int = 0) -> None:
+    def register(
+        name: str,
+        handler: Callable[[Job], None],
+        async_handler: Callable[[Job], Awaitable[None]] | None = None,
+        *,
+        timeout: float = 0,
+        max_concurrency: int = 0,
+    ) -> None:
         """A failed run (never expected here) retries after 1 s instead of gocraft's 16+ s, many times over."""
-        pool.job(name, handler, max_fails=25, backoff=_one_second, timeout=timeout, max_concurrency=max_concurrency)
+        run_async = kind == "async" or (kind == "mixed" and name in MIXED_ASYNC_NAMES)
+        chosen = async_handler if run_async and async_handler is not None else handler
+        pool.job(name, chosen, max_fails=25, backoff=_one_second, timeout=timeout, max_concurrency=max_concurrency)
 
-    register("work", handlers.work)
-    register("other", handlers.work)
-    register("work_leased", handlers.work, timeout=LEASED_TIMEOUT)
-    register("hold", handlers.hold)
-    register("hang", handlers.hold, timeout=HANG_TIMEOUT)
-    register("hang_long", handlers.hold, timeout=HANG_LONG_TIMEOUT)
-    register("checkin_long", handlers.checkin_long, timeout=HANG_TIMEOUT)
-    register("exclusive", handlers.exclusive, max_concurrency=1)
-    register("work_leased_long", handlers.work, timeout=LONG_LEASE_TIMEOUT)
+    register("work", handlers.work, async_handlers.work)
+    register("other", handlers.work, async_handlers.work)
+    register("work_leased", handlers.work, async_handlers.work, timeout=LEASED_TIMEOUT)
+    register("hold", handlers.hold, async_handlers.hold)
+    register("hang", handlers.hold, async_handlers.hold, timeout=HANG_TIMEOUT)
+    register("hang_long", handlers.hold, async_handlers.hold, timeout=HANG_LONG_TIMEOUT)
+    register("checkin_long", handlers.checkin_long, async_handlers.checkin_long, timeout=HANG_TIMEOUT)
+    register("exclusive", handlers.exclusive, async_handlers.exclusive, max_concurrency=1)
+    register("work_leased_long", handlers.work, async_handlers.work, timeout=LONG_LEASE_TIMEOUT)
     register("clocked", handlers.clocked)
     register("cron_tick", handlers.clocked)
     if cron_spec := os.environ.get(CRON_ENV):

@@ -15,10 +15,17 @@ from reliability.harness import Fleet
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, namespace: str, request: pytest.FixtureRequest) -> Iterator[Fleet]:
+def handler_kind() -> str:
+    """The kind of handler the fleet's workers run: "sync" unless a test parametrizes `handler_kind` ("async",
+    "mixed": see `reliability.app.HANDLERS_ENV`)."""
+    return "sync"
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, namespace: str, handler_kind: str, request: pytest.FixtureRequest) -> Iterator[Fleet]:
     """Worker processes on the test's namespace; every one still running is killed at teardown, and their logs are
     printed when the test failed."""
-    started = Fleet(tmp_path, namespace)
+    started = Fleet(tmp_path, namespace, handler_kind)
     yield started
     started.close()
     report = getattr(request.node, "rep_call", None)

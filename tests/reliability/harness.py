@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import redis
 
 from figures import record
 from reliability import skewed_clock
+from reliability.app import ASYNC_CONCURRENCY_ENV, HANDLERS_ENV
 from support import wait_for_count, wait_until
 from workq import Client
 
@@ -28,6 +30,9 @@ DEAD_AFTER = 2.0
 """Not the 1.0 s one would like: `heartbeat_at` is stored in whole seconds, so with 1.0 s a live pool beating every
 0.2 s looks dead for a moment after each second boundary (see test_kill9.py, the live pool taken for dead)."""
 WORKER_START_TIMEOUT = 20.0
+SYNC_AND_ASYNC = pytest.mark.parametrize("handler_kind", ["sync", "async"])
+"""Run a scenario with the app's sync handlers (thread workers), then with its `async def` ones (the event loop):
+each guarantee must hold for both (see the `handler_kind` fixture)."""
 
 
 def report(test: str, **figures: object) -> str:
@@ -55,9 +60,11 @@ class WorkerProcess:
         dead_after: float = DEAD_AFTER,
         clock_offset: float = 0.0,
         env: dict[str, str] | None = None,
+        handlers: str = "sync",
     ) -> None:
         """`clock_offset`: seconds this process's host clock is ahead (negative: behind), see `skewed_clock`;
-        `env`: more environment variables for it (e.g. the ones `reliability.app` reads)."""
+        `env`: more environment variables for it (e.g. the ones `reliability.app` reads); `handlers`: which kind
+        runs the jobs (see `reliability.app.HANDLERS_ENV`), with `concurrency` async slots as well as threads."""
         self.redis_url = redis_url
         self.namespace = namespace
         self.log_path = log_path
@@ -72,6 +79,8 @@ class WorkerProcess:
             "WORKQ_TEST_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
             "WORKQ_TEST_DEAD_AFTER": str(dead_after),
             skewed_clock.OFFSET_ENV: str(clock_offset),
+            HANDLERS_ENV: handlers,
+            ASYNC_CONCURRENCY_ENV: str(concurrency),
             **(env or {}),
         }
         self.process = subprocess.Popen(
@@ -131,9 +140,11 @@ class WorkerProcess:
 class Fleet:
     """Starts worker processes for one test and kills every one still running when the test ends."""
 
-    def __init__(self, log_dir: Path, namespace: str) -> None:
+    def __init__(self, log_dir: Path, namespace: str, handlers: str = "sync") -> None:
+        """`handlers`: the kind of handler every worker started runs (see `reliability.app.HANDLERS_ENV`)."""
         self._log_dir = log_dir
         self._namespace = namespace
+        self.handlers = handlers
         self.workers: list[WorkerProcess] = []
 
     def start(
@@ -156,6 +167,7 @@ class Fleet:
             dead_after=dead_after,
             clock_offset=clock_offset,
             env=env,
+            handlers=self.handlers,
         )
         self.workers.append(worker)
         return worker

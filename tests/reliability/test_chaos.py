@@ -1,4 +1,5 @@
-"""Chaos: three workers killed with -9 and restarted at random while 5,000 jobs flow; every job completes."""
+"""Chaos: three workers killed with -9 and restarted at random while 5,000 jobs flow; every job completes. The
+pools run both kinds of handler at once: `work` async on the event loop, `other` sync on threads."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import random
 import time
 
+import pytest
 import redis
 
 from reliability.harness import (
@@ -27,6 +29,13 @@ ROUNDS = int(os.environ.get("WORKQ_CHAOS_ROUNDS", "20"))
 JOBS = 250 * ROUNDS
 SLOTS = 3
 CONCURRENCY = 4
+NAMES = ("work", "other")
+
+
+@pytest.fixture
+def handler_kind() -> str:
+    """One run covers both executors (killed mid-run, side by side in one process): see `reliability.app`."""
+    return "mixed"
 
 
 def test_random_kill_9_and_restarts_lose_no_job(
@@ -46,7 +55,11 @@ def test_random_kill_9_and_restarts_lose_no_job(
         return len(runs_by_job(redis_client, namespace))
 
     for _ in range(ROUNDS):
-        batch = enqueuer.enqueue_many("work", [{"seconds": 0.02} for _ in range(JOBS // ROUNDS)])
+        batch = [
+            job
+            for name in NAMES
+            for job in enqueuer.enqueue_many(name, [{"seconds": 0.02} for _ in range(JOBS // ROUNDS // len(NAMES))])
+        ]
         ids.extend(job.id for job in batch)
         # Let a random share of the new jobs through, so that every kill lands among jobs in flight.
         wait_for_completed(redis_client, namespace, completed() + rng.randint(20, len(batch) // 2))
@@ -58,7 +71,7 @@ def test_random_kill_9_and_restarts_lose_no_job(
         worker.kill()
         kills += 1
         if worker.pid in pool_ids:
-            stranded += len(in_progress_ids(redis_client, namespace, "work", pool_ids[worker.pid]))
+            stranded += sum(len(in_progress_ids(redis_client, namespace, name, pool_ids[worker.pid])) for name in NAMES)
         else:
             kills_before_registering += 1
         slots[victim] = None

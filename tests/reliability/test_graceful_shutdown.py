@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
-from reliability.harness import DEAD_AFTER, Fleet, leftovers, report, runs_by_job, seconds_since
+from reliability.harness import (
+    DEAD_AFTER,
+    SYNC_AND_ASYNC,
+    Fleet,
+    in_progress_ids,
+    leftovers,
+    report,
+    runs_by_job,
+    seconds_since,
+    tally,
+)
 from support import wait_until
 from workq import Client, Enqueuer
 
@@ -45,8 +56,9 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
     assert pool_id not in live_pool_ids(namespace, redis_url), "the stopped pool is still registered"
 
 
+@SYNC_AND_ASYNC
 def test_sigterm_hands_back_a_job_that_outlasts_the_grace_period(
-    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
 ) -> None:
     grace = 1.0
     first = fleet.start(redis_url, concurrency=2, grace=grace)
@@ -73,7 +85,7 @@ def test_sigterm_hands_back_a_job_that_outlasts_the_grace_period(
     runs = runs_by_job(redis_client, namespace)
     started = runs_by_job(redis_client, namespace, "started")[job.id]
     report(
-        "sigterm-beyond-grace",
+        f"sigterm-beyond-grace[{handler_kind}]",
         enqueued=1,
         completed=runs[job.id],
         started=started,
@@ -86,8 +98,9 @@ def test_sigterm_hands_back_a_job_that_outlasts_the_grace_period(
     assert second.alive
 
 
+@SYNC_AND_ASYNC
 def test_a_second_sigterm_exits_at_once_and_the_job_is_recovered_by_another_worker(
-    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
 ) -> None:
     first = fleet.start(redis_url, concurrency=2, grace=30)
     first_pool = first.pool_id()
@@ -108,6 +121,49 @@ def test_a_second_sigterm_exits_at_once_and_the_job_is_recovered_by_another_work
     wait_until(lambda: runs_by_job(redis_client, namespace)[job.id], timeout=DEAD_AFTER + 15, what="the recovery")
     recovery = seconds_since(signalled_at)
     wait_until(lambda: not leftovers(redis_client, namespace), timeout=5, what="the namespace to be idle")
-    report("second-sigterm", enqueued=1, completed=1, exit_code=exit_code, exited_after=exited_after, recovery=recovery)
+    report(
+        f"second-sigterm[{handler_kind}]",
+        enqueued=1,
+        completed=1,
+        exit_code=exit_code,
+        exited_after=exited_after,
+        recovery=recovery,
+    )
     assert runs_by_job(redis_client, namespace)[job.id] == 1
     assert f"reaper: pool {first_pool} is dead" in second.log
+
+
+@pytest.mark.parametrize("handler_kind", ["async"])
+def test_sigterm_hands_back_an_async_run_past_the_grace_and_the_job_fetched_ahead_unstarted(
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
+) -> None:
+    """One async slot: a run holds it past the grace period while the next job waits on the loop, fetched ahead.
+    SIGTERM puts both back on their queues, the waiting one never started; another worker runs each once."""
+    first = fleet.start(redis_url, concurrency=1, grace=1.0)
+    first_pool = first.pool_id()
+    enqueuer = Enqueuer(namespace, redis_url)
+    held = enqueuer.enqueue("hold", {"seconds": 60})  # its first run holds for a minute
+    waiting = enqueuer.enqueue("work")
+    wait_until(lambda: runs_by_job(redis_client, namespace, "started")[held.id], timeout=10, what="the run")
+    wait_until(
+        lambda: in_progress_ids(redis_client, namespace, "work", first_pool) == [waiting.id],
+        timeout=10,
+        what="the next job fetched ahead",
+    )
+
+    first.terminate()
+    exit_code = first.process.wait(15)
+    assert exit_code == 0, first.log
+    for name, job in (("hold", held), ("work", waiting)):
+        queued = redis_client.lrange(f"{namespace}:jobs:{name}", 0, -1)
+        assert len(queued) == 1 and job.id.encode() in queued[0], f"{name} is not back on its queue"
+    assert runs_by_job(redis_client, namespace, "started")[waiting.id] == 0, "the job fetched ahead started"
+
+    second = fleet.start(redis_url, concurrency=1)
+    second.pool_id()
+    wait_until(lambda: tally(redis_client, namespace, [held.id, waiting.id]).lost == 0, timeout=15, what="both jobs")
+    wait_until(lambda: not leftovers(redis_client, namespace), timeout=5, what="the namespace to be idle")
+    started = runs_by_job(redis_client, namespace, "started")
+    outcome = tally(redis_client, namespace, [held.id, waiting.id])
+    report("sigterm-async-fetched-ahead", **outcome.figures(), held_started=started[held.id])
+    assert outcome.duplicated == 0 and (started[held.id], started[waiting.id]) == (2, 1)

@@ -10,6 +10,7 @@ import redis
 
 from reliability.harness import (
     DEAD_AFTER,
+    SYNC_AND_ASYNC,
     Fleet,
     in_progress_ids,
     leftovers,
@@ -28,8 +29,9 @@ from workq.scripts import Scripts
 JOBS = 40
 
 
+@SYNC_AND_ASYNC
 def test_jobs_in_flight_on_a_killed_worker_are_recovered_by_another(
-    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
 ) -> None:
     rng = random.Random(4)
     first = fleet.start(redis_url, concurrency=5)
@@ -61,7 +63,7 @@ def test_jobs_in_flight_on_a_killed_worker_are_recovered_by_another(
     wait_until(lambda: not leftovers(redis_client, namespace), timeout=10, what="queues and counters to settle")
 
     outcome = tally(redis_client, namespace, ids)
-    report("kill-9", **outcome.figures(), stranded=len(stranded), recovery=recovery)
+    report(f"kill-9[{handler_kind}]", **outcome.figures(), stranded=len(stranded), recovery=recovery)
     assert outcome.lost == 0 and outcome.unexpected == 0
     assert outcome.completed == JOBS
     assert second.alive

@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from reliability.harness import DEAD_AFTER, Fleet, leftovers, report, runs_by_job, seconds_since, tally
+from reliability.harness import DEAD_AFTER, SYNC_AND_ASYNC, Fleet, leftovers, report, runs_by_job, seconds_since, tally
 from support import wait_until
 from workq import Enqueuer
 
@@ -37,8 +37,9 @@ HOLD = 5.0
 """How long the first job holds the slot: a running job is what the kill must recover."""
 
 
+@SYNC_AND_ASYNC
 def test_a_killed_worker_gives_its_max_concurrency_slot_back(
-    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
 ) -> None:
     """The lock counter the dead pool held is taken back by the reaper: the other jobs run, still one at a time."""
     victim = fleet.start(redis_url, concurrency=2)
@@ -66,6 +67,11 @@ def test_a_killed_worker_gives_its_max_concurrency_slot_back(
     wait_until(lambda: not leftovers(redis_client, namespace), timeout=5, what="the lock to be released")
     outcome = tally(redis_client, namespace, ids)
     most = int(redis_client.get(f"{namespace}:test:max_running:exclusive") or 0)
-    report("max-concurrency-kill", **outcome.figures(), max_running_after_kill=most, all_done_after=recovery)
+    report(
+        f"max-concurrency-kill[{handler_kind}]",
+        **outcome.figures(),
+        max_running_after_kill=most,
+        all_done_after=recovery,
+    )
     assert most == 1
     assert outcome.lost == 0

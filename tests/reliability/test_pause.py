@@ -8,7 +8,7 @@ import sys
 
 import redis
 
-from reliability.harness import TESTS_DIR, Fleet, report, runs_by_job, tally, text
+from reliability.harness import SYNC_AND_ASYNC, TESTS_DIR, Fleet, report, runs_by_job, tally, text
 from support import wait_until
 from workq import Enqueuer
 
@@ -26,8 +26,9 @@ def workq_command(*argv: str) -> str:
     return result.stdout
 
 
+@SYNC_AND_ASYNC
 def test_pause_stops_every_pool_fetching_a_name_until_unpaused(
-    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
 ) -> None:
     workers = [fleet.start(redis_url, concurrency=3) for _ in range(2)]
     for worker in workers:
@@ -47,7 +48,7 @@ def test_pause_stops_every_pool_fetching_a_name_until_unpaused(
     wait_until(lambda: tally(redis_client, namespace, paused).lost == 0, timeout=30, what="the unpaused jobs")
     outcome = tally(redis_client, namespace, paused)
     report(
-        "pause",
+        f"pause[{handler_kind}]",
         **outcome.figures(),
         ran_while_paused=ran_while_paused,
         queued_while_paused=queued_while_paused,

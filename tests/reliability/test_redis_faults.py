@@ -15,6 +15,7 @@ from redis_servers import RedisServer
 from reliability.app import LEASED_TIMEOUT
 from reliability.harness import (
     DEAD_AFTER,
+    SYNC_AND_ASYNC,
     Fleet,
     WorkerProcess,
     in_progress_ids,
@@ -92,7 +93,10 @@ def test_workers_carry_on_when_redis_kills_their_connections(
     assert not any("unexpected error" in worker.log for worker in workers), fleet.logs()
 
 
-def test_workers_carry_on_through_a_redis_restart(private_redis: RedisServer, fleet: Fleet, namespace: str) -> None:
+@SYNC_AND_ASYNC
+def test_workers_carry_on_through_a_redis_restart(
+    private_redis: RedisServer, fleet: Fleet, namespace: str, handler_kind: str
+) -> None:
     """Redis comes back empty: jobs queued before are gone (expected: it keeps nothing); jobs enqueued after all run."""
     url, client = private_redis.url, private_redis.client()
     workers = [fleet.start(url, concurrency=3) for _ in range(2)]
@@ -121,7 +125,7 @@ def test_workers_carry_on_through_a_redis_restart(private_redis: RedisServer, fl
     outcome = tally(client, namespace, after)
     finished_across = len(set(runs_by_job(client, namespace)) & set(before))
     report(
-        "redis-restart",
+        f"redis-restart[{handler_kind}]",
         enqueued_before=len(before),
         completed_before=completed_before,
         finished_across_restart=finished_across,

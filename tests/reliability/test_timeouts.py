@@ -9,15 +9,16 @@ import time
 import redis
 
 from reliability.app import HANG_LONG_TIMEOUT, HANG_TIMEOUT
-from reliability.harness import Fleet, leftovers, report, runs_by_job
+from reliability.harness import SYNC_AND_ASYNC, Fleet, leftovers, report, runs_by_job
 from support import wait_until
 from workq import Client, Enqueuer
 from workq.keys import Keys
 from workq.time_limits import lease_seconds
 
 
+@SYNC_AND_ASYNC
 def test_a_hung_job_is_interrupted_counted_and_retried_never_two_runs_at_once(
-    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
 ) -> None:
     """Before time limits ended runs, the hung run went on while the lease handed the job to another worker."""
     worker = fleet.start(redis_url, concurrency=2)
@@ -28,15 +29,16 @@ def test_a_hung_job_is_interrupted_counted_and_retried_never_two_runs_at_once(
     wait_until(lambda: not leftovers(redis_client, namespace), timeout=5, what="the namespace to be idle")
     started = runs_by_job(redis_client, namespace, "started")[job.id]
     at_once = int(redis_client.get(f"{namespace}:test:max_running:hang") or 0)
-    report("hung-job", enqueued=1, runs=started, at_once=at_once, timeout=HANG_TIMEOUT)
+    report(f"hung-job[{handler_kind}]", enqueued=1, runs=started, at_once=at_once, timeout=HANG_TIMEOUT)
     assert (started, at_once) == (2, 1), "interrupted, then run again once it had ended"
     assert "JobTimeout" in worker.log and "timed out: the run passed its 1 s time limit" in worker.log
     assert redis_client.zcard(f"{namespace}:dead") == 0
     assert worker.alive
 
 
+@SYNC_AND_ASYNC
 def test_a_job_that_checks_in_keeps_its_lease_and_runs_once(
-    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
 ) -> None:
     worker = fleet.start(redis_url, concurrency=2)
     worker.pool_id()
@@ -51,7 +53,7 @@ def test_a_job_that_checks_in_keeps_its_lease_and_runs_once(
     wait_until(lambda: runs_by_job(redis_client, namespace)[job.id], timeout=runs_for + 10, what="the job to end")
     wait_until(lambda: not leftovers(redis_client, namespace), timeout=5, what="the namespace to be idle")
     started = runs_by_job(redis_client, namespace, "started")[job.id]
-    report("checkin", enqueued=1, runs=started, timeout=HANG_TIMEOUT, ran_for=runs_for)
+    report(f"checkin[{handler_kind}]", enqueued=1, runs=started, timeout=HANG_TIMEOUT, ran_for=runs_for)
     assert started == 1, "the job ran again although it checked in"
     assert observed[0].checkin.startswith("step ")
     assert worker.alive
@@ -84,8 +86,9 @@ def test_a_killed_pools_timed_job_comes_back_through_its_lease_as_a_failed_run(
     assert redis_client.zcard(f"{namespace}:dead") == 0
 
 
+@SYNC_AND_ASYNC
 def test_a_job_running_in_another_process_is_cancelled_promptly(
-    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str
+    fleet: Fleet, redis_url: str, redis_client: redis.Redis, namespace: str, handler_kind: str
 ) -> None:
     """The Client's contract for a running job: SET cancel:<id> with an expiry, PUBLISH the id."""
     worker = fleet.start(redis_url, concurrency=2)
@@ -100,7 +103,7 @@ def test_a_job_running_in_another_process_is_cancelled_promptly(
         lambda: redis_client.zrange(f"{namespace}:dead", 0, -1, withscores=True), timeout=10, what="the cancel"
     )
     filed_after = time.monotonic() - requested_at
-    report("cancel-across-processes", request_to_dead=filed_after)
+    report(f"cancel-across-processes[{handler_kind}]", request_to_dead=filed_after)
     assert json.loads(dead)["err"].startswith("cancelled")
     assert redis_client.zcard(f"{namespace}:retry") == 0 and not redis_client.exists(keys.cancel_request(job.id))
     assert runs_by_job(redis_client, namespace)[job.id] == 0, "the run never finished its work"
