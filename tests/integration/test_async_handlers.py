@@ -744,3 +744,34 @@ def test_a_job_cancelled_while_the_loop_is_blocked_never_starts(
     assert dead.fields["id"] == job.id and dead.fields["err"].startswith("cancelled")
     assert events == [], "the cancelled job's handler never ran"
     assert view.retry() == [] and view.queued("victim") == []
+
+
+def test_a_run_abandoned_before_its_first_step_never_starts_late(
+    make_pool: PoolFactory,
+    enqueuer: Enqueuer,
+    view: NamespaceView,
+    *,
+    release: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two jobs fetched together start together; the first blocks the loop, so the second's task never gets its
+    first step: it times out and is abandoned, filed dead (its outcome decided without it). When the loop comes
+    back, its handler must not start then: its job was filed, and a retry of it could be running elsewhere."""
+    monkeypatch.setattr(time_limits_module, "ABANDON_AFTER", 0.5)
+    events: list[str] = []
+    pool = make_pool(async_concurrency=3)
+
+    @pool.job("step", timeout=1, max_fails=1)
+    async def step(job: Job) -> None:
+        events.append(f"{job.arg_str('role')} started")
+        if job.arg_str("role") == "blocker":
+            release.wait(30)  # blocks the loop
+
+    _, blocker, late = enqueuer.enqueue_many("step", [{"role": role} for role in ("first", "blocker", "late")])
+    pool.start()  # the first fetch takes one job, the next the other two: they start in one turn of the loop
+    dead = wait_until(lambda: len(view.dead()) == 2 and view.dead(), timeout=15, what="both abandoned runs filed")
+    assert {entry.fields["id"] for entry in dead} == {blocker.id, late.id}
+    release.set()
+    pool.drain(timeout=15)
+    assert events == ["first started", "blocker started"], "the abandoned job's handler started after it was filed"
+    assert len(view.dead()) == 2 and view.retry() == []
