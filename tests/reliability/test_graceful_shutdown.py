@@ -143,8 +143,8 @@ def test_sigterm_hands_back_an_async_run_past_the_grace_and_the_job_fetched_ahea
     first_pool = first.pool_id()
     enqueuer = Enqueuer(namespace, redis_url)
     held = enqueuer.enqueue("hold", {"seconds": 60})  # its first run holds for a minute
-    waiting = enqueuer.enqueue("work")
     wait_until(lambda: runs_by_job(redis_client, namespace, "started")[held.id], timeout=10, what="the run")
+    waiting = enqueuer.enqueue("work")  # only now: a pool fetches its job names in a random order
     wait_until(
         lambda: in_progress_ids(redis_client, namespace, "work", first_pool) == [waiting.id],
         timeout=10,
