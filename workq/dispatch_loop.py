@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from workq.dispatcher import IDLE_POLL, Dispatcher
 from workq.job import Job
@@ -59,9 +59,8 @@ class Started:
     released: bool = False
 
 
-@dataclass(frozen=True)
-class Ended:
-    """A run that ended, with what it ended with (None: the handler returned)."""
+class Ended(NamedTuple):
+    """A run that ended, with what it ended with (None: the handler returned). A tuple: one is made per run."""
 
     started: Started
     outcome: BaseException | None
@@ -300,8 +299,7 @@ class DispatchLoop(Generic[S]):
         """File `ended` and fetch up to `wanted` jobs in one round trip; hand the new jobs to the executor. Returns
         how many it took (each holds a seat until its run is filed)."""
         context = self._context
-        for _ in range(wanted):
-            context.in_flight.add()  # before the fetch: drain() must not miss a job on its way
+        context.in_flight.add(wanted)  # before the fetch: drain() must not miss a job on its way
         runs: list[Run] = []
         try:
             acks = [
@@ -313,11 +311,9 @@ class DispatchLoop(Generic[S]):
         except Exception as exc:
             dispatcher.note_fault(exc)
         finally:
-            for end in ended:
-                self._release(end.started)
+            self._release([end.started for end in ended])
         started = self._start(dispatcher, runs)
-        for _ in range(wanted - started):
-            context.in_flight.remove()
+        context.in_flight.remove(wanted - started)
         return started
 
     def _start(self, dispatcher: Dispatcher, runs: list[Run]) -> int:
@@ -355,19 +351,21 @@ class DispatchLoop(Generic[S]):
             dispatcher.acknowledge_many([(started.run, started.run.hand_back()) for started in handed])
         finally:
             if release:
-                for started in handed:
-                    self._release(started)
+                self._release(handed)
                 self._free_seats.give_back(len(handed))
 
-    def _release(self, started: Started) -> None:
-        """The run is over and filed, or handed back."""
-        if started.released:
-            return
-        started.released = True
+    def _release(self, over: Sequence[Started]) -> None:
+        """These runs are over and filed, or handed back (those released already are skipped)."""
+        released = 0
         with self._idle:
-            self._held.discard(started)
-            self._idle.notify_all()
-        self._context.in_flight.remove()
+            for started in over:
+                if not started.released:
+                    started.released = True
+                    self._held.discard(started)
+                    released += 1
+            if released:
+                self._idle.notify_all()
+        self._context.in_flight.remove(released)
 
     def _do(self, dispatcher: Dispatcher, work: Callable[[Dispatcher], object]) -> None:
         try:

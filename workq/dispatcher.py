@@ -292,8 +292,13 @@ class Dispatcher:
         context = self._context
         call = AckCall(context.pool_id, context.clock.script_now())
         wall = context.clock.wall()
+        keys_of: dict[str, list[str]] = {}  # worked out once per job name and call
         for run, ack in acks:
-            call.add(run.registration.ack_keys(context.keys, wall), run.payload, ack, run.lease)
+            registration = run.registration
+            run_keys = keys_of.get(registration.name)
+            if run_keys is None:
+                run_keys = keys_of[registration.name] = registration.ack_keys(context.keys, wall)
+            call.add(run_keys, run.payload, ack, run.lease)
         return call
 
     def _persist(self, call: Callable[[], _T], what: str) -> _T | None:

@@ -33,13 +33,13 @@ class InFlight:
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
 
-    def add(self) -> None:
+    def add(self, count: int = 1) -> None:
         with self._lock:
-            self._count += 1
+            self._count += count
 
-    def remove(self) -> None:
+    def remove(self, count: int = 1) -> None:
         with self._lock:
-            self._count -= 1
+            self._count -= count
 
     @property
     def count(self) -> int:

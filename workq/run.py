@@ -106,6 +106,10 @@ class AckCall:
         self.runs += 1
 
 
+_PROCESSED = Ack(counted=PROCESSED)
+"""The ack of nearly every run (one record, shared: an `Ack` is frozen)."""
+
+
 @dataclass(frozen=True)
 class Finished:
     """How one run ended: the job as filed afterwards (fails and last_err counted), and what its chain raised."""
@@ -152,7 +156,7 @@ class Outcomes:
         the run instead)."""
         keep = run.registration.options.keep_result
         if not keep:
-            return Ack(counted=PROCESSED)
+            return _PROCESSED
         try:
             record = done_record(job, job._returned, self._clock.wall())
         except TypeError as exc:

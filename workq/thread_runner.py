@@ -1,14 +1,15 @@
 """Runs the jobs of sync handlers on `concurrency` worker threads, fed by one dispatch loop.
 
 The worker threads never fetch: the dispatch loop (`workq.dispatch_loop`, the same one that feeds the event loop)
-fetches for every idle thread at once and files the runs that ended, in one round trip, then hands each new job to
-an idle thread. Jobs are fetched only for idle threads: none waits in memory behind a running one. At `stop(grace)`,
-a job handed to a thread that has not started it goes straight back to its queue; runs still going after the grace
-period are handed back too.
+fetches for every idle thread at once and files the runs that ended, in one round trip, then puts the new jobs on
+one queue that the idle threads take them from. Jobs are fetched only for idle threads (a thread is idle again
+before its run's seat is given back): none waits in memory behind a running one. At `stop(grace)`, a job no thread
+has taken goes straight back to its queue; runs still going after the grace period are handed back too.
 """
 
 from __future__ import annotations
 
+import queue
 import secrets
 import threading
 import time
@@ -32,10 +33,15 @@ class ThreadRunner:
         self._context = context
         self._order = order
         self._runs = Dispatcher("thread runs", context, dedicated=False)
-        self._workers = [Worker(secrets.token_hex(12), context, self._runs, self._end) for _ in range(concurrency)]
+        self._jobs: queue.SimpleQueue[Started | None] = queue.SimpleQueue()
+        """Jobs handed to the worker threads and not taken yet; a None for each thread once the pool stops."""
+        self._closed = False
+        self._closing = threading.Lock()
+        """Orders `_launch` and `stop_fetching`: no job goes on `_jobs` after the threads were told to end."""
+        self._workers = [
+            Worker(secrets.token_hex(12), context, self._runs, self._jobs, self._end) for _ in range(concurrency)
+        ]
         self.worker_ids = [worker.worker_id for worker in self._workers]
-        self._idle = list(self._workers)
-        self._idle_lock = threading.Lock()
         self.dispatch: DispatchLoop[Started] = DispatchLoop(
             "thread", context, order=order, inbox=inbox, seats=concurrency, make=Started, launch=self._launch
         )
@@ -50,38 +56,36 @@ class ThreadRunner:
         self.dispatch.start()
 
     def _launch(self, started: list[Started]) -> list[Started]:
-        """On a dispatch thread: each new job to an idle worker (there is one per seat: a worker is idle again
-        before its run's seat is given back); returns those refused (the pool is stopping)."""
-        refused = []
-        observer = self._context.observer
-        for one in started:
-            with self._idle_lock:
-                worker = self._idle.pop() if self._idle else None
-            if worker is None:
-                refused.append(one)
-                continue
-            one.slot = worker.worker_id
-            observer.started(worker.worker_id, one.job)
-            if not worker.offer(one):
-                observer.done(worker.worker_id)
-                refused.append(one)
-        return refused
+        """On a dispatch thread: the new jobs to the idle workers (there is one per seat); returns them all refused
+        once the pool is stopping."""
+        with self._closing:
+            if self._closed:
+                return started
+            for one in started:
+                self._jobs.put(one)
+        return []
 
-    def _end(self, worker: Worker, started: Started, outcome: BaseException | None, filed: bool) -> None:
-        """On the worker's thread, as its run ends: the worker is idle again, then the run goes to be filed."""
-        self._context.observer.done(worker.worker_id)
-        with self._idle_lock:
-            self._idle.append(worker)
+    def _end(self, started: Started, outcome: BaseException | None, filed: bool) -> None:
+        """On the worker's thread, as its run ends (the worker is idle again): the run goes to be filed."""
         self.dispatch.end(started, outcome, filed)
 
     # --- stopping ------------------------------------------------------------------------------------------
 
     def stop_fetching(self) -> None:
-        """The pool is stopping (its `stopping` event is set): no more jobs; those handed to a worker that has not
-        started them go back to their queues at once."""
-        unstarted = [one for worker in self._workers if (one := worker.close()) is not None]
-        for one in unstarted:
-            self._context.observer.done(one.slot)
+        """The pool is stopping (its `stopping` event is set): no more jobs; those no worker has taken go back to
+        their queues at once, and each worker thread ends after its job in hand."""
+        unstarted: list[Started] = []
+        with self._closing:
+            self._closed = True
+            while True:
+                try:
+                    one = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if one is not None:
+                    unstarted.append(one)
+            for _ in self._workers:
+                self._jobs.put(None)
         self.dispatch.hand_back(unstarted, release=True)
         self.dispatch.stop_fetching()
 
@@ -99,7 +103,8 @@ class ThreadRunner:
         stragglers = self.dispatch.running()
         self.dispatch.hand_back(stragglers, release=False)
         for one in stragglers:
-            self._context.observer.done(one.slot)
+            if one.slot:  # else taken by a worker that has not begun it (ends with the process)
+                self._context.observer.done(one.slot)
         return len(stragglers)
 
     def close(self, timeout: float | None = None) -> None:

@@ -7,7 +7,7 @@ The thread never talks to Redis for a job itself, except to extend a lease at a 
 from __future__ import annotations
 
 import logging
-import threading
+import queue
 from collections.abc import Callable
 from typing import cast
 
@@ -21,56 +21,42 @@ from workq.time_limits import CANCELLED, RunControl
 
 logger = logging.getLogger("workq")
 
-Ending = Callable[["Worker", Started, BaseException | None, bool], object]
-"""Where a run's end goes: (the worker, its run, what it ended with, whether it was filed already)."""
+Ending = Callable[[Started, BaseException | None, bool], object]
+"""Where a run's end goes: (its run, what it ended with, whether it was filed already)."""
 
 
 class Worker:
-    """Runs the jobs of sync handlers one at a time until it is closed; the job in hand is always finished first.
-    `offer()` hands it its next job; `close()` ends it after the job in hand, returning a job offered but not
-    started. It owns its runs for the pool's watchdog (checkins, abandoned runs)."""
+    """Runs the jobs of sync handlers one at a time, taking each from its pool's `jobs` queue (shared by every worker
+    thread: a worker that ends a run takes the next job waiting there without a wake-up), until it takes None. It
+    owns its runs for the pool's watchdog (checkins, abandoned runs)."""
 
-    def __init__(self, worker_id: str, context: WorkerContext, dispatcher: Dispatcher, ending: Ending) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        context: WorkerContext,
+        dispatcher: Dispatcher,
+        jobs: queue.SimpleQueue[Started | None],
+        ending: Ending,
+    ) -> None:
         self.worker_id = worker_id
         self._context = context
         self._dispatcher = dispatcher
         """Over the pool's shared client: lease extensions, and filing a run the watchdog abandoned."""
+        self._jobs = jobs
         self._ending = ending
-        self._handoff = threading.Condition()
-        self._next: Started | None = None
-        self._closed = False
-
-    def offer(self, started: Started) -> bool:
-        """Give the worker its next job (it is idle); False once it is closed."""
-        with self._handoff:
-            if self._closed:
-                return False
-            self._next = started
-            self._handoff.notify()
-            return True
-
-    def close(self) -> Started | None:
-        """No more jobs: the thread ends after the job in hand. Returns the job offered and not started, if any."""
-        with self._handoff:
-            self._closed = True
-            unstarted, self._next = self._next, None
-            self._handoff.notify()
-            return unstarted
 
     def run(self) -> None:
-        while (started := self._take()) is not None:
+        observer, worker_id = self._context.observer, self.worker_id
+        while (started := self._jobs.get()) is not None:
+            started.slot = worker_id
+            observer.started(worker_id, started.job)
             try:
                 outcome, filed_as = self.execute(started)
             except Exception as exc:  # outside the chain (which cannot raise here): fail the run, keep the thread
-                logger.exception("worker %s: unexpected error running job %s", self.worker_id, started.job.id)
+                logger.exception("worker %s: unexpected error running job %s", worker_id, started.job.id)
                 outcome, filed_as = exc, None
-            self._ending(self, started, outcome, filed_as is not None)
-
-    def _take(self) -> Started | None:
-        with self._handoff:
-            self._handoff.wait_for(lambda: self._next is not None or self._closed)
-            started, self._next = self._next, None
-            return started
+            observer.done(worker_id)
+            self._ending(started, outcome, filed_as is not None)
 
     def execute(self, started: Started) -> tuple[BaseException | None, Outcome | None]:
         """Run the chain under the pool's watchdog (time limit, cancels). Returns what the run ended with (None: it

@@ -102,6 +102,7 @@ def test_enqueue_reads_url_and_namespace_from_the_environment(
         (["worker", "worker_app:pool", "--concurrency", "0"], "concurrency must be >= 1"),
         (["worker", "worker_app:pool", "--grace", "-1"], "--grace must be a number of seconds >= 0"),
         (["worker", "worker_app:pool", "--grace", "nan"], "--grace must be a number of seconds >= 0"),
+        (["worker", "worker_app:pool", "--pin-cpus"], "--pin-cpus needs --processes 2 or more"),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(argv: list[str], message: str) -> None:

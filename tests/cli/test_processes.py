@@ -76,6 +76,29 @@ def test_two_processes_share_the_work_and_a_killed_one_is_replaced(
     assert live <= {victim}, "every child stopped cleanly (only the killed one's heartbeat may linger)"
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux-only")
+def test_pinned_processes_each_run_on_one_cpu_in_turn(redis_url: str, namespace: str) -> None:
+    """`--pin-cpus`: child i runs on the i-th CPU the supervisor may use (round robin), and still does the work."""
+    cpus = sorted(os.sched_getaffinity(0))
+    argv = ["worker", "worker_app:pool", "--processes", "2", "--pin-cpus", "--grace", "1", "--log-level", "WARNING"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workq", *argv, "--redis-url", redis_url, "--namespace", namespace], cwd=APP_DIR
+    )
+    try:
+        client = Client(namespace, redis_url)
+        pools = wait_until(
+            lambda: len(client.worker_pool_heartbeats()) == 2 and client.worker_pool_heartbeats(),
+            timeout=30,
+            what="two worker processes",
+        )
+        pinned = sorted(os.sched_getaffinity(pool.pid) for pool in pools)
+        assert all(len(allowed) == 1 for allowed in pinned)
+        assert sorted(cpu for allowed in pinned for cpu in allowed) == sorted(cpus[n % len(cpus)] for n in range(2))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
 def test_a_process_holding_a_run_stuck_past_its_time_limit_is_replaced(
     redis_url: str, namespace: str, redis_client: redis.Redis
 ) -> None:

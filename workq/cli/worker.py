@@ -57,6 +57,12 @@ def add_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
         help="worker processes under one supervisor, each with --concurrency threads (default 1: no supervisor)",
     )
     worker.add_argument(
+        "--pin-cpus",
+        action="store_true",
+        help="with --processes N (Linux): run each worker process on one CPU of those this command may use, in "
+        "turn (its threads then hand the GIL over on one core; see Scaling out in the README)",
+    )
+    worker.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -122,6 +128,8 @@ def _is_factory(candidate: object) -> bool:
 def _check_options(args: argparse.Namespace) -> None:
     if args.processes < 1:
         raise UsageError(f"--processes must be >= 1, got {args.processes}")
+    if args.pin_cpus and (args.processes < 2 or not hasattr(os, "sched_setaffinity")):
+        raise UsageError("--pin-cpus needs --processes 2 or more, on Linux (for one process: taskset -c CPU workq ...)")
     if not 0 <= args.grace < math.inf:
         raise UsageError(f"--grace must be a number of seconds >= 0, got {args.grace}")
     if args.metrics_port is not None:
@@ -177,11 +185,12 @@ def _count_runs(args: argparse.Namespace, pool: WorkerPool) -> None:
 def _supervise(args: argparse.Namespace, pool: WorkerPool) -> int:
     """`--processes N`: the children's metrics are summed from files in a directory that lives as long as this."""
     if args.metrics_port is None:
-        return Supervisor(child_argv(args), args.processes, grace=args.grace).run()
+        return Supervisor(child_argv(args), args.processes, grace=args.grace, pin_cpus=args.pin_cpus).run()
     with tempfile.TemporaryDirectory(prefix="workq-metrics-") as directory:
         registry = children_registry(Client(pool.namespace, pool.redis), pool.job_names, directory)
         serve(registry, args.metrics_port, args.metrics_host)
-        return Supervisor([*child_argv(args), METRICS_DIR_OPTION, directory], args.processes, grace=args.grace).run()
+        argv = [*child_argv(args), METRICS_DIR_OPTION, directory]
+        return Supervisor(argv, args.processes, grace=args.grace, pin_cpus=args.pin_cpus).run()
 
 
 def _stop_on_signals(pool: WorkerPool) -> list[int]:
