@@ -39,9 +39,11 @@ from workq.time_limits import CANCELLED, LEASE_MARGIN, RunControl
 
 logger = logging.getLogger("workq")
 
-PREFETCH_SHARE = 4
-"""Jobs fetched ahead to wait on the loop: `async_concurrency // PREFETCH_SHARE`, at least one. Enough to cover a
-round trip or two at full speed (100 slots of 50 ms jobs: 2,000 jobs/s, 25 jobs = 12 ms); each holds a job that
+PREFETCH_SHARE = 2
+"""Jobs fetched ahead to wait on the loop: `async_concurrency // PREFETCH_SHARE`, at least one. Enough to cover the
+time from a run's end to its seat's next job reaching the loop (an ack and a fetch) at full speed on a busy host:
+100 slots of 50 ms jobs run 2,000 jobs/s, and runs end in bursts (those started together); with a quarter (25
+jobs, 12 ms) 3 slots out of 100 sat idle on average on a loaded 2-core host, with half 1. Each holds a job that
 other pools could run meanwhile, and counts against its max_concurrency."""
 
 
