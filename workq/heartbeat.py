@@ -21,11 +21,48 @@ OBSERVATION_LIFETIME = 86400
 Observation = dict[str, str | int]
 
 
-def _merged(older: Observation | None, newer: Observation | None) -> Observation | None:
+class _Observed:
+    """What a worker runs, as noted on the job path: turned into its `Observation` (args encoded) only by a flush
+    that finds it still running (most runs end before one)."""
+
+    __slots__ = ("checkin", "checkin_at", "job", "started_at")
+
+    def __init__(self, job: Job, started_at: int | None, checkin: str | None = None, checkin_at: int = 0) -> None:
+        self.job = job
+        self.started_at = started_at
+        """Wall seconds of its start; None for a checkin whose start was written already."""
+        self.checkin = checkin
+        self.checkin_at = checkin_at
+
+    def observation(self) -> Observation:
+        job = self.job
+        observation: Observation = {"job_name": job.name, "job_id": job.id}
+        if self.started_at is not None:
+            observation.update(
+                started_at=self.started_at,
+                args=_encoded_args(job),
+                attempt=job.fails + 1,  # ext fields, like the one below: gocraft/work reads the ones it knows
+                enqueued_at=job.first_enqueued_at,
+            )
+        if self.checkin is not None:
+            observation.update(checkin=self.checkin, checkin_at=self.checkin_at)
+        return observation
+
+
+def _encoded_args(job: Job) -> str:
+    """As gocraft/work: json.Marshal, no spaces. Encoded at the flush, so a handler that put something JSON cannot
+    hold into its args meanwhile is shown without them rather than break every later flush."""
+    try:
+        return gojson.dumps(job.args) if job.args else ""
+    except (TypeError, ValueError):
+        return ""
+
+
+def _merged(older: _Observed | None, newer: _Observed | None) -> _Observed | None:
     """A failed flush's entry under a newer one: a checkin after an unwritten start keeps that start."""
-    if newer is None or older is None or "started_at" in newer:
+    if newer is None or older is None or newer.started_at is not None:
         return newer
-    return {**older, **newer}
+    return _Observed(newer.job, older.started_at, newer.checkin, newer.checkin_at)
 
 
 class OwnBeats:
@@ -135,33 +172,27 @@ class Observer:
         self._keys = keys
         self._clock: Clock = as_clock(clock)
         self._lock = threading.Lock()
-        self._pending: dict[str, Observation | None] = {}
+        self._pending: dict[str, _Observed | None] = {}
         self._written: set[str] = set()
         self._last_runs: dict[str, str] = {}
         """Schedule field → last-run JSON of cron ticks started since the last flush."""
 
     def started(self, worker_id: str, job: Job) -> None:
-        args = gojson.dumps(job.args) if job.args else ""  # as gocraft/work: json.Marshal, no spaces
-        observation: dict[str, str | int] = {
-            "job_name": job.name,
-            "job_id": job.id,
-            "started_at": int(self._clock.wall()),
-            "args": args,
-            "attempt": job.fails + 1,  # ext fields, like the two below: gocraft/work reads the ones it knows
-            "enqueued_at": job.first_enqueued_at,
-        }
+        """On the job path: a note only (the observation, args encoded, is built by the flush if it still runs)."""
+        started_at = int(self._clock.wall())
         tick = parse_tick(job.id)
         with self._lock:
-            self._pending[worker_id] = observation
+            self._pending[worker_id] = _Observed(job, started_at)
             if tick is not None:
-                self._last_runs[tick.schedule_field] = last_run_value(tick.fire_at, int(observation["started_at"]))
+                self._last_runs[tick.schedule_field] = last_run_value(tick.fire_at, started_at)
 
     def checkin(self, worker_id: str, job: Job, message: str) -> None:
+        checkin_at = int(self._clock.wall())
         with self._lock:
-            observation = self._pending.get(worker_id)
-            if observation is None:
-                self._pending[worker_id] = observation = {"job_name": job.name, "job_id": job.id}
-            observation.update(checkin=message, checkin_at=int(self._clock.wall()))
+            observed = self._pending.get(worker_id)
+            if observed is None:
+                self._pending[worker_id] = observed = _Observed(job, None)
+            observed.checkin, observed.checkin_at = message, checkin_at
 
     def done(self, worker_id: str) -> None:
         with self._lock:
@@ -176,15 +207,15 @@ class Observer:
         pipe = self._client.pipeline(transaction=False)
         if last_runs:
             pipe.hset(self._keys.periodic_last_run, mapping=cast(Any, last_runs))
-        for worker_id, observation in pending.items():
+        for worker_id, observed in pending.items():
             key = self._keys.worker(worker_id)
-            if observation is None:
+            if observed is None:
                 if worker_id in self._written:
                     pipe.delete(key)
             else:
-                if "started_at" in observation:  # a new job: no checkin of the previous one may linger
+                if observed.started_at is not None:  # a new job: no checkin of the previous one may linger
                     pipe.delete(key)
-                pipe.hset(key, mapping=cast(Any, observation))
+                pipe.hset(key, mapping=cast(Any, observed.observation()))
                 pipe.expire(key, OBSERVATION_LIFETIME)
         try:
             pipe.execute()
@@ -194,8 +225,8 @@ class Observer:
                 for worker_id, older in pending.items():
                     self._pending[worker_id] = _merged(older, self._pending.get(worker_id, older))
             raise
-        for worker_id, observation in pending.items():
-            if observation is None:
+        for worker_id, observed in pending.items():
+            if observed is None:
                 self._written.discard(worker_id)
             else:
                 self._written.add(worker_id)

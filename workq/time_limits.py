@@ -102,7 +102,7 @@ class RunControl:
     def admit_checkin(self) -> bool:
         """At a checkin: False (logged) if the run ended already; raises if it was stopped and carried on."""
         if self.finished:
-            logger.warning("job %s %s checked in after its run ended: ignored", self.job.name, self.job.id)
+            late_checkin(self.job.name, self.job.id)
             return False
         self.raise_if_stopped()
         return True
@@ -295,6 +295,12 @@ class Watchdog:
             control.reason,
         )
         threading.Thread(target=control.owner.on_abandoned, args=(control,), name="workq-abandon", daemon=True).start()
+
+
+def late_checkin(job_name: str, job_id: str, message: str = "") -> None:
+    """A checkin of a run that ended (from a thread or task it left behind): ignored. Also the checkin hook a
+    finished run's job keeps, as `functools.partial(late_checkin, name, id)`, once its control was let go."""
+    logger.warning("job %s %s checked in after its run ended: ignored", job_name, job_id)
 
 
 def _raise_in(thread_id: int, exc_type: type[BaseException] | None) -> None:
