@@ -37,8 +37,8 @@ VIEWS = {
     "gil": (["--gil"], "the thread holding the GIL (Python CPU)"),
     "wall": (["--idle"], "every worker thread, running or waiting (wall time)"),
 }
-WORKER_LOOPS = ("Worker.run", "AsyncRunner._dispatch", "EventLoopThread._run")
-"""Frames of the threads that run jobs: thread workers, the async runner's dispatch threads and its event loop."""
+WORKER_LOOPS = ("Worker.run", "DispatchLoop._dispatch", "EventLoopThread._run")
+"""Frames of the threads that run jobs: thread workers, the dispatch threads (fetch and ack) and the event loop."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ NO_RATIOS = {"enqueue_round_trips", "rss_start", "rss_warm", "rss_end"}
 CHECKED = {
     "processing": "processing",
     "processing_2": "processing, 2 processes",
+    "processing_2_pinned": "processing, 2 pinned processes",
     "noop_async": "processing, async def",
     "io": "I/O-bound",
     "io_raw": "I/O-bound, raw redis.asyncio loop",

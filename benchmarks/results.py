@@ -30,6 +30,7 @@ ROWS = [
     Row("enqueue_round_trips", "round trips per `enqueue`", "", False),
     Row("processing", "processing, 1 process, 10 threads", "jobs/s", True),
     Row("processing_2", "processing, `--processes 2`", "jobs/s", True),
+    Row("processing_2_pinned", "processing, `--processes 2 --pin-cpus`", "jobs/s", True),
     Row("noop_async", "processing, the same job as `async def`, 1 process, 100 in flight", "jobs/s", True),
     Row("io", "I/O-bound jobs (`await asyncio.sleep(0.05)`), 1 process, 100 in flight", "jobs/s", True),
     Row("io_raw", "the same I/O-bound jobs on a raw redis.asyncio loop, 3 round trips each", "jobs/s", True),
@@ -224,6 +225,10 @@ TARGETS = [
     Target("issue 14: async no-op ≥ workq's sync no-op", _rows_target("noop_async", "processing", 1.0)),
     Target("issue 16: Redis CPU per job ≤ Dramatiq's", _ratio_target("redis_cpu", "dramatiq", at_most=1.0)),
     Target("issue 16: `--processes 2` ≥ 1.8× one process", _rows_target("processing_2", "processing", 1.8)),
+    Target(
+        "issue 16, context: `--processes 2 --pin-cpus` ≥ 1.8× one process",
+        _rows_target("processing_2_pinned", "processing", 1.8),
+    ),
     Target("issue 16: latency p50 ≤ 1 ms (idle pool)", _value_target("latency_p50", lambda v: v <= 1, "ms", 2)),
     Target("issue 16: latency p99 ≤ 5 ms (idle pool)", _value_target("latency_p99", lambda v: v <= 5, "ms", 2)),
     Target("issue 16: idle worker < 1% of a core", _value_target("idle_cpu", lambda v: v < 1, "%", 2)),

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -42,8 +42,9 @@ from benchmarks.systems import (
     asyncio_systems,
     has_hiredis,
     peer_systems,
-    workq_supports_processes,
     workq_systems,
+    workq_worker_has,
+    workq_worker_pinned,
 )
 
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
@@ -114,17 +115,23 @@ def run_suite(bench: Bench, plan: Plan, systems: dict[str, System], results: Res
     if PARSER_VARIANT in systems:
         results.labels[PARSER_VARIANT] = systems[PARSER_VARIANT].label
     workq = systems[WORKQ]
-    two_processes = workq_supports_processes(workq.interpreter.python)
+    two_processes = workq_worker_has("--processes", workq.interpreter.python)
     if not two_processes:
         results.note("processing_2", WORKQ, "n/a: `workq worker` has no `--processes`")
+    pinned = two_processes and workq_worker_has("--pin-cpus", workq.interpreter.python)
+    if two_processes and not pinned:
+        results.note("processing_2_pinned", WORKQ, "n/a: `workq worker` has no `--pin-cpus`")
+    several = [(workq, "processing_2")] if two_processes else []
+    if pinned:
+        several.append((replace(workq, worker=workq_worker_pinned), "processing_2_pinned"))
     for run in range(1, plan.runs + 1):
         log(f"run {run}/{plan.runs}")
         if plan.only_asyncio:
-            _processing_round(bench, plan, {WORKQ: workq}, results, two_processes=False)
+            _processing_round(bench, plan, {WORKQ: workq}, results, several=[])
             _asyncio_round(bench, plan, systems, results)
             continue
         _enqueue_round(bench, plan, systems, results)
-        _processing_round(bench, plan, systems, results, two_processes)
+        _processing_round(bench, plan, systems, results, several)
         _asyncio_round(bench, plan, systems, results)
         _latency_round(bench, plan, systems, results)
         if plan.idle_seconds > 0:
@@ -169,13 +176,13 @@ def _enqueue_round(bench: Bench, plan: Plan, systems: dict[str, System], results
 
 
 def _processing_round(
-    bench: Bench, plan: Plan, systems: dict[str, System], results: Results, two_processes: bool
+    bench: Bench, plan: Plan, systems: dict[str, System], results: Results, several: list[tuple[System, str]]
 ) -> None:
-    """Ceiling variants are kept under their own keys (`ceiling-1`, `ceiling-10`): Results picks the faster."""
+    """Ceiling variants are kept under their own keys (`ceiling-1`, `ceiling-10`): Results picks the faster.
+    `several`: workq variants run as 2 processes, each with its row, right after workq's one-process run."""
     order = [WORKQ, PARSER_VARIANT, "ceiling-1", "ceiling-10", *PEERS]
     runs = [(systems[key], 1, "processing") for key in order if key in systems]
-    if two_processes:
-        runs.insert(1, (systems[WORKQ], 2, "processing_2"))
+    runs[1:1] = [(system, 2, row) for system, row in several]
     for system, processes, row in runs:
         jobs = plan.processing_jobs(system)
         what = f"{row} {system.label} ({jobs:,} jobs)"

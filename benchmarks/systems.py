@@ -44,9 +44,10 @@ class System:
     exits_when_empty: bool = False
 
 
-def workq_worker_of(pool: str, concurrency: int) -> WorkerCommand:
+def workq_worker_of(pool: str, concurrency: int, pin_cpus: bool = False) -> WorkerCommand:
     """`workq worker POOL` (module:attribute) with `concurrency` threads (the pool sizes its own connection pool
-    from its thread count when the URL sets no `max_connections`)."""
+    from its thread count when the URL sets no `max_connections`); `pin_cpus`: with `--processes N`, each child
+    on a CPU of its own (`--pin-cpus`)."""
 
     def command(interpreter: Interpreter, space: Space, redis_url: str, processes: int) -> list[str]:
         argv = [
@@ -64,12 +65,15 @@ def workq_worker_of(pool: str, concurrency: int) -> WorkerCommand:
             "--log-level",
             "WARNING",
         ]
-        return [*argv, "--processes", str(processes)] if processes > 1 else argv
+        if processes == 1:
+            return argv
+        return [*argv, "--processes", str(processes), *(["--pin-cpus"] if pin_cpus else [])]
 
     return command
 
 
 workq_worker = workq_worker_of("benchmarks.apps.workq_app:pool", CONCURRENCY)
+workq_worker_pinned = workq_worker_of("benchmarks.apps.workq_app:pool", CONCURRENCY, pin_cpus=True)
 
 
 def rq_worker(worker_class: str | None) -> WorkerCommand:
@@ -248,8 +252,8 @@ def asyncio_systems(venv: PeerVenv | None, python: Path | None = None) -> dict[s
     return systems
 
 
-def workq_supports_processes(python: Path | None = None) -> bool:
-    """True once `workq worker --processes N` exists in this checkout."""
+def workq_worker_has(option: str, python: Path | None = None) -> bool:
+    """True once `workq worker` has `option` in this checkout (`--processes`, `--pin-cpus`)."""
     help_text = subprocess.run(
         [str(python or sys.executable), "-m", "workq", "worker", "--help"],
         capture_output=True,
@@ -257,4 +261,4 @@ def workq_supports_processes(python: Path | None = None) -> bool:
         cwd=ROOT,
         check=False,
     ).stdout
-    return "--processes" in help_text
+    return option in help_text
