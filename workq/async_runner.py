@@ -6,9 +6,12 @@ a few more seats than slots (`prefetch`): the loop keeps the jobs fetched ahead 
 the next job at once instead of a round trip later. Each slot has a worker id of its own, so observations show every
 async run like a thread worker's job (a job waiting on the loop is not observed yet).
 
-Time-outs and cancels cancel the task; the run then ends as `JobTimeout` / `Cancelled` would in a thread. A job
-waiting on the loop when the pool stops is handed back unstarted; at `stop(grace)`, tasks still running after the
-grace period are handed back to their queues and cancelled.
+Runs are watched by the pool's watchdog (`workq.time_limits`) as a thread worker's are: a time-out or a cancel
+cancels the task, and the run ends as `JobTimeout` / `Cancelled` whatever the handler does with the cancellation; a
+task that has not ended `ABANDON_AFTER` seconds later (it swallowed the cancellation, or it blocks the loop) is
+abandoned: its outcome is filed without it, and its slot stays busy (and counted stuck) until it ends. A job waiting
+on the loop when the pool stops is handed back unstarted; at `stop(grace)`, tasks still running after the grace
+period are handed back to their queues and cancelled.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 from typing import cast
 
 from workq.dispatch_loop import DispatchLoop, Ended, Inbox, Started
-from workq.errors import Cancelled, JobTimeout
+from workq.dispatcher import Dispatcher
+from workq.errors import Cancelled
 from workq.event_loop import EventLoopThread
 from workq.job import Job
 from workq.middleware import AsyncJobChain
@@ -31,7 +35,7 @@ from workq.pool_context import WorkerContext
 from workq.priority_sampler import PrioritySampler
 from workq.registration import Registration
 from workq.run import STOPPING_OUTCOMES, Run
-from workq.time_limits import LEASE_MARGIN
+from workq.time_limits import CANCELLED, LEASE_MARGIN, RunControl
 
 logger = logging.getLogger("workq")
 
@@ -43,15 +47,22 @@ other pools could run meanwhile, and counts against its max_concurrency."""
 
 @dataclass(eq=False)
 class AsyncRun(Started):
-    """A run on the loop: its slot once it starts, its task and, once something interrupts it, why."""
+    """A run on the loop: its slot, task and watchdog control once it starts. It owns its run for the watchdog
+    (checkins, abandon), on behalf of its runner."""
 
+    runner: AsyncRunner | None = None
     task: asyncio.Task[None] | None = None
+    control: RunControl | None = None
     fetched_at: float = 0.0
     """`time.monotonic()` when it reached the loop (after its fetch)."""
-    deadline: float = 0.0
-    """`time.monotonic()` after which the task is cancelled as timed out (0: no time limit)."""
-    interrupt: BaseException | None = None
-    """What the run ends with once its task was cancelled on purpose: JobTimeout, Cancelled."""
+    cancelled: bool = False
+    """Cancelled before it started: it ends so as it reaches a slot."""
+
+    def on_checkin(self, control: RunControl, message: str) -> None:
+        cast(AsyncRunner, self.runner).checkin(self, control, message)
+
+    def on_abandoned(self, control: RunControl) -> None:
+        cast(AsyncRunner, self.runner).file_abandoned(self, control)
 
 
 class AsyncRunner:
@@ -68,6 +79,8 @@ class AsyncRunner:
     ) -> None:
         self._context = context
         self._loop = loop
+        self._runs = Dispatcher("async runs", context, dedicated=False)
+        """Over the pool's shared client: files a run the watchdog abandoned (the loop may be the one stuck)."""
         self.worker_ids = [secrets.token_hex(12) for _ in range(concurrency)]
         self.prefetch = max(1, concurrency // PREFETCH_SHARE)
         self._free_slots = list(self.worker_ids)
@@ -82,13 +95,17 @@ class AsyncRunner:
             order=order,
             inbox=inbox,
             seats=concurrency + self.prefetch,
-            make=_async_run,
+            make=self._make,
             launch=self._launch,
+            ordered=True,
         )
         """Fetches for the free seats and files the runs that ended."""
 
     def start(self) -> None:
         self.dispatch.start()
+
+    def _make(self, run: Run, job: Job) -> AsyncRun:
+        return AsyncRun(run, job, runner=self)
 
     def _launch(self, async_runs: list[AsyncRun]) -> list[AsyncRun]:
         """On a dispatch thread: the new runs go to the loop (it refuses none: once the pool stops, it hands back
@@ -96,7 +113,6 @@ class AsyncRunner:
         now = time.monotonic()
         for async_run in async_runs:
             async_run.fetched_at = now
-            async_run.job._checkin_hook = functools.partial(self._checkin, async_run)
         self._loop.loop.call_soon_threadsafe(self._queue, async_runs)
         return []
 
@@ -115,11 +131,10 @@ class AsyncRunner:
             for async_run in unstarted:
                 self._end(Ended(async_run, None))
             return
-        loop = self._loop.loop
         while self._waiting and self._free_slots:
             async_run = self._waiting.popleft()
-            if async_run.handed_back or async_run.interrupt is not None:  # abandoned or cancelled on its way here
-                self._end(Ended(async_run, async_run.interrupt))
+            if async_run.handed_back or async_run.cancelled:  # handed back or cancelled on its way here
+                self._end(Ended(async_run, _cancelled_unstarted() if async_run.cancelled else None))
                 continue
             if async_run.run.lease and time.monotonic() - async_run.fetched_at > LEASE_MARGIN:
                 # Its lease (taken at the fetch) has too little left to cover the run: back to the front of its
@@ -133,27 +148,37 @@ class AsyncRunner:
                 self.dispatch.hand_back([async_run], release=False)
                 self._end(Ended(async_run, None))
                 continue
-            async_run.slot = self._free_slots.pop()
-            self._context.observer.started(async_run.slot, async_run.job)
-            timeout = async_run.run.registration.options.timeout
-            if timeout:
-                async_run.deadline = time.monotonic() + timeout
-                loop.call_later(timeout, self._check_deadline, async_run)
-            async_run.task = loop.create_task(self._execute(async_run), name=f"workq {async_run.job.name}")
+            self._begin(async_run)
 
-    async def _execute(self, async_run: AsyncRun) -> None:
-        outcome: BaseException | None = None
+    def _begin(self, async_run: AsyncRun) -> None:
+        """Start the run in a free slot, watched from now. The task is created (its first step queued) before the
+        watchdog may cancel it: a task cancelled before its first step would never run `_execute`, nor end."""
+        run, job, watchdog = async_run.run, async_run.job, self._context.watchdog
+        async_run.slot = self._free_slots.pop()
+        self._context.observer.started(async_run.slot, job)
+        control = watchdog.watch(
+            job, run.registration.options.timeout, async_run, run, functools.partial(self._interrupt, async_run)
+        )
+        async_run.control = job._checkin_hook = control
+        async_run.task = self._loop.loop.create_task(self._execute(async_run, control), name=f"workq {job.name}")
+        watchdog.begin(control)
+
+    async def _execute(self, async_run: AsyncRun, control: RunControl) -> None:
+        raised: BaseException | None = None
         try:
             await cast(AsyncJobChain, async_run.run.registration.chain)(async_run.job)
         except BaseException as exc:  # a handler's KeyboardInterrupt/SystemExit hands its job back: see Outcomes
-            outcome = exc
-        if async_run.interrupt is not None:  # cancelled on purpose, whether or not the handler let it through
-            outcome = async_run.interrupt
+            raised = exc
+        self._context.watchdog.finish(control)
+        outcome = control.outcome(raised)  # a time-out or cancel, whatever the handler did with the cancellation
+        if control.abandoned:
+            job = async_run.job
+            logger.warning("job %s %s returned after it was abandoned: this late outcome is dropped", job.name, job.id)
         elif isinstance(outcome, STOPPING_OUTCOMES):  # the pool stops: no waiting job may start after this one
             self._context.stopping.set()
         self._context.observer.done(async_run.slot)
         self._free_slots.append(async_run.slot)
-        self._end(Ended(async_run, outcome))
+        self._end(Ended(async_run, outcome, filed=control.abandoned))
         self._start_waiting()
 
     def _end(self, ended: Ended) -> None:
@@ -167,38 +192,40 @@ class AsyncRunner:
         ended, self._ended = self._ended, []
         self.dispatch.end_many(ended)
 
-    def _check_deadline(self, async_run: AsyncRun) -> None:
-        task = async_run.task
-        if task is None or task.done() or async_run.interrupt is not None:
-            return
-        left = async_run.deadline - time.monotonic()
-        if left > 0:  # checked in meanwhile
-            self._loop.loop.call_later(left, self._check_deadline, async_run)
-            return
-        timeout = async_run.run.registration.options.timeout
-        async_run.interrupt = JobTimeout(f"timed out after {timeout:g} s")
-        async_run.job._cancelled = True
-        logger.warning("job %s %s timed out after %g s: cancelling it", async_run.job.name, async_run.job.id, timeout)
-        task.cancel()
+    def _interrupt(self, async_run: AsyncRun, exc_type: type[BaseException] | None) -> None:
+        """From the watchdog (under its lock): cancel the task, on the loop. (An interrupt not delivered yet needs
+        no forgetting: cancelling a task that ended does nothing.)"""
+        if exc_type is not None:
+            self._loop.loop.call_soon_threadsafe(cast(asyncio.Task[None], async_run.task).cancel)
 
-    def _interrupt(self, async_run: AsyncRun, reason: BaseException) -> None:
-        if async_run.interrupt is None or isinstance(reason, Cancelled):  # a cancel wins over a time-out
-            async_run.interrupt = reason
-        async_run.job._cancelled = True
-        if async_run.task is not None:
-            async_run.task.cancel()
-        elif async_run in self._waiting:  # ends unstarted (one on its way to the loop does when it gets there)
+    def _cancel(self, async_run: AsyncRun) -> None:
+        """A cancel by job id: through the watchdog once the run began; else the run ends unstarted, now if it
+        waits for a slot, as it reaches the loop if it is on its way."""
+        if async_run.control is not None:
+            self._context.watchdog.cancel_run(async_run.control)
+        elif async_run in self._waiting:
             self._waiting.remove(async_run)
-            self._end(Ended(async_run, async_run.interrupt))
+            self._end(Ended(async_run, _cancelled_unstarted()))
+        else:
+            async_run.cancelled = True
 
-    def _checkin(self, async_run: AsyncRun, message: str) -> None:
-        """Record progress and push the time limit back; the lease is extended by a dispatch thread."""
-        self._context.observer.checkin(async_run.slot, async_run.job, message)
-        timeout = async_run.run.registration.options.timeout
-        if timeout:
-            async_run.deadline = time.monotonic() + timeout
+    # --- the run's owner, for the watchdog -----------------------------------------------------------------
+
+    def checkin(self, async_run: AsyncRun, control: RunControl, message: str) -> None:
+        """`job.checkin()`: record progress and give the run its whole time limit again; its lease is pushed as far
+        by a dispatch thread (the loop never waits on Redis). A run that was stopped is told so."""
+        job = control.job
+        if not control.admit_checkin():
+            return
+        self._context.observer.checkin(async_run.slot, job, message)
+        self._context.watchdog.extend(control)
         if async_run.run.lease:
-            self.dispatch.later(lambda dispatcher: dispatcher.extend_lease(async_run.run, async_run.job))
+            self.dispatch.later(lambda dispatcher: dispatcher.extend_lease(async_run.run, job))
+
+    def file_abandoned(self, async_run: AsyncRun, control: RunControl) -> None:
+        """On the watchdog's abandoning thread: file the run (its task has not ended, or the loop is stuck)."""
+        ack, _ = self._runs.ending(async_run.run, async_run.job, control.outcome(None))
+        self._runs.acknowledge(async_run.run, ack)
 
     # --- control -------------------------------------------------------------------------------------------
 
@@ -207,7 +234,7 @@ class AsyncRunner:
         pool does not hold it."""
         chosen = [async_run for async_run in self.dispatch.held() if async_run.job.id == job_id]
         for async_run in chosen:
-            self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, Cancelled("cancelled"))
+            self._loop.loop.call_soon_threadsafe(self._cancel, async_run)
         return bool(chosen)
 
     def running_job_ids(self) -> set[str]:
@@ -229,7 +256,8 @@ class AsyncRunner:
         stragglers = self.dispatch.running()
         self.dispatch.hand_back(stragglers, release=False)  # each is released when its cancelled task ends
         for async_run in stragglers:
-            self._loop.loop.call_soon_threadsafe(self._interrupt, async_run, asyncio.CancelledError())
+            if async_run.task is not None:  # else it waits for a slot: the stopping loop hands it back unstarted
+                self._loop.loop.call_soon_threadsafe(async_run.task.cancel)
         return len(stragglers)
 
     def close(self, timeout: float | None = None) -> None:
@@ -237,5 +265,5 @@ class AsyncRunner:
         self.dispatch.close(timeout)
 
 
-def _async_run(run: Run, job: Job) -> AsyncRun:
-    return AsyncRun(run, job)
+def _cancelled_unstarted() -> Cancelled:
+    return Cancelled(f"{CANCELLED} before it started (workq.Client.cancel)")

@@ -140,8 +140,10 @@ S = TypeVar("S", bound=Started)
 class DispatchLoop(Generic[S]):
     """Fetches for the free seats of one executor and files its ended runs. `make` turns a prepared job into the
     executor's record of it; `launch` hands new ones over (without blocking) and returns those it could not take
-    (the pool is stopping: they go straight back to their queues). `start()`, then `stop_fetching()` when the pool
-    stops, `wait_idle()` / `hand_back()`, then `close()`."""
+    (the pool is stopping: they go straight back to their queues). `ordered`: one fetch at a time, so jobs reach
+    `launch` in the order Redis gave them out (an executor where fetched jobs wait for a slot starts them in queue
+    order; the other dispatch thread only files meanwhile). `start()`, then `stop_fetching()` when the pool stops,
+    `wait_idle()` / `hand_back()`, then `close()`."""
 
     def __init__(
         self,
@@ -153,6 +155,7 @@ class DispatchLoop(Generic[S]):
         seats: int,
         make: Callable[[Run, Job], S],
         launch: Callable[[list[S]], list[S]],
+        ordered: bool = False,
     ) -> None:
         self._name = name
         self._context = context
@@ -161,6 +164,8 @@ class DispatchLoop(Generic[S]):
         self._make = make
         self._launch = launch
         self._free_seats = _Seats(seats)
+        self._fetch_turn = threading.Lock() if ordered else None
+        """Held by the dispatch thread whose fetch is on its way, from the call to its launch (`ordered` only)."""
         self._held: set[S] = set()
         """Every job fetched and not yet filed (under `_idle`)."""
         self._idle = threading.Condition()
@@ -257,7 +262,7 @@ class DispatchLoop(Generic[S]):
         last_fetched = 0
         try:
             while not closing:
-                can_fetch = bool(self._free_seats) and not idle and not stopping.is_set()
+                can_fetch = bool(self._free_seats) and not idle and not stopping.is_set() and not self._turn_taken()
                 mail = self._inbox.take(0 if can_fetch else (IDLE_POLL if idle else None), ACK_BATCH)
                 if _CLOSE in mail:
                     closing = True
@@ -266,12 +271,16 @@ class DispatchLoop(Generic[S]):
                     idle = False
                 ended = [item for item in mail if isinstance(item, Ended)]
                 # Fetch with every ack, idle or not: the runs that ended may have freed a max_concurrency cap.
-                fetching = not stopping.is_set() and (not idle or bool(ended))
-                most = min(FETCH_BATCH, 2 * last_fetched + 1) if fetching else 0
-                seats = len(ended) + self._free_seats.reserve(most - len(ended))  # the ended runs' to reuse
-                wanted = min(most, seats)
-                fetched = self._exchange(dispatcher, ended, wanted)
-                self._free_seats.give_back(seats - fetched)
+                fetching = not stopping.is_set() and (not idle or bool(ended)) and self._take_turn()
+                try:
+                    most = min(FETCH_BATCH, 2 * last_fetched + 1) if fetching else 0
+                    seats = len(ended) + self._free_seats.reserve(most - len(ended))  # the ended runs' to reuse
+                    wanted = min(most, seats)
+                    fetched = self._exchange(dispatcher, ended, wanted)
+                    self._free_seats.give_back(seats - fetched)
+                finally:
+                    if fetching and self._fetch_turn is not None:
+                        self._fetch_turn.release()
                 if wanted:
                     idle, last_fetched = not fetched, fetched
                 for item in mail:
@@ -279,6 +288,13 @@ class DispatchLoop(Generic[S]):
                         self._do(dispatcher, item)
         finally:
             dispatcher.close()
+
+    def _take_turn(self) -> bool:
+        """May this thread fetch now? Always, unless `ordered` and the other thread's fetch is on its way."""
+        return self._fetch_turn is None or self._fetch_turn.acquire(blocking=False)
+
+    def _turn_taken(self) -> bool:
+        return self._fetch_turn is not None and self._fetch_turn.locked()
 
     def _exchange(self, dispatcher: Dispatcher, ended: list[Ended], wanted: int) -> int:
         """File `ended` and fetch up to `wanted` jobs in one round trip; hand the new jobs to the executor. Returns

@@ -1,12 +1,13 @@
 """Time limits and cancels of running jobs: one watchdog thread per pool interrupts a run that passes its `timeout`
 or whose cancel arrived, and abandons one that has still not returned `ABANDON_AFTER` seconds later.
 
-A run is interrupted once, by an exception raised in its thread (`JobTimeout` or `Cancelled`, with CPython's
-`PyThreadState_SetAsyncExc`: a thread inside a C call — `time.sleep`, a blocking socket read — sees it only when that
-call returns). Whatever the handler then does — re-raise, swallow it, raise something else, return — the run ends as
-timed out (a failure: retry, then dead) or cancelled (dead). A run that does not return at all (a C call that never
-gives control back, a handler that swallows the exception and carries on) is abandoned: its owner files its outcome,
-and the thread keeps its slot until it returns, when its result is dropped.
+A run is interrupted once: a thread worker's by an exception raised in its thread (`JobTimeout` or `Cancelled`, with
+CPython's `PyThreadState_SetAsyncExc`: a thread inside a C call — `time.sleep`, a blocking socket read — sees it only
+when that call returns), an async run's by cancelling its task (`Interrupt`). Whatever the handler then does —
+re-raise, swallow it, raise something else, return — the run ends as timed out (a failure: retry, then dead) or
+cancelled (dead). A run that does not return at all (a C call that never gives control back, a handler that swallows
+the exception and carries on, an `async def` that blocks its event loop) is abandoned: its owner files its outcome,
+and the run keeps its slot until it returns, when its result is dropped.
 
 A run without a time limit costs one `RunControl` and a dict entry: no lock, no wake-up of the watchdog thread,
 which only tracks runs with a deadline and runs already interrupted.
@@ -14,7 +15,9 @@ which only tracks runs with a deadline and runs already interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import functools
 import logging
 import math
 import threading
@@ -40,6 +43,10 @@ TIMED_OUT = "timed out"
 CANCELLED = "cancelled"
 _RAISED = {TIMED_OUT: JobTimeout, CANCELLED: Cancelled}
 
+Interrupt = Callable[[type[BaseException] | None], object]
+"""Delivers an interrupt to a run (`JobTimeout` or `Cancelled`), or forgets one not delivered yet (None). Called
+under the watchdog's lock: it must not run Python code that could wait for it."""
+
 
 def lease_seconds(timeout: float) -> float:
     """How long the lease of a run with time limit `timeout` lasts (0: no time limit, no lease)."""
@@ -63,6 +70,7 @@ class RunControl:
         "abandoned",
         "deadline",
         "finished",
+        "interrupt",
         "interrupted_at",
         "job",
         "limit",
@@ -70,27 +78,34 @@ class RunControl:
         "owner",
         "reason",
         "run",
-        "thread_id",
     )
 
-    def __init__(self, job: Job, limit: float, owner: RunOwner, run: Run | None, thread_id: int) -> None:
+    def __init__(self, job: Job, limit: float, owner: RunOwner, run: Run | None, interrupt: Interrupt) -> None:
         self.job = job
         self.limit = limit
         self.deadline = math.inf
         self.owner = owner
         self.run = run
-        self.thread_id = thread_id
+        self.interrupt = interrupt
         self.reason: str | None = None
         """`TIMED_OUT` or `CANCELLED` once the run was stopped (a cancel after a time-out turns it into a cancel)."""
         self.interrupted_at = math.inf
         self.looked_at = False
-        """Set by the watchdog (under its lock) before it reads `finished` to stop the run: see `Watchdog._finish`."""
+        """Set by the watchdog (under its lock) before it reads `finished` to stop the run: see `Watchdog.finish`."""
         self.finished = False
         self.abandoned = False
 
     def __call__(self, message: str) -> None:
         """`job.checkin(message)`."""
         self.owner.on_checkin(self, message)
+
+    def admit_checkin(self) -> bool:
+        """At a checkin: False (logged) if the run ended already; raises if it was stopped and carried on."""
+        if self.finished:
+            logger.warning("job %s %s checked in after its run ended: ignored", self.job.name, self.job.id)
+            return False
+        self.raise_if_stopped()
+        return True
 
     def raise_if_stopped(self) -> None:
         """At a checkin: a run that was stopped and carried on is told again, synchronously."""
@@ -109,23 +124,23 @@ class RunControl:
         if self.reason is None:
             return raised
         message = self.describe()
-        if raised is not None and not isinstance(raised, (JobTimeout, Cancelled)):
+        if raised is not None and not isinstance(raised, (JobTimeout, Cancelled, asyncio.CancelledError)):
             message += f"; the handler then raised {type(raised).__name__}: {raised}"
         return _RAISED[self.reason](message)
 
 
 class Watchdog:
-    """Watches every run of one pool's worker threads. `watch()` as a run starts, `run()` to call it, `extend()` at
-    a checkin, `cancel()` by job id."""
+    """Watches every run of one pool, on its worker threads and its event loop. `watch()` as a run starts, `run()`
+    to call it (or `begin()` and `finish()` around it), `extend()` at a checkin, `cancel()` by job id."""
 
     def __init__(self, *, abandon_after: float | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._abandon_after = ABANDON_AFTER if abandon_after is None else abandon_after
         self._monotonic = monotonic
-        self._lock = threading.Lock()  # a C-level lock: `_finish()` must not run Python code while taking it
+        self._lock = threading.Lock()  # a C-level lock: `finish()` must not run Python code while taking it
         self._changed = threading.Condition(self._lock)
         self._runs: dict[int, RunControl] = {}
-        """Every run, by its thread: each thread adds and removes its own entry (atomic under the GIL, no lock);
-        others only copy it."""
+        """Every run, by the id of its control: each run adds and removes its own entry (atomic under the GIL, no
+        lock); others only copy it."""
         self._watched: set[RunControl] = set()
         """Under the lock: the runs the watchdog thread tracks (a deadline, or interrupted and not yet returned)."""
         self._wake_at = math.inf
@@ -145,10 +160,15 @@ class Watchdog:
         if self._thread is not None:
             self._thread.join()
 
-    def watch(self, job: Job, limit: float, owner: RunOwner, run: Run | None = None) -> RunControl:
-        """The control of a run of `job` about to start on the calling thread, with time limit `limit` seconds (0:
-        none; it can still be cancelled); watched once `run()` calls it. It is the job's checkin hook."""
-        return RunControl(job, limit, owner, run, threading.get_ident())
+    def watch(
+        self, job: Job, limit: float, owner: RunOwner, run: Run | None = None, interrupt: Interrupt | None = None
+    ) -> RunControl:
+        """The control of a run of `job` about to start, with time limit `limit` seconds (0: none; it can still be
+        cancelled), interrupted by `interrupt` (by default: an exception raised in the calling thread); watched
+        once `run()` or `begin()` calls it. It is the job's checkin hook."""
+        if interrupt is None:
+            interrupt = functools.partial(_raise_in, threading.get_ident())
+        return RunControl(job, limit, owner, run, interrupt)
 
     def run(self, control: RunControl, chain: Callable[[Job], object]) -> BaseException | None:
         """Watch the run, call `chain(job)` and stop watching; returns what it raised (None if it returned). An
@@ -156,19 +176,20 @@ class Watchdog:
         decided first. (Watched only inside here: no interrupt can land in the caller's code before or after.)"""
         outcome: BaseException | None = None
         try:
-            self._begin(control)
+            self.begin(control)
             try:
                 chain(control.job)
             except BaseException as exc:
                 outcome = exc
-            self._finish(control)
+            self.finish(control)
         except (JobTimeout, Cancelled) as late:
-            self._finish(control)
+            self.finish(control)
             outcome = outcome or late
         return outcome
 
-    def _begin(self, control: RunControl) -> None:
-        self._runs[control.thread_id] = control
+    def begin(self, control: RunControl) -> None:
+        """The run starts: watched from now (its time limit counts from here)."""
+        self._runs[id(control)] = control
         if control.limit:
             with self._changed:
                 control.deadline = self._monotonic() + control.limit
@@ -176,7 +197,7 @@ class Watchdog:
                 if control.deadline < self._wake_at:
                     self._changed.notify()
 
-    def _finish(self, control: RunControl) -> None:
+    def finish(self, control: RunControl) -> None:
         """On the run's thread, as it returns (again if an interrupt landed in here: it must be idempotent).
 
         No interrupt may reach the thread after this: the watchdog sets `looked_at`, then reads `finished` and
@@ -185,14 +206,13 @@ class Watchdog:
         `looked_at` and waits for the lock, then discards any interrupt not yet delivered. (The GIL orders the
         two threads' reads and writes.) A run without a limit that nobody stopped takes no lock."""
         control.finished = True
-        if self._runs.get(control.thread_id) is control:
-            del self._runs[control.thread_id]
+        self._runs.pop(id(control), None)
         if control.looked_at or control.limit:
             with self._lock:
                 self._watched.discard(control)
                 self._stuck.discard(control)
                 if control.reason is not None:
-                    _raise_in(control.thread_id, None)  # discards an interrupt not yet delivered
+                    control.interrupt(None)  # discards an interrupt not yet delivered
 
     def extend(self, control: RunControl) -> None:
         """A checkin: the run gets its whole time limit again from now (not once it was stopped)."""
@@ -209,9 +229,15 @@ class Watchdog:
                     found = True
         return found
 
+    def cancel_run(self, control: RunControl) -> None:
+        """Interrupt this run with `Cancelled` (a cancel that arrived as it began)."""
+        with self._changed:
+            if not control.abandoned:
+                self._stop(control, CANCELLED)
+
     @property
     def stuck(self) -> int:
-        """Abandoned runs whose thread has not returned yet (each holds a worker thread)."""
+        """Abandoned runs that have not returned yet (each holds a worker thread or an async slot)."""
         return len(self._stuck)
 
     def running_job_ids(self) -> set[str]:
@@ -219,7 +245,7 @@ class Watchdog:
 
     def _stop(self, control: RunControl, reason: str) -> bool:
         """Under the lock: mark the run stopped and interrupt it, once (a second interrupt could land after the
-        first was handled). False if it finished meanwhile (see `_finish`)."""
+        first was handled). False if it finished meanwhile (see `finish`)."""
         control.looked_at = True
         if control.finished:
             return False
@@ -230,7 +256,7 @@ class Watchdog:
         if first:
             control.interrupted_at = self._monotonic()
             logger.warning("job %s %s %s: interrupting it", control.job.name, control.job.id, control.describe())
-            _raise_in(control.thread_id, _RAISED[reason])
+            control.interrupt(_RAISED[reason])
             self._watched.add(control)  # for its abandon time
             self._changed.notify()
         return True
@@ -262,7 +288,7 @@ class Watchdog:
         self._watched.discard(control)
         logger.error(
             "job %s %s did not return within %g s of being interrupted (a C call, or it caught the exception and "
-            "carried on): abandoned and counted as %s; its thread stays busy until it returns",
+            "carried on, or blocked its event loop): abandoned and counted as %s; its slot stays busy until it returns",
             control.job.name,
             control.job.id,
             self._abandon_after,

@@ -97,10 +97,8 @@ class Worker:
         only while this run still holds the lease. A run that was stopped, or whose lease another run took over,
         is told so; a checkin of a run that ended changes nothing."""
         job = control.job
-        if control.finished:
-            logger.warning("job %s %s checked in after its run ended: ignored", job.name, job.id)
+        if not control.admit_checkin():
             return
-        control.raise_if_stopped()
         self._context.observer.checkin(self.worker_id, job, message)
         if not self._dispatcher.extend_lease(cast(Run, control.run), job):
             raise JobTimeout(f"job {job.id}: its lease expired (this pool stalled); it runs again elsewhere")

@@ -6,6 +6,7 @@ handler was counted as processed and its body never ran."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -18,6 +19,7 @@ from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
 from workq import Client, Enqueuer, Job, Retry, WorkerPool, async_runner, dispatch_loop
+from workq import time_limits as time_limits_module
 
 
 async def until(event: threading.Event) -> None:
@@ -646,3 +648,64 @@ def test_a_job_fetched_ahead_that_waits_past_its_lease_margin_goes_back_for_a_fr
     pool.drain(timeout=10)
     assert runs == [job.id]
     assert any("back to its queue, for a fresh lease" in record.getMessage() for record in caplog.records)
+
+
+def test_jobs_of_one_slot_start_in_queue_order(make_pool: PoolFactory, enqueuer: Enqueuer) -> None:
+    """Jobs fetched ahead wait for the slot in the order Redis gave them out, though two dispatch threads fetch."""
+    pool = make_pool(async_concurrency=1)
+    order: list[int] = []
+
+    @pool.job("step")
+    async def step(job: Job) -> None:
+        order.append(job.arg_int("n"))
+        await asyncio.sleep(0)
+
+    enqueuer.enqueue_many("step", [{"n": n} for n in range(60)])
+    pool.start()
+    pool.drain(timeout=20)
+    assert order == list(range(60))
+
+
+@pytest.mark.parametrize("stubbornness", ["swallows the cancellation", "blocks the loop"])
+def test_an_async_run_that_does_not_end_when_cancelled_is_abandoned_and_counted_while_it_keeps_its_slot(
+    make_pool: PoolFactory,
+    enqueuer: Enqueuer,
+    view: NamespaceView,
+    *,
+    release: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
+    stubbornness: str,
+) -> None:
+    """As a thread worker's run stuck in a C call: its outcome is filed without it `ABANDON_AFTER` s after the
+    cancel, the pool counts it stuck, and its slot stays busy until it ends (then its late outcome is dropped)."""
+    monkeypatch.setattr(time_limits_module, "ABANDON_AFTER", 0.5)
+    events: list[str] = []
+    pool = make_pool(async_concurrency=1)
+
+    @pool.job("stubborn", timeout=1, max_fails=1)
+    async def stubborn(job: Job) -> None:
+        events.append("stubborn started")
+        if stubbornness == "blocks the loop":
+            release.wait(30)
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.01)
+        events.append("stubborn ended")
+
+    @pool.job("next")
+    async def next_(job: Job) -> None:
+        events.append("next started")
+
+    pool.start()
+    enqueuer.enqueue("stubborn")
+    [dead] = wait_until(view.dead, timeout=15, what="the abandoned run filed")
+    assert "timed out" in dead.fields["err"] and dead.fields["fails"] == 1
+    assert pool.stuck_runs == 1
+    enqueuer.enqueue("next")
+    wait_until(lambda: view.queued("next") == [], what="the next job fetched, to wait for the slot")
+    release.set()
+    pool.drain(timeout=15)
+    assert events == ["stubborn started", "stubborn ended", "next started"], "the stuck run kept its slot"
+    assert len(view.dead()) == 1 and view.retry() == [], "the late end of the abandoned run filed nothing"
+    assert pool.stuck_runs == 0
+    assert view.idle_problems("stubborn", pool.pool_id) == []
