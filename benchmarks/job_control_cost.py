@@ -24,21 +24,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import socket
 import statistics
-import subprocess
-import tempfile
 import threading
 import time
 import timeit
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from benchmarks.observability_cost import Measured, Variant, chosen, interleaved, replace_section, worktree
+from benchmarks.redis_server import private_redis
 from workq import Job, time_limits
 
 BEFORE_ISSUE_13 = "a946619"
@@ -113,36 +108,6 @@ class _Owner:
 
 def _noop(job: Job) -> None:
     """The chain."""
-
-
-@contextmanager
-def private_redis() -> Iterator[str]:
-    """A redis-server of this benchmark's own on a free loopback port; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    with tempfile.TemporaryDirectory() as directory:
-        server = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=directory,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            url = f"redis://127.0.0.1:{port}/0"
-            client = redis.Redis.from_url(url)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(10)
 
 
 def main() -> None:

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +19,7 @@ from typing import Any
 
 import redis
 
+from benchmarks.redis_server import private_redis
 from workq import Client, Job
 
 NAMESPACE = "{bench}"
@@ -45,32 +42,16 @@ class Measurement:
 
 
 @contextmanager
-def private_redis() -> Iterator[redis.Redis]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="workq-bench-")
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, socket_timeout=60)
-    try:
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        client.config_set("slowlog-log-slower-than", 0)
-        client.config_set("slowlog-max-len", 1_000_000)
-        yield client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(30)
-        shutil.rmtree(workdir, ignore_errors=True)
+def slowlogged_redis() -> Iterator[redis.Redis]:
+    """A client of a private redis-server whose slowlog keeps every command (what `measure` reads)."""
+    with private_redis() as url:
+        client = redis.Redis.from_url(url, socket_timeout=60)
+        try:
+            client.config_set("slowlog-log-slower-than", 0)
+            client.config_set("slowlog-max-len", 1_000_000)
+            yield client
+        finally:
+            client.close()
 
 
 def fill(client: redis.Redis, queue: str, count: int) -> list[Job]:
@@ -114,7 +95,7 @@ def measure(client: redis.Redis, what: str, action: Callable[[], Any]) -> tuple[
 
 def run(count: int) -> list[Measurement]:
     results = []
-    with private_redis() as server:
+    with slowlogged_redis() as server:
         client = Client(NAMESPACE, server)
         queue = client.keys.queue(JOB_NAME)
         jobs = fill(server, queue, count)

@@ -22,26 +22,27 @@ import argparse
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import redis
 
+from benchmarks.redis_server import free_port
 from benchmarks.worker_process import cpu_seconds
 from workq import Enqueuer, Job, instrumentation
 from workq.keys import Keys
 from workq.log_format import job_context
 from workq.metrics import JobMetrics
-from workq.middleware import Around, Middleware, build_chain
+from workq.middleware import Around, JobChain, Middleware, build_chain
 from workq.throughput import RunTally
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,10 +155,10 @@ def chain_costs() -> dict[str, float]:
         "built-ins (metrics off)": build_chain(built_ins, _noop),
         "built-ins + metrics (metrics on)": build_chain([*built_ins, metrics.middleware], _noop),
     }
-    return {label: _micros_per_run(chain) for label, chain in chains.items()}
+    return {label: _micros_per_run(cast(JobChain, chain)) for label, chain in chains.items()}  # _noop is sync
 
 
-def _micros_per_run(chain: Callable[[Job], None], runs: int = 100_000) -> float:
+def _micros_per_run(chain: JobChain, runs: int = 100_000) -> float:
     job = Job("noop")
     return min(timeit.repeat(lambda: chain(job), number=runs, repeat=5)) / runs * 1e6
 
@@ -180,12 +181,6 @@ def worktree(commit: str, patch_built_ins: bool = False) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> None:

@@ -15,53 +15,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import redis
+from typing import cast
 
 from benchmarks.measure import Bench, ProcessingSample
+from benchmarks.redis_server import private_redis
 from benchmarks.systems import CONCURRENCY, workq_systems
-
-START_TIMEOUT = 15.0
-
-
-@contextmanager
-def private_redis() -> Iterator[str]:
-    """A redis-server of this run's own on a free loopback port; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    workdir = Path(tempfile.mkdtemp(prefix="workq-scaling-redis-"))
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    server = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"redis-server on port {port} did not start") from None
-                time.sleep(0.05)
-        client.close()
-        yield url
-    finally:
-        server.kill()
-        server.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass
@@ -72,7 +37,7 @@ class Figures:
     samples: list[ProcessingSample] = field(default_factory=list)
 
     def median(self, attribute: str) -> float:
-        return statistics.median(getattr(sample, attribute) for sample in self.samples)
+        return cast(float, statistics.median(getattr(sample, attribute) for sample in self.samples))
 
 
 def measure(bench: Bench, counts: list[int], jobs: int, runs: int) -> list[Figures]:

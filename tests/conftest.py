@@ -3,6 +3,7 @@ of its own for every test, whose keys are deleted afterwards."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Generator, Iterator
@@ -53,6 +54,22 @@ def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
 def fake_redis() -> fakeredis.FakeRedis:
     """A fakeredis client on a server of its own (a Lua global on a shared server would leak between tests)."""
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture
+def root_logging() -> Iterator[logging.Logger]:
+    """For a test that configures logging as `workq` does (`basicConfig(force=True)` on the root logger): afterwards
+    the root logger has its level and handlers back, and none of the test's, so no later test logs into its stream."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield root
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -26,11 +26,18 @@ def wait_for_count(count: Callable[[], int], target: int, stalled_after: float =
     """Poll `count()` until it reaches `target`; fail the test only when it stops growing for `stalled_after` s.
     For waits on many runs: the test checks that they all happen, not how fast (a loaded machine runs them slowly,
     and a fixed deadline for the lot is a throughput assertion)."""
+    seen = poll_count(count, target, stalled_after)
+    if seen < target:
+        raise AssertionError(f"no progress in {stalled_after} s waiting for {what or target}: {seen} of {target}")
+    return seen
+
+
+def poll_count(count: Callable[[], int], target: int, stalled_after: float = 10.0) -> int:
+    """`wait_for_count` for a test that reports what it saw before it asserts: the last count seen, which is below
+    `target` only when the count stopped growing for `stalled_after` s."""
     seen = count()
     deadline = time.monotonic() + stalled_after
-    while seen < target:
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"no progress in {stalled_after} s waiting for {what or target}: {seen} of {target}")
+    while seen < target and time.monotonic() < deadline:
         time.sleep(0.01)
         if (now := count()) > seen:
             seen, deadline = now, time.monotonic() + stalled_after

@@ -15,9 +15,13 @@ def install_hint(extra: str) -> str:
 
 def installed_version() -> str:
     """The version in the metadata of the installed distribution: `workq-redis` first, then whichever other
-    distribution provides the `workq` package (a fork, a renamed build)."""
-    others = metadata.packages_distributions().get("workq", [])
-    for distribution in [DISTRIBUTION_NAME, *others]:
+    distribution provides the `workq` package (a fork, a renamed build). Only that fallback reads every installed
+    distribution's metadata (tens of milliseconds), so the usual case stays a single lookup."""
+    try:
+        return metadata.version(DISTRIBUTION_NAME)
+    except metadata.PackageNotFoundError:
+        pass
+    for distribution in metadata.packages_distributions().get("workq", []):
         try:
             return metadata.version(distribution)
         except metadata.PackageNotFoundError:

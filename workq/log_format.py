@@ -74,7 +74,7 @@ def configure_logging(level: str, log_format: str = "text", stream: TextIO | Non
     into every JSON line; of them, a text line shows only `child` (the `--processes` slot)."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {log_format!r}")
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter(**fields))
     else:  # under `--processes`, a text line names the child that wrote it
@@ -82,3 +82,18 @@ def configure_logging(level: str, log_format: str = "text", stream: TextIO | Non
         prefix = "" if child is None else f"[child {child}] "
         handler.setFormatter(logging.Formatter(TEXT_FORMAT.replace("%(message)s", prefix + "%(message)s")))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class _CurrentStderrHandler(logging.Handler):
+    """Writes each record to `sys.stderr` as it is then (as logging's last-resort handler does), not as it was when
+    logging was configured: `main()` run in-process, under a test's capture or a tool's redirect_stderr, must not
+    leave the root logger holding a stream that is closed once the call returns."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)

@@ -7,15 +7,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
 
 from workq.clock import Clock, ClockLike, as_clock
 from workq.connection import RedisClient
 from workq.job import Job, check_job_name
 from workq.keys import Keys
 from workq.scripts import Scripts
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 logger = logging.getLogger("workq")
 
@@ -106,6 +108,10 @@ def _parse(spec: str, start: float | datetime) -> croniter:
         raise ValueError(
             f"invalid cron spec {spec!r}: expected 6 fields (seconds first), 5 fields, or a descriptor like @hourly"
         )
+    # Imported here: croniter's import costs ~10 ms and a subprocess (platform.architecture), paid by every
+    # `workq` command and worker process otherwise, though only cron schedules need it.
+    from croniter import croniter  # noqa: PLC0415
+
     try:
         return croniter(spec, start, second_at_beginning=len(fields) == 6)
     except (ValueError, KeyError) as exc:

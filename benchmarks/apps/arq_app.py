@@ -40,4 +40,4 @@ if __name__ == "__main__":
     parser.add_argument("--poll-delay", type=float, default=None)
     given = {name: value for name, value in vars(parser.parse_args()).items() if value is not None}
     logging.basicConfig(level=logging.WARNING)
-    run_worker(WorkerSettings, **given)  # type: ignore[arg-type]
+    run_worker(WorkerSettings, **given)

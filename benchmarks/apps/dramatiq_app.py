@@ -20,6 +20,6 @@ broker = RedisBroker(
 dramatiq.set_broker(broker)
 
 
-@dramatiq.actor(queue_name=DRAMATIQ_QUEUE, max_retries=0)
+@dramatiq.actor(queue_name=DRAMATIQ_QUEUE, max_retries=0)  # type: ignore[untyped-decorator]  # no stubs here
 def noop(number: int, stamp: float | None = None) -> None:
     record_run(number, stamp)

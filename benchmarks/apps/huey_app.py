@@ -20,6 +20,6 @@ huey = RedisHuey(
 )
 
 
-@huey.task()
+@huey.task()  # type: ignore[untyped-decorator]  # Huey has no type hints
 def noop(number: int, stamp: float | None = None) -> None:
     record_run(number, stamp)

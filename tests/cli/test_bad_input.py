@@ -43,6 +43,7 @@ def apps_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))  # for worker_app:pool
 
 
+@pytest.mark.usefixtures("root_logging")
 @pytest.mark.parametrize("redis_url", BAD_REDIS_URLS)
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_every_command_refuses_a_redis_url_it_cannot_use_in_one_line(
@@ -53,6 +54,7 @@ def test_every_command_refuses_a_redis_url_it_cannot_use_in_one_line(
     assert err.startswith("workq: ") and err.count("\n") == 1, err
 
 
+@pytest.mark.usefixtures("root_logging")
 def test_a_bug_in_workq_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     def buggy(_args: object) -> int:
         raise KeyError("a bug")

@@ -17,18 +17,13 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from redis_servers import free_port
 from support import wait_until
 from workq import Client, Enqueuer
 
 APP_DIR = Path(__file__).parent
 Samples = dict[tuple[str, str], float]
 """(sample name, job_name label) → value."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class WorkerStarter(Protocol):

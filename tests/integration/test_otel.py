@@ -264,27 +264,25 @@ def test_instrument_reaches_a_pool_started_before_it(
         uninstrument()
 
 
+@pytest.mark.usefixtures("root_logging")
 def test_json_log_lines_inside_a_run_carry_its_trace_and_span(
     spans: InMemorySpanExporter, make_pool: PoolFactory, enqueuer: Enqueuer
 ) -> None:
     stream = io.StringIO()
     configure_logging("INFO", "json", stream=stream)
-    try:
-        pool = make_pool()
-        ran = threading.Event()
+    pool = make_pool()
+    ran = threading.Event()
 
-        @pool.job("traced_log")
-        def traced_log(job: Job) -> None:
-            logging.getLogger("app").info("inside")
-            ran.set()
+    @pool.job("traced_log")
+    def traced_log(job: Job) -> None:
+        logging.getLogger("app").info("inside")
+        ran.set()
 
-        pool.start()
-        enqueuer.enqueue("traced_log")
-        assert ran.wait(10)
-        wait_until(lambda: named(spans, "workq run traced_log"), what="the run span")
-        logging.getLogger("app").info("outside")
-    finally:
-        logging.basicConfig(handlers=[logging.StreamHandler()], force=True)
+    pool.start()
+    enqueuer.enqueue("traced_log")
+    assert ran.wait(10)
+    wait_until(lambda: named(spans, "workq run traced_log"), what="the run span")
+    logging.getLogger("app").info("outside")
 
     lines = {line["message"]: line for line in map(json.loads, stream.getvalue().splitlines())}
     (run,) = named(spans, "workq run traced_log")
@@ -293,29 +291,27 @@ def test_json_log_lines_inside_a_run_carry_its_trace_and_span(
     assert "trace_id" not in lines["outside"]
 
 
+@pytest.mark.usefixtures("root_logging")
 def test_an_async_handler_runs_in_its_span_and_its_failure_line_names_the_job(
     spans: InMemorySpanExporter, provider: TracerProvider, make_pool: PoolFactory, enqueuer: Enqueuer
 ) -> None:
     stream = io.StringIO()
     configure_logging("INFO", "json", stream=stream)
-    try:
-        pool = make_pool()
-        done = threading.Event()
+    pool = make_pool()
+    done = threading.Event()
 
-        @pool.job("fetch", max_fails=3, backoff=lambda job: 0)
-        async def fetch(job: Job) -> None:
-            with provider.get_tracer("app").start_as_current_span("GET upstream"):
-                await asyncio.sleep(0)
-            if job.fails == 0:
-                raise TimeoutError("upstream slow")
-            done.set()
+    @pool.job("fetch", max_fails=3, backoff=lambda job: 0)
+    async def fetch(job: Job) -> None:
+        with provider.get_tracer("app").start_as_current_span("GET upstream"):
+            await asyncio.sleep(0)
+        if job.fails == 0:
+            raise TimeoutError("upstream slow")
+        done.set()
 
-        pool.start()
-        job = enqueuer.enqueue("fetch")
-        assert done.wait(30)
-        wait_until(lambda: len(named(spans, "workq run fetch")) == 2, what="two run spans")
-    finally:
-        logging.basicConfig(handlers=[logging.StreamHandler()], force=True)
+    pool.start()
+    job = enqueuer.enqueue("fetch")
+    assert done.wait(30)
+    wait_until(lambda: len(named(spans, "workq run fetch")) == 2, what="two run spans")
 
     (enqueue,) = named(spans, "workq enqueue fetch")
     first, second = sorted(named(spans, "workq run fetch"), key=lambda span: span.start_time or 0)

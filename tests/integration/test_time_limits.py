@@ -5,67 +5,17 @@ after its backoff and dead after `max_fails` — one run at a time, never an end
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 
+from integration.interruptible import Runs, steps_of_sleep
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from support import wait_until
 from workq import Enqueuer, Job, JobTimeout
 from workq import time_limits as time_limits_module
-
-
-@dataclass
-class RunRecord:
-    job_id: str
-    started: float
-    ended: float = 0.0
-    raised: str = ""
-    completed: bool = False
-    saw_cancelled: bool = False
-
-
-@dataclass
-class Runs:
-    """What each run of a handler did, with its start and end on this host's monotonic clock."""
-
-    records: list[RunRecord] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self, job: Job) -> RunRecord:
-        record = RunRecord(job.id, time.monotonic())
-        with self.lock:
-            self.records.append(record)
-        return record
-
-    def ended(self) -> list[RunRecord]:
-        with self.lock:
-            return [record for record in self.records if record.ended]
-
-    def overlapping(self) -> list[tuple[RunRecord, RunRecord]]:
-        with self.lock:
-            ordered = sorted(self.records, key=lambda record: record.started)
-        return [(a, b) for a, b in itertools.pairwise(ordered) if not a.ended or b.started < a.ended]
-
-
-def steps_of_sleep(job: Job, runs: Runs, seconds: float) -> None:
-    """`seconds` of work in 10 ms steps (each step a bytecode boundary where an interrupt lands)."""
-    record = runs.start(job)
-    try:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            time.sleep(0.01)
-        record.completed = True
-    except BaseException as exc:
-        record.raised = type(exc).__name__
-        raise
-    finally:
-        record.saw_cancelled = job.cancelled
-        record.ended = time.monotonic()
 
 
 def one_second(job: Job) -> int:

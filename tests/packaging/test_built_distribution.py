@@ -93,7 +93,7 @@ def test_the_wheel_metadata_names_the_distribution_and_is_complete(wheel: zipfil
     dist_info = f"workq_redis-{VERSION}.dist-info"
     assert "MIT License" in wheel.read(f"{dist_info}/licenses/LICENSE").decode()
     entry_points = wheel.read(f"{dist_info}/entry_points.txt").decode()
-    assert "workq = workq.cli:main" in entry_points and "workq = workq.testing.plugin" in entry_points
+    assert "workq = workq.cli:main" in entry_points and "workq = workq.pytest_plugin" in entry_points
 
 
 def test_the_sdist_carries_license_changelog_docs_examples_and_tests(dist: Path) -> None:

@@ -18,7 +18,7 @@ import redis
 
 from figures import record
 from reliability import skewed_clock
-from support import wait_until
+from support import wait_for_count, wait_until
 from workq import Client
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
@@ -194,10 +194,11 @@ def runs_by_job(client: redis.Redis, namespace: str, record: str = "done") -> Co
     return Counter(text(job_id) for job_id in client.hvals(f"{namespace}:test:{record}"))
 
 
-def wait_for_completed(client: redis.Redis, namespace: str, at_least: int, timeout: float = 30) -> None:
-    """Until at least `at_least` distinct jobs have completed a run."""
-    wait_until(
-        lambda: len(runs_by_job(client, namespace)) >= at_least, timeout=timeout, what=f"{at_least} jobs to complete"
+def wait_for_completed(client: redis.Redis, namespace: str, at_least: int, stalled_after: float = 30) -> None:
+    """Until at least `at_least` distinct jobs have completed a run; fails only when none completes for
+    `stalled_after` s (the tests prove that the jobs complete, not how fast a loaded machine runs them)."""
+    wait_for_count(
+        lambda: len(runs_by_job(client, namespace)), at_least, stalled_after, what=f"{at_least} jobs to complete"
     )
 
 

@@ -20,6 +20,7 @@ import redis
 from reliability import skewed_clock
 from reliability.app import CRON_ENV
 from reliability.harness import TESTS_DIR, Fleet, leftovers, report, runs_by_job, text
+from support import poll_count
 from workq import Client, Enqueuer, Job
 from workq.keys import Keys
 
@@ -27,8 +28,12 @@ RUN_SECONDS = 4.0
 """How long the leased jobs run: half their 8 s time-out (`work_leased_long`)."""
 DELAY = 3.0
 """`enqueue --in` of the delayed jobs."""
-DUE_SLACK = 4.0
-"""Seconds after its due time by which a delayed job or cron tick must have started (a requeuer pass is 1 s)."""
+DUE_SLACK = 12.0
+"""Seconds after its due time by which a delayed job or cron tick must have started. A due time read on a skewed
+clock is off by the skew, 30 s at the least here: well past this slack, which leaves a loaded machine room (a
+requeuer pass is 1 s)."""
+HEARTBEAT_SLACK = 10.0
+"""How far a live pool's last heartbeat may be from Redis's now: a beat stamped on its own clock is 30 s off or more."""
 CRON_SPEC = "* * * * * *"
 CRON_WINDOW = 5
 """Seconds of cron ticks observed."""
@@ -49,10 +54,11 @@ def test_time_outs_and_heartbeats_hold_across_skewed_pools(
     names = {enqueuer.enqueue(name, {"seconds": RUN_SECONDS}).id: name for name in kinds for _ in range(4)}
     ids = list(names)
 
-    settled = _poll(
-        lambda: len(runs_by_job(redis_client, namespace)) >= len(ids) and not leftovers(redis_client, namespace),
-        timeout=2 * RUN_SECONDS + 15,
+    # Progress, not speed: a job that ran twice (a lease expired by a skewed clock) is caught by the starts below.
+    completed_count = poll_count(
+        lambda: len(set(runs_by_job(redis_client, namespace)) & set(ids)), len(ids), stalled_after=2 * RUN_SECONDS + 15
     )
+    settled = completed_count == len(ids) and _poll(lambda: not leftovers(redis_client, namespace), timeout=15)
     starts = runs_by_job(redis_client, namespace, "started")
     ran_by = _pids_by_job(redis_client, namespace)
     beats = {beat.pid: beat for beat in Client(namespace, redis_url).worker_pool_heartbeats()}
@@ -75,7 +81,9 @@ def test_time_outs_and_heartbeats_hold_across_skewed_pools(
     for worker, offset in zip(workers, offsets, strict=True):
         assert any(worker.pid in pids for pids in ran_by.values()), f"the pool {offset:+} s off ran no job"
         assert worker.pid in beats, f"the live pool {offset:+} s off is no longer registered"
-        assert abs(beats[worker.pid].heartbeat_at - now) <= 2, f"the pool {offset:+} s off beats on its own clock"
+        assert abs(beats[worker.pid].heartbeat_at - now) <= HEARTBEAT_SLACK, (
+            f"the pool {offset:+} s off beats on its own clock"
+        )
 
 
 def test_delayed_jobs_from_skewed_enqueuers_start_when_due_on_redis_clock(

@@ -77,7 +77,7 @@ def test_a_missing_fakeredis_or_lua_is_one_clear_error_and_the_plugin_still_load
     script = f"""
 import sys
 sys.modules[{blocked!r}] = None
-import workq.testing.plugin  # what pytest loads wherever workq is installed
+import workq.pytest_plugin  # what pytest loads wherever workq is installed
 from workq import WorkerPool
 from workq.testing import TestHarness
 pool = WorkerPool("ns", {UNREACHABLE!r})

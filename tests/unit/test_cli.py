@@ -64,6 +64,7 @@ def test_load_pool_reports_a_missing_module() -> None:
         load_pool("workq_no_such_module_anywhere:pool")
 
 
+@pytest.mark.usefixtures("root_logging")
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

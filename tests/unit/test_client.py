@@ -16,11 +16,6 @@ NOW = 1_700_000_000
 
 
 @pytest.fixture
-def keys(namespace: str) -> Keys:
-    return Keys(namespace)
-
-
-@pytest.fixture
 def client(fake_redis: fakeredis.FakeRedis, namespace: str) -> Client:
     return Client(namespace, fake_redis, clock=lambda: NOW + 0.9)
 

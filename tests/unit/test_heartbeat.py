@@ -31,11 +31,6 @@ def clock() -> SteppedClock:
 
 
 @pytest.fixture
-def keys(namespace: str) -> Keys:
-    return Keys(namespace)
-
-
-@pytest.fixture
 def observer(fake_redis: fakeredis.FakeRedis, keys: Keys, clock: SteppedClock) -> Observer:
     return Observer(fake_redis, keys, clock)
 

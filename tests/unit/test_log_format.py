@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -15,11 +16,10 @@ from workq.testing import TestHarness
 
 
 @pytest.fixture
-def lines() -> io.StringIO:
+def lines(root_logging: logging.Logger) -> io.StringIO:
     stream = io.StringIO()
     configure_logging("INFO", "json", stream=stream, pool_id="p1", child=None)
-    yield stream
-    logging.basicConfig(handlers=[logging.StreamHandler()], force=True)
+    return stream
 
 
 def logged(stream: io.StringIO) -> list[dict[str, object]]:
@@ -98,3 +98,17 @@ def test_a_traceback_is_one_field_of_one_line(lines: io.StringIO) -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="text, json"):
         configure_logging("INFO", "xml")
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_lines_go_to_stderr_as_it_is_when_each_is_logged() -> None:
+    """`main()` run in-process (a test's capsys, a tool's redirect_stderr) leaves a handler on the root logger: it
+    must follow stderr, not keep writing to the stream that was stderr during the call and is closed since."""
+    configure_logging("INFO")
+    during_the_call, afterwards = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(during_the_call):
+        logging.getLogger("workq").warning("one")
+    during_the_call.close()
+    with contextlib.redirect_stderr(afterwards):
+        logging.getLogger("workq").warning("two")
+    assert afterwards.getvalue().endswith("two\n")

@@ -17,11 +17,6 @@ from workq.scripts import Scripts
 NOW = 1_700_000_000  # 2023-11-14 22:13:20 UTC
 
 
-@pytest.fixture
-def keys(namespace: str) -> Keys:
-    return Keys(namespace)
-
-
 def periodic_enqueuer(
     client: fakeredis.FakeRedis, keys: Keys, schedules: list[CronSchedule], now: float
 ) -> PeriodicEnqueuer:

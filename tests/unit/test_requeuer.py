@@ -17,11 +17,6 @@ NOW = 1_700_000_000
 
 
 @pytest.fixture
-def keys(namespace: str) -> Keys:
-    return Keys(namespace)
-
-
-@pytest.fixture
 def requeuer(fake_redis: fakeredis.FakeRedis, keys: Keys) -> Requeuer:
     return Requeuer(fake_redis, keys, Scripts.register(fake_redis), clock=lambda: NOW + 0.9)
 

@@ -19,16 +19,6 @@ NOW = 1_800_000_000
 STATS = "stats-key"
 
 
-@pytest.fixture
-def scripts(fake_redis: fakeredis.FakeRedis) -> Scripts:
-    return Scripts.register(fake_redis)
-
-
-@pytest.fixture
-def keys(namespace: str) -> Keys:
-    return Keys(namespace)
-
-
 def fetch_keys(keys: Keys, *names: str) -> list[str]:
     return [
         key

@@ -29,16 +29,6 @@ def clock() -> SteppedClock:
     return SteppedClock(NOW)
 
 
-@pytest.fixture
-def keys(namespace: str) -> Keys:
-    return Keys(namespace)
-
-
-@pytest.fixture
-def scripts(fake_redis: fakeredis.FakeRedis) -> Scripts:
-    return Scripts.register(fake_redis)
-
-
 def registration(keys: Keys, name: str, timeout: float, pool_id: str = POOL, max_fails: int = 4) -> Registration:
     def never_called(job: Job) -> None:
         raise AssertionError("the lease keeper runs no handler")

@@ -22,11 +22,6 @@ NOW = 1_700_000_000
 
 
 @pytest.fixture
-def keys(namespace: str) -> Keys:
-    return Keys(namespace)
-
-
-@pytest.fixture
 def pool(fake_redis: fakeredis.FakeRedis, namespace: str) -> Iterator[WorkerPool]:
     worker_pool = WorkerPool(namespace, fake_redis, concurrency=1, clock=lambda: NOW + 0.5, rng=random.Random(3))
     yield worker_pool

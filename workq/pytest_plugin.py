@@ -4,25 +4,30 @@
         h = workq_harness(app.pool, app.enqueuer)      # open now, closed after the test
         ...
 
-Importing this module needs neither fakeredis nor a Redis: only calling the fixture does.
+Loading it costs every pytest run almost nothing (no redis-py, no fakeredis): the kit is imported when a test asks
+for the fixture.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from workq.aio import AsyncEnqueuer
-from workq.enqueuer import Enqueuer
-from workq.testing.harness import HarnessFactory, TestHarness
-from workq.worker_pool import WorkerPool
+if TYPE_CHECKING:
+    from workq.aio import AsyncEnqueuer
+    from workq.enqueuer import Enqueuer
+    from workq.testing.harness import HarnessFactory, TestHarness
+    from workq.worker_pool import WorkerPool
 
 
 @pytest.fixture
 def workq_harness() -> Iterator[HarnessFactory]:
     """Call it with your pool (and the Enqueuers your code enqueues through; `eager=True` to run jobs at enqueue):
     returns an open `TestHarness`, closed when the test ends, pass or fail."""
+    from workq.testing.harness import TestHarness  # noqa: PLC0415 (only where a test asks for the fixture)
+
     opened: list[TestHarness] = []
 
     def open_harness(
