@@ -87,11 +87,13 @@ class Dispatcher:
             if acks and is_redis_fault(exc):
                 self.acknowledge_many(acks)
             raise
-        if not runs:
+        if not runs and not context.wake_signal.marked():
             # Mark the names as waited for, then look once more: an enqueue in between is either seen by this
-            # fetch or publishes a wake-up.
+            # fetch or publishes a wake-up. (A mark that stands made the fetch above that last look.)
             context.wake_signal.mark_waiting()
             runs = self._fetch(order, count)
+        if runs:
+            context.wake_signal.found_jobs()
         self._note_redis_reachable()
         if runs and context.stopping.is_set():
             # The pool began stopping while this fetch was on its way: the jobs must not start now (the pool may

@@ -9,6 +9,7 @@ import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from workq import instrumentation, unique
@@ -42,14 +43,26 @@ _SCHEDULE = ScriptText.named("schedule")
 _WAKE = ScriptText.named("wake")
 
 
+@dataclass(frozen=True)
+class Push:
+    """The commands of one push, for one write. `wakes`: the last one wakes idle pools (its error reply does not
+    fail the push: the jobs are queued)."""
+
+    commands: list[Command]
+    wakes: bool
+
+
 class EnqueueCommands:
-    """The commands of one enqueuer (namespace, clock, which names it has added to `known_jobs`). Thread-safe."""
+    """The commands of one enqueuer (namespace, clock, which names it has added to `known_jobs`, which names' queues
+    its last push found empty). Thread-safe."""
 
     def __init__(self, keys: Keys, clock: Clock) -> None:
         self.keys = keys
         self.clock = clock
         self._known_until: dict[str, float] = {}
         self._known_lock = threading.Lock()
+        self._emptied: set[str] = set()
+        """Names whose last push made their queue non-empty: pools are likely idle on them."""
 
     def new_job(self, name: str, args: dict[str, Any] | None) -> Job:
         check_job_name(name)
@@ -69,8 +82,10 @@ class EnqueueCommands:
         job.unique_key = self.keys.unique_for(name, key_map)
         return job
 
-    def push(self, name: str, jobs: Sequence[Job]) -> list[Command]:
-        """LPUSH in chunks of 1000 (and SADD to known_jobs on a name's first use), for one write."""
+    def push(self, name: str, jobs: Sequence[Job]) -> Push:
+        """LPUSH in chunks of 1000 (and SADD to known_jobs on a name's first use), for one write. When the last push
+        of `name` made its queue non-empty, the wake-up goes in the same write: the pools that drained the queue are
+        likely idle, and a second round trip would delay their start."""
         queue, jobs_json = self.keys.queue(name), [job.to_json() for job in jobs]
         commands: list[Command] = [
             ("LPUSH", queue, *jobs_json[start : start + ENQUEUE_MANY_CHUNK])
@@ -78,14 +93,26 @@ class EnqueueCommands:
         ]
         if self._first_use(name):
             commands.append(("SADD", self.keys.known_jobs, name))
-        return commands
+        wakes = name in self._emptied
+        if wakes:
+            commands.append(self.wake(name))
+        return Push(commands, wakes)
 
-    @staticmethod
-    def push_needs_wake(jobs: Sequence[Job], replies: Sequence[Any]) -> bool:
-        """True when the push made the queue non-empty: only then are idle pools woken. A queue that already held
-        jobs needs no wake-up: whoever made it non-empty sent one, and a pool that marked itself waiting after that
-        looks at the queue once more before it sleeps. So a steady producer pays one plain LPUSH per job."""
-        return int(replies[0]) == min(len(jobs), ENQUEUE_MANY_CHUNK)
+    def pushed_needs_wake(self, name: str, jobs: Sequence[Job], push: Push, replies: Sequence[Any]) -> bool:
+        """True when idle pools are still to be woken: the push made the queue non-empty and carried no wake-up. A
+        queue that already held jobs needs none: whoever made it non-empty sent one, and a pool that marked itself
+        waiting after that looks at the queue once more before it sleeps. So a steady producer pays one plain LPUSH
+        per job, and one that keeps finding the queue empty one round trip (the wake-up rides along)."""
+        emptied = int(replies[0]) == min(len(jobs), ENQUEUE_MANY_CHUNK)
+        if emptied:
+            self._emptied.add(name)
+        else:
+            self._emptied.discard(name)
+        if push.wakes:
+            if isinstance(replies[-1], Exception):
+                self.wake_failed(name, replies[-1])
+            return False
+        return emptied
 
     def schedule(self, job: Job, seconds: float) -> list[Command]:
         """The one script call that files `job` in the scheduled set `seconds` from now on Redis's clock (or the

@@ -113,10 +113,12 @@ class Enqueuer(ReconfigurableEnqueuer[RedisClient]):
         return jobs
 
     def _push(self, name: str, jobs: list[Job]) -> None:
-        """LPUSH in one round trip; a push that made the queue non-empty then wakes idle pools."""
+        """LPUSH in one round trip; a push that made the queue non-empty wakes idle pools (in the same round trip
+        when the last push of `name` did too, see `EnqueueCommands.push`)."""
         with self._commands.sending(self.redis, jobs):
-            lengths = self._once.execute(self._commands.push(name, jobs))
-        if self._commands.push_needs_wake(jobs, lengths):
+            push = self._commands.push(name, jobs)
+            replies = self._once.execute(push.commands, optional=int(push.wakes))
+        if self._commands.pushed_needs_wake(name, jobs, push, replies):
             try:
                 self._once.execute([self._commands.wake(name)])
             except WAKE_FAULTS as exc:

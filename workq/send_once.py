@@ -68,10 +68,10 @@ class SendOnce:
         self._sentinel = isinstance(self._pool, SentinelConnectionPool)
         self._local = threading.local()
 
-    def execute(self, commands: Sequence[Command]) -> list[Any]:
+    def execute(self, commands: Sequence[Command], optional: int = 0) -> list[Any]:
         """Send `commands` in one write and return their replies, in order. On Redis Cluster they must share a
-        slot (a namespace's keys do). Raises the first error reply, a redis-py connection fault when none of the
-        commands ran, or `ReplyLost` when some may have."""
+        slot (a namespace's keys do). Raises the first error reply (but returns those of the last `optional`
+        commands), a redis-py connection fault when none of the commands ran, or `ReplyLost` when some may have."""
         rounds = Rounds(commands, cluster=self._cluster is not None, sentinel=self._sentinel)
         while (step := rounds.next_round()) is not None:
             items, actions = step
@@ -82,7 +82,7 @@ class SendOnce:
                 rounds.not_sent(unsent)
                 continue
             rounds.answered(answers)
-        return rounds.result()
+        return rounds.result(optional)
 
     def _act(self, actions: Actions) -> None:
         if self._cluster is not None:

@@ -161,9 +161,10 @@ class Rounds:
             return True
         return False
 
-    def result(self) -> list[Any]:
-        """The replies in order; raises the first error reply (one still refused after every round, too)."""
-        for reply in self._replies:
+    def result(self, optional: int = 0) -> list[Any]:
+        """The replies in order; raises the first error reply (one still refused after every round, too), except
+        those of the last `optional` commands, returned as they are."""
+        for reply in self._replies[: len(self._replies) - optional]:
             if isinstance(reply, ResponseError):
                 raise reply
         return self._replies

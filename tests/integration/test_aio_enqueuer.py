@@ -172,7 +172,7 @@ def test_concurrent_enqueues_on_one_enqueuer_each_store_one_job(
 
 def test_an_idle_pool_is_woken_by_an_async_enqueue(namespace: str, redis_url: str, redis_client: redis.Redis) -> None:
     """The wake-up pools wait for: the first enqueue after a pool marked `x` as waited for deletes the mark and
-    publishes the name (a later one, on a non-empty queue, sends nothing)."""
+    publishes the name (a later one, on a queue its last push found non-empty, sends nothing)."""
     keys = Keys(namespace)
     listener = redis_client.pubsub(ignore_subscribe_messages=True)
     listener.subscribe(keys.wake_channel)
@@ -181,6 +181,7 @@ def test_an_idle_pool_is_woken_by_an_async_enqueue(namespace: str, redis_url: st
     async def enqueue_two() -> None:
         async with AsyncEnqueuer(namespace, redis_url) as enqueuer:
             await enqueuer.enqueue("x")
+            await enqueuer.enqueue("x")  # the queue holds a job now (and the mark is gone)
             redis_client.set(keys.waiting("x"), "1", px=10_000)
             await enqueuer.enqueue("x")
 

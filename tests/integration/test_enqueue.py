@@ -18,6 +18,7 @@ from integration.job_log import JobLog
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
 from workq import Enqueuer, Job, ScheduledJob
+from workq.keys import Keys
 
 FIELD_ORDER = ("name", "id", "t", "args", "unique", "unique_key", "fails", "err", "failed_at")
 FIXED_NOW = 1_700_000_000.75
@@ -176,6 +177,32 @@ def socket_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return writes
 
 
+def socket_exchanges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records the writes and reads of every redis-py connection from now on, a run of either as one entry: a
+    round trip is a "write" then a "read"."""
+    exchanges: list[str] = []
+    send, read = (
+        redis.connection.AbstractConnection.send_packed_command,
+        redis.connection.AbstractConnection.read_response,
+    )
+
+    def note(kind: str) -> None:
+        if not exchanges or exchanges[-1] != kind:
+            exchanges.append(kind)
+
+    def sent(self: Any, command: Any, check_health: bool = True) -> None:
+        note("write")
+        send(self, command, check_health)
+
+    def received(self: Any, *args: Any, **kwargs: Any) -> Any:
+        note("read")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", sent)
+    monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", received)
+    return exchanges
+
+
 def server_now(client: redis.Redis) -> float:
     seconds, microseconds = client.time()
     return seconds + microseconds / 1_000_000
@@ -232,3 +259,28 @@ def test_enqueue_to_unreachable_redis_raises_connection_failed(call: Callable[[E
         call(enqueuer)
 
     assert isinstance(caught.value, workq.WorkqError)
+
+
+def test_an_enqueue_into_a_queue_pools_drained_wakes_them_in_its_one_round_trip(
+    enqueuer: Enqueuer, redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle pools start a job one round trip of the enqueuer's sooner: after a push that found its queue empty, the
+    next push of that name carries the wake-up (a pool marked itself waiting meanwhile: it is published)."""
+    keys = Keys(namespace)
+    listener = redis_client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(keys.wake_channel)
+    enqueuer.enqueue("x")  # the queue was empty: its wake-up follows in a second round trip (none waits yet)
+    redis_client.delete(keys.queue("x"))  # a pool took the job, found the queue empty and waits
+    redis_client.set(keys.waiting("x"), "1", px=10_000)
+    exchanges = socket_exchanges(monkeypatch)
+
+    enqueuer.enqueue("x")
+
+    assert exchanges == ["write", "read"], "the push and the wake-up are written before any reply is read"
+    deadline = time.monotonic() + 5
+    message = None
+    while message is None and time.monotonic() < deadline:
+        message = listener.get_message(timeout=0.1)  # None also for the (ignored) subscribe confirmation
+    listener.close()
+    assert message is not None and message["data"] == b"x"
+    assert not redis_client.exists(keys.waiting("x"))

@@ -16,7 +16,8 @@ import redis
 from integration.job_log import JobLog
 from integration.namespace_view import NamespaceView
 from integration.pool_factory import PoolFactory
-from workq import Enqueuer, Job, WorkerPool, WorkqError
+from support import wait_until
+from workq import Enqueuer, Job, WorkerPool, WorkqError, dispatch_loop
 
 
 def test_500_jobs_on_8_threads_each_run_exactly_once(
@@ -267,3 +268,24 @@ def test_a_given_client_too_small_for_the_pool_is_refused_at_start(namespace: st
 
     with pytest.raises(WorkqError, match="may open 20 connections, but this pool needs up to 62"):
         pool.start()
+
+
+def test_an_idle_pool_is_woken_by_each_enqueue_not_by_its_poll(
+    make_pool: PoolFactory, enqueuer: Enqueuer, view: NamespaceView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Job after job into an idle pool, each enqueued once the last one ran: every one is started by its enqueue's
+    wake-up (the idle poll is an hour away), whether the pool marked itself waiting again after its wake-up or
+    kept the mark it had (its acknowledgement's empty fetch)."""
+    monkeypatch.setattr(dispatch_loop, "IDLE_POLL", 3600.0)
+    ran: list[threading.Event] = [threading.Event() for _ in range(4)]
+    pool = make_pool(concurrency=2)
+
+    @pool.job("prompt")
+    def prompt(job: Job) -> None:
+        ran[job.arg_int("n")].set()
+
+    pool.start()
+    for n, done in enumerate(ran):
+        wait_until(lambda: view.client.exists(view.key("jobs:prompt:waiting")), what="the pool idle, waiting")
+        enqueuer.enqueue("prompt", {"n": n})
+        assert done.wait(10), f"job {n}: the idle pool was not woken by its enqueue"

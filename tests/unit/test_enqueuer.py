@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -13,9 +14,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from workq.enqueue_commands import EnqueueCommands
 from workq.enqueuer import Enqueuer
 from workq.errors import ConnectionFailed, WorkqError
 from workq.job import Job, ScheduledJob
+from workq.scripts import ScriptText
+from workq.send_rounds import ScriptCall
 
 NOW = 1_700_000_000.0
 HEX_24 = re.compile(r"[0-9a-f]{24}")
@@ -386,6 +390,24 @@ def test_only_an_enqueue_that_makes_the_queue_non_empty_wakes_waiting_pools(
     messages = [subscriber.get_message(timeout=0.1) for _ in range(3)]
     assert [message["data"] for message in messages if message] == [b"x"]
     assert not fake_redis.exists(f"{namespace}:jobs:x:waiting")
+
+
+def test_a_wake_up_that_fails_in_the_round_trip_of_its_push_leaves_the_job_queued(
+    fake_redis: fakeredis.FakeRedis, namespace: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wake-up rides with a push into a queue the last push found empty; its error reply does not fail the
+    enqueue (the job is queued: pools find it at their next poll), it is logged."""
+    enqueuer = Enqueuer(namespace, fake_redis)
+    enqueuer.enqueue("x")
+    fake_redis.delete(f"{namespace}:jobs:x")  # a pool took the job
+    source = "return redis.error_reply('NOPERM no wake-ups here')"
+    refused = ScriptCall(ScriptText(source, hashlib.sha1(source.encode()).hexdigest()), [], [])
+    monkeypatch.setattr(EnqueueCommands, "wake", lambda self, name: refused)
+
+    job = enqueuer.enqueue("x")
+
+    assert Job.from_json(popped(fake_redis, f"{namespace}:jobs:x")).id == job.id
+    assert "could not wake idle worker pools (no wake-ups here)" in caplog.text
 
 
 def test_a_delay_beyond_a_hundred_years_is_refused_before_redis_is_touched(enqueuer: Enqueuer) -> None:

@@ -30,11 +30,11 @@ class AsyncSendOnce:
         self._pool = None if isinstance(client, AsyncRedisCluster) else client.connection_pool
         self._sentinel = isinstance(self._pool, SentinelConnectionPool)
 
-    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+    async def execute(self, commands: Sequence[Command], optional: int = 0) -> list[Any]:
         """Send `commands` in one write and return their replies, in order. On Redis Cluster they must share a
-        slot (a namespace's keys do). Raises the first error reply, a redis-py connection fault when none of the
-        commands ran, or `ReplyLost` when some may have. Cancelled while waiting for replies, the connection is
-        dropped and the commands may have run."""
+        slot (a namespace's keys do). Raises the first error reply (but returns those of the last `optional`
+        commands), a redis-py connection fault when none of the commands ran, or `ReplyLost` when some may have.
+        Cancelled while waiting for replies, the connection is dropped and the commands may have run."""
         if self._cluster is not None:
             await self._cluster.initialize()  # the slot map, on first use (a no-op after)
         rounds = Rounds(commands, cluster=self._cluster is not None, sentinel=self._sentinel)
@@ -47,7 +47,7 @@ class AsyncSendOnce:
                 rounds.not_sent(unsent)
                 continue
             rounds.answered(answers)
-        return rounds.result()
+        return rounds.result(optional)
 
     async def _act(self, actions: Actions) -> None:
         if self._cluster is not None:
